@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+// Brings a clone up to date before `npm run demo`, `npm test` and `npm run bench`:
+// Debian packages (as root), npm packages, the addon, the TypeScript, mod_lodge.
+// Each step runs only when its inputs are newer than its output, so a second run
+// is silent and takes well under a second. Plain JavaScript with no dependencies:
+// it has to run on a clone where `npm install` never ran.
+'use strict';
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const quiet = process.argv.includes('--quiet');
+const say = (msg) => { if (!quiet) console.log(msg); };
+
+// What the tests, the demo and the module build need from Debian.
+const APT_PACKAGES = ['apache2', 'apache2-dev', 'python3', 'python3-flask', 'curl', 'procps'];
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', ...opts, stdio: 'pipe' });
+  if (r.status !== 0) {
+    process.stderr.write(r.stdout || '');
+    process.stderr.write(r.stderr || '');
+    const why = r.error ? r.error.message : `exit status ${r.status}`;
+    throw new Error(`build step failed: ${cmd} ${args.join(' ')} (${why})`);
+  }
+  if (!quiet && r.stdout) process.stdout.write(r.stdout);
+  return r.stdout;
+}
+
+function newestMtime(p) {
+  if (!fs.existsSync(p)) return 0;
+  const st = fs.statSync(p);
+  if (!st.isDirectory()) return st.mtimeMs;
+  let newest = 0;
+  for (const name of fs.readdirSync(p)) {
+    if (name === 'node_modules' || name.startsWith('.')) continue;
+    newest = Math.max(newest, newestMtime(path.join(p, name)));
+  }
+  return newest;
+}
+
+function stale(output, inputs) {
+  if (!fs.existsSync(output)) return true;
+  const built = fs.statSync(output).mtimeMs;
+  return inputs.some((i) => newestMtime(path.join(root, i)) > built);
+}
+
+function aptPackages() {
+  if (process.getuid() !== 0) return;
+  const missing = APT_PACKAGES.filter((p) => {
+    const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', p], { encoding: 'utf8' });
+    return r.status !== 0 || !r.stdout.includes('install ok installed');
+  });
+  if (missing.length === 0) return;
+  console.log(`lodge: installing Debian packages: ${missing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  // Keep package scripts from starting the system Apache on port 80.
+  const policy = '/usr/sbin/policy-rc.d';
+  const ownPolicy = !fs.existsSync(policy);
+  if (ownPolicy) fs.writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+  try {
+    run('apt-get', ['update', '-qq'], { env });
+    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { env });
+  } finally {
+    if (ownPolicy) fs.rmSync(policy, { force: true });
+  }
+}
+
+function npmPackages() {
+  const stamp = path.join(root, 'node_modules', '.package-lock.json');
+  if (!stale(stamp, ['package.json'])) return;
+  say('lodge: installing npm packages');
+  // --ignore-scripts: this script is the package's own install step.
+  run('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund']);
+}
+
+function addon() {
+  const out = path.join(root, 'build', 'Release', 'lodge_posix.node');
+  if (!stale(out, ['native/addon', 'binding.gyp'])) return;
+  say('lodge: building the native addon');
+  run(process.execPath, [require.resolve('node-gyp/bin/node-gyp.js', { paths: [root] }), 'rebuild']);
+}
+
+function typescript() {
+  const stamp = path.join(root, 'dist', '.built');
+  if (!stale(stamp, ['sidecar/src', 'test', 'tsconfig.json'])) return;
+  say('lodge: compiling TypeScript');
+  run(process.execPath, [require.resolve('typescript/bin/tsc', { paths: [root] }), '-p', '.']);
+  fs.writeFileSync(stamp, new Date().toISOString() + '\n');
+}
+
+function apacheModule(apxs, outDir) {
+  const out = path.join(root, outDir, 'mod_lodge.so');
+  if (!stale(out, ['native/apache'])) return;
+  say(`lodge: building mod_lodge with ${apxs}`);
+  run('bash', ['native/apache/build.sh', apxs, path.join(root, outDir)]);
+}
+
+function main() {
+  if (process.env.LODGE_BUILDING) return; // npm install re-entering us
+  process.env.LODGE_BUILDING = '1';
+  aptPackages();
+  npmPackages();
+  addon();
+  typescript();
+  apacheModule(process.env.APXS || 'apxs', 'build/apache24');
+  if (process.env.APXS13) apacheModule(process.env.APXS13, 'build/apache13');
+}
+
+try {
+  main();
+} catch (err) {
+  console.error(`lodge: ${err.message}`);
+  process.exit(1);
+}

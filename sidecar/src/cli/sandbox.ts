@@ -1,0 +1,87 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startSandbox } from '../sandbox/sandbox';
+import { findTenants, makeTenantUsers } from '../sandbox/tenants';
+
+const HELP = `usage: lodge sandbox --root DIR [--port N] [--config FILE] [--keep]
+       lodge sandbox --demo
+
+Runs a complete private host: a private Apache 2.4 with mod_lodge and lodged, one
+tenant per sub-folder of DIR at http://<folder>.localhost:N/, each folder's own
+.htaccess in charge. The system Apache is never touched. Ctrl-C stops everything.
+
+  --root DIR      the folder of tenant folders
+  --port N        port on 127.0.0.1 (default 8080)
+  --config FILE   lodged settings (JSON) to use
+  --keep          keep the run directory (logs, generated config) after stopping
+  --demo          serve a copy of the bundled examples (as root: each tenant as a
+                  Unix user of its own, created now and removed at the end)
+`;
+
+export async function sandboxMain(argv: string[]): Promise<number> {
+  let root: string | undefined;
+  let port = 8080;
+  let configFile: string | undefined;
+  let keep = false;
+  let demo = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--help' || a === '-h') {
+      process.stdout.write(HELP);
+      return 0;
+    } else if (a === '--root') root = value();
+    else if (a === '--port') port = Number(value());
+    else if (a === '--config') configFile = value();
+    else if (a === '--keep') keep = true;
+    else if (a === '--demo') demo = true;
+    else {
+      process.stderr.write(`lodge sandbox: unknown argument '${a}'\n${HELP}`);
+      return 2;
+    }
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    process.stderr.write('lodge sandbox: --port takes a port number\n');
+    return 2;
+  }
+  let cleanup = () => {};
+  if (demo) {
+    const examples = path.resolve(__dirname, '..', '..', '..', '..', 'examples');
+    const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'lodge-demo-'));
+    fs.chmodSync(copy, 0o755);
+    fs.cpSync(examples, copy, { recursive: true });
+    root = copy;
+    const undoUsers = process.getuid!() === 0 ? makeTenantUsers(findTenants(copy)) : () => {};
+    cleanup = () => {
+      undoUsers();
+      fs.rmSync(copy, { recursive: true, force: true });
+    };
+  }
+  if (!root) {
+    process.stderr.write(`lodge sandbox: --root DIR is required\n${HELP}`);
+    return 2;
+  }
+  const lodged = configFile ? JSON.parse(fs.readFileSync(configFile, 'utf8')) : undefined;
+  let sb;
+  try {
+    sb = await startSandbox({ root, port, lodged, keep });
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+  process.stdout.write(`Lodge sandbox on 127.0.0.1:${port} (logs in ${sb.runDir})\n`);
+  for (const t of sb.tenants) process.stdout.write(`  ${sb.url(t.name)}   ${t.dir}\n`);
+  process.stdout.write('lodge sandbox ready; Ctrl-C stops it\n');
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await sb.stop();
+  cleanup();
+  process.stdout.write('lodge sandbox stopped\n');
+  return 0;
+}

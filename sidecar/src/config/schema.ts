@@ -1,0 +1,75 @@
+import { z } from 'zod';
+
+// lodged's settings. Every key has a default, so lodged runs with no file at all;
+// unknown keys are refused so that a typo is an error, not a silent default.
+
+const seconds = z.number().int().positive();
+const count = z.number().int().positive();
+const bytes = z.union([
+  z.number().int().positive(),
+  z.string().regex(/^\d+[KMG]?$/i, 'a byte size such as 268435456 or "256M"'),
+]);
+
+const appSettings = z
+  .object({
+    timeout: seconds.describe('seconds a request may go without progress'),
+    processes: count.max(1000),
+    memory: bytes,
+    cpu: seconds,
+    idle: seconds,
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    socket: z.string().startsWith('/', 'an absolute path').default('/run/lodge/lodged.sock'),
+    apacheUser: z.string().min(1).default('www-data'),
+    python: z.string().startsWith('/', 'an absolute path').default('/usr/bin/python3'),
+    minUid: z.number().int().min(1).default(1000),
+    /** Requests that may wait for a worker, per app; past that: 503 + Retry-After. */
+    maxQueue: z.number().int().min(0).default(100),
+    /** Seconds a request may wait in the queue before it gets 503. */
+    queueTimeout: seconds.default(30),
+    /** The tenant's log, relative to the app's directory. */
+    tenantLog: z.string().min(1).refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), 'a path inside the app directory').default('logs/lodge.log'),
+    /** lodged's own log; stderr when absent. */
+    log: z.string().startsWith('/', 'an absolute path').optional(),
+    defaults: appSettings.partial().default({}),
+    limits: appSettings.partial().default({}),
+  })
+  .strict();
+
+export type LodgedConfigInput = z.input<typeof configSchema>;
+export type LodgedConfig = z.output<typeof configSchema>;
+
+export interface AppLimits {
+  timeout: number;
+  processes: number;
+  memory: number;
+  cpu: number;
+  idle: number;
+}
+
+export const BUILTIN_DEFAULTS: AppLimits = {
+  timeout: 30,
+  processes: 4,
+  memory: 256 * 1024 * 1024,
+  cpu: 0,
+  idle: 300,
+};
+
+export const BUILTIN_LIMITS: AppLimits = {
+  timeout: 600,
+  processes: 16,
+  memory: 2 * 1024 * 1024 * 1024,
+  cpu: 600,
+  idle: 3600,
+};
+
+export function parseBytes(v: number | string): number {
+  if (typeof v === 'number') return v;
+  const m = /^(\d+)([KMG]?)$/i.exec(v);
+  if (!m) throw new Error(`not a byte size: '${v}'`);
+  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2].toUpperCase() as '' | 'K' | 'M' | 'G'];
+  return Number(m[1]) * mult;
+}

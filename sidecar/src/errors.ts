@@ -1,0 +1,44 @@
+// One class per failure lodged reports, each with a stable code and the HTTP status
+// mod_lodge answers with. Messages say what was expected and what came.
+
+export class LodgeError extends Error {
+  code = 'LODGE_E';
+  status = 500;
+  retryAfter = 0;
+}
+
+export class ConfigError extends LodgeError {
+  code = 'LODGE_E_CONFIG';
+}
+
+/** The app may not run as asked (ownership, permissions, symlinks). */
+export class RefusedError extends LodgeError {
+  code = 'LODGE_E_REFUSED';
+  status = 500;
+}
+
+export class AppStartError extends LodgeError {
+  code = 'LODGE_E_START';
+  status = 502;
+}
+
+export class WorkerDiedError extends LodgeError {
+  code = 'LODGE_E_DIED';
+  status = 502;
+}
+
+export class QueueFullError extends LodgeError {
+  code = 'LODGE_E_QUEUE';
+  status = 503;
+  retryAfter = 5;
+}
+
+export class WorkerTimeoutError extends LodgeError {
+  code = 'LODGE_E_TIMEOUT';
+  status = 504;
+}
+
+export class ProtocolError extends LodgeError {
+  code = 'LODGE_E_PROTOCOL';
+  status = 502;
+}

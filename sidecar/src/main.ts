@@ -1,0 +1,71 @@
+import { ConfigError } from './errors';
+import { loadConfig } from './config/load';
+import { log, openLog } from './log';
+import { Registry } from './pool/registry';
+import { listen, lookupUser } from './server/listener';
+
+const HELP = `usage: lodged [--config FILE] [--socket PATH]
+
+The Lodge process manager: takes requests from mod_lodge on a unix socket and runs
+each app in its own worker processes, as the app's owner.
+
+  --config FILE   lodged's JSON settings (every key has a default)
+  --socket PATH   listen here instead of the settings' "socket"
+`;
+
+export async function lodgedMain(argv: string[]): Promise<number> {
+  let configFile: string | undefined;
+  let socketOverride: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--help' || a === '-h') {
+      process.stdout.write(HELP);
+      return 0;
+    } else if (a === '--config' && i + 1 < argv.length) configFile = argv[++i];
+    else if (a === '--socket' && i + 1 < argv.length) socketOverride = argv[++i];
+    else {
+      process.stderr.write(`lodged: unknown argument '${a}'\n${HELP}`);
+      return 2;
+    }
+  }
+  let settings;
+  try {
+    settings = loadConfig(configFile);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`lodged: ${err.message}\nlodged: not started\n`);
+      return 78; // EX_CONFIG
+    }
+    throw err;
+  }
+  if (socketOverride) settings.socket = socketOverride;
+  openLog(settings.log);
+  const asRoot = process.getuid!() === 0;
+  const apache = lookupUser(settings.apacheUser);
+  if (asRoot && !apache) log.warn(`Apache user '${settings.apacheUser}' does not exist; only root may connect`);
+  const registry = new Registry(settings, asRoot);
+  const server = await listen(
+    { socketPath: settings.socket, allowUids: apache ? [apache.uid] : [], socketGid: apache?.gid },
+    registry,
+  );
+  log.info(`listening on ${settings.socket}${asRoot ? '' : ' (not root: every app runs as ' + process.getuid!() + ')'}`);
+  const stop = (sig: string) => {
+    log.info(`${sig}: stopping`);
+    server.close();
+    registry.close();
+    setTimeout(() => process.exit(0), 100).unref();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  return -1; // keeps running
+}
+
+if (require.main === module) {
+  lodgedMain(process.argv.slice(2)).then(
+    (code) => { if (code >= 0) process.exit(code); },
+    (err) => {
+      process.stderr.write(`lodged: ${(err as Error).message}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,263 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { Socket } from 'node:net';
+import { FrameReader, FrameError } from '../protocol/frame-reader';
+import { ABORT_FRAME, FrameType, frameName } from '../protocol/frames';
+import { LodgeError, ProtocolError, WorkerDiedError, WorkerTimeoutError } from '../errors';
+import { killGroup } from '../posix';
+import { log } from '../log';
+import { Exchange, WorkerHandle } from './exchange';
+import { AppSpec } from './app-spec';
+import { Identity } from './ownership';
+
+// dist/sidecar/src/pool/worker.js -> <root>/sidecar/runtimes
+const RUNTIME_DIR = path.resolve(__dirname, '..', '..', '..', '..', 'sidecar', 'runtimes');
+export const WSGI_RUNTIME = path.join(RUNTIME_DIR, 'wsgi_worker.py');
+
+/** Seconds a worker that was told ABORT has to finish before it is killed. */
+const ABORT_GRACE_MS = 5000;
+/** An app slower than this to import is treated as failing to start. */
+const START_TIMEOUT_MS = 60_000;
+
+export type WorkerState = 'starting' | 'idle' | 'busy' | 'dead';
+
+export interface WorkerEvents {
+  ready(w: Worker): void;
+  /** The worker finished its request and can take another. */
+  free(w: Worker): void;
+  /** Before READY: the app could not be loaded. */
+  startFailed(w: Worker, message: string): void;
+  exited(w: Worker): void;
+}
+
+export interface SpawnOptions {
+  python: string;
+  tenantLog: string;
+  asRoot: boolean;
+}
+
+export class Worker implements WorkerHandle {
+  state: WorkerState = 'starting';
+  readonly pid: number;
+  readonly startedAt = Date.now();
+  requests = 0;
+  private readonly child: ChildProcess;
+  private readonly socket: Socket;
+  private readonly reader: FrameReader;
+  private current?: Exchange;
+  private aborting = false;
+  private timer?: NodeJS.Timeout;
+  private requestTimer?: NodeJS.Timeout;
+  private failMessage?: string;
+  private earlyStderr = '';
+
+  constructor(
+    private readonly spec: AppSpec,
+    private readonly identity: Identity,
+    opts: SpawnOptions,
+    private readonly events: WorkerEvents,
+  ) {
+    const args = ['-I', WSGI_RUNTIME, '--root', spec.root, '--entry', spec.entry, '--log', opts.tenantLog];
+    if (spec.callable) args.push('--callable', spec.callable);
+    if (opts.asRoot) args.push('--uid', String(identity.uid), '--gid', String(identity.gid));
+    this.child = spawn(opts.python, args, {
+      cwd: '/',
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', ...spec.env },
+      // Its own process group, so a timeout kills the worker and what it started.
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+    });
+    this.pid = this.child.pid ?? -1;
+    this.socket = this.child.stdio[3] as Socket;
+    this.reader = new FrameReader((type, frame) => this.onFrame(type, frame));
+    // Until the worker opens the tenant's log, its stderr is ours: it tells why
+    // python itself could not start.
+    this.child.stderr!.setEncoding('utf8');
+    this.child.stderr!.on('data', (s: string) => {
+      if (this.earlyStderr.length < 4096) this.earlyStderr += s;
+    });
+    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.socket.on('error', (err) => log.debug(`worker ${this.pid}: socket: ${err.message}`));
+    this.socket.on('drain', () => this.current?.resumeApache());
+    this.child.on('error', (err) => {
+      this.failMessage = `cannot start ${opts.python}: ${err.message}`;
+    });
+    this.child.on('exit', (code, signal) => this.onExit(code, signal));
+    this.arm(START_TIMEOUT_MS, () => {
+      this.failMessage = `${spec.entry} did not finish loading within ${START_TIMEOUT_MS / 1000} s`;
+      this.kill();
+    });
+  }
+
+  get app(): string {
+    return `${this.spec.root}/${this.spec.entry}`;
+  }
+
+  /** Hands the worker a request; `frames` are the REQ (and any BODY) frames held so far. */
+  serve(ex: Exchange, frames: Buffer[]): void {
+    this.state = 'busy';
+    this.requests++;
+    this.current = ex;
+    this.aborting = false;
+    this.armRequestTimer();
+    ex.attach(this);
+    if (frames.length && !this.send(frames)) ex.pauseApache();
+  }
+
+  send(frames: Buffer[]): boolean {
+    if (this.state === 'dead') return true;
+    this.armRequestTimer();
+    if (frames.length === 1) return this.socket.write(frames[0]);
+    this.socket.cork();
+    let ok = true;
+    for (const f of frames) ok = this.socket.write(f);
+    this.socket.uncork();
+    return ok;
+  }
+
+  abort(): void {
+    if (this.state !== 'busy' || this.aborting) return;
+    this.aborting = true;
+    this.socket.resume();
+    this.socket.write(ABORT_FRAME);
+    if (this.requestTimer) clearTimeout(this.requestTimer);
+    this.requestTimer = undefined;
+    this.arm(ABORT_GRACE_MS, () => {
+      log.warn(`worker ${this.pid} (${this.app}) did not stop within ${ABORT_GRACE_MS / 1000} s of its client leaving; killed`);
+      this.kill();
+    });
+  }
+
+  pauseOutput(): void {
+    this.socket.pause();
+  }
+
+  resumeOutput(): void {
+    this.socket.resume();
+  }
+
+  /** Kills the worker and everything in its process group. */
+  kill(): void {
+    if (this.state === 'dead') return;
+    try {
+      killGroup(this.pid, 'SIGKILL');
+    } catch (err) {
+      log.error(`kill of worker group ${this.pid} failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** Asks an idle worker to leave: closing fd 3 makes it exit by itself. */
+  retire(): void {
+    this.socket.end();
+  }
+
+  private onData(chunk: Buffer): void {
+    try {
+      this.reader.push(chunk);
+    } catch (err) {
+      const detail = err instanceof FrameError ? err.message : String(err);
+      this.protocolFailure(`worker ${this.pid} (${this.app}) sent a bad frame: ${detail}`);
+    }
+  }
+
+  private onFrame(type: number, frame: Buffer): void {
+    if (this.state === 'starting') return this.onStartFrame(type, frame);
+    const ex = this.current;
+    if (!ex || this.state !== 'busy') {
+      return this.protocolFailure(`worker ${this.pid} (${this.app}) sent ${frameName(type)} while idle`);
+    }
+    switch (type) {
+      case FrameType.HEAD:
+      case FrameType.DATA:
+        if (this.aborting) return;
+        this.armRequestTimer();
+        ex.fromWorker(type, frame);
+        return;
+      case FrameType.END:
+      case FrameType.ERROR:
+        this.disarm();
+        this.current = undefined;
+        this.state = 'idle';
+        if (!this.aborting) ex.fromWorker(type, frame);
+        this.aborting = false;
+        this.socket.resume();
+        this.events.free(this);
+        return;
+      default:
+        this.protocolFailure(`worker ${this.pid} (${this.app}) sent ${frameName(type)} during a request`);
+    }
+  }
+
+  private onStartFrame(type: number, frame: Buffer): void {
+    if (type === FrameType.READY) {
+      this.disarm();
+      this.state = 'idle';
+      this.events.ready(this);
+    } else if (type === FrameType.FAIL) {
+      this.failMessage = frame.toString('utf8', 8);
+    } else {
+      this.protocolFailure(`worker ${this.pid} (${this.app}) sent ${frameName(type)} before READY`);
+    }
+  }
+
+  private protocolFailure(message: string): void {
+    log.error(message);
+    this.failCurrent(new ProtocolError(message));
+    this.kill();
+  }
+
+  private failCurrent(err: LodgeError): void {
+    const ex = this.current;
+    this.current = undefined;
+    if (ex && !this.aborting) ex.fail(err);
+  }
+
+  // The request timer measures time without progress; refresh() restarts it cheaply
+  // on every frame that passes.
+  private armRequestTimer(): void {
+    if (this.requestTimer) {
+      this.requestTimer.refresh();
+      return;
+    }
+    const secs = this.spec.limits.timeout;
+    this.requestTimer = setTimeout(() => {
+      log.warn(`worker ${this.pid} (${this.app}): request made no progress for LodgeTimeout ${secs} s; killed`);
+      this.failCurrent(new WorkerTimeoutError(`${this.app}: request took longer than LodgeTimeout ${secs} s; stopped`));
+      this.kill();
+    }, secs * 1000);
+  }
+
+  private arm(ms: number, fn: () => void): void {
+    this.disarm();
+    this.timer = setTimeout(fn, ms);
+  }
+
+  private disarm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.requestTimer) clearTimeout(this.requestTimer);
+    this.timer = this.requestTimer = undefined;
+  }
+
+  private onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    const wasStarting = this.state === 'starting';
+    this.state = 'dead';
+    this.disarm();
+    // Whatever it started dies with it.
+    try {
+      killGroup(this.pid, 'SIGKILL');
+    } catch {
+      /* the group is gone already: nothing left to kill */
+    }
+    const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
+    if (wasStarting) {
+      const why = this.failMessage ?? (this.earlyStderr.trim().split('\n').pop() || `worker ${how} before it was ready`);
+      this.events.startFailed(this, why);
+    } else if (this.current) {
+      log.warn(`worker ${this.pid} (${this.app}) ${how} during a request`);
+      this.failCurrent(new WorkerDiedError(`${this.app}: worker ${this.pid} ${how} during the request`));
+    }
+    this.socket.destroy();
+    this.events.exited(this);
+  }
+}
+

@@ -1,0 +1,178 @@
+import { Socket } from 'node:net';
+import { FrameError, FrameReader } from '../protocol/frame-reader';
+import { FrameType, encodeError, frameName } from '../protocol/frames';
+import { LodgeError, ProtocolError } from '../errors';
+import { log } from '../log';
+import { Exchange, WorkerHandle } from '../pool/exchange';
+import { Pool } from '../pool/pool';
+import { Registry } from '../pool/registry';
+
+/** Request frames held while no worker is free, before the socket is paused. */
+const HOLD_BYTES = 256 * 1024;
+
+/**
+ * One persistent connection from an Apache child. Requests come one at a time:
+ *
+ *   idle ─APP─▶ app ─REQ─▶ waiting ──worker──▶ body ──BODY_END──▶ response ──END/ERROR──▶ idle
+ *                             └──fail──▶ drain (drop body up to BODY_END) ──▶ idle
+ *
+ * The worker may finish before the body is all in; the rest is dropped (`drain`).
+ */
+type State = 'idle' | 'app' | 'waiting' | 'body' | 'response' | 'drain';
+
+export class ApacheConn implements Exchange {
+  private state: State = 'idle';
+  private readonly reader: FrameReader;
+  private appFrame?: Buffer;
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private pool?: Pool;
+  private worker?: WorkerHandle;
+  private bodyDone = false;
+  private closed = false;
+  private needWorker = false;
+
+  constructor(private readonly socket: Socket, private readonly registry: Registry, private readonly peer: string) {
+    this.reader = new FrameReader((type, frame) => this.onFrame(type, frame));
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.worker?.resumeOutput());
+    socket.on('error', (err) => log.debug(`${peer}: ${err.message}`));
+    socket.on('close', () => this.onClose());
+  }
+
+  attach(worker: WorkerHandle): void {
+    this.worker = worker;
+    this.state = this.bodyDone ? 'response' : 'body';
+    this.held = [];
+    this.heldBytes = 0;
+    this.socket.resume();
+  }
+
+  fromWorker(type: number, frame: Buffer): void {
+    const ok = this.socket.write(frame);
+    if (type === FrameType.END || type === FrameType.ERROR) {
+      this.worker = undefined;
+      this.finishResponse();
+    } else if (!ok && this.bodyDone) {
+      // Only once the body is all in: before that, Apache is still writing and not
+      // reading, and pausing the worker would deadlock the two.
+      this.worker?.pauseOutput();
+    }
+  }
+
+  fail(err: LodgeError): void {
+    this.needWorker = false;
+    if (this.closed) return;
+    if (this.state === 'waiting') this.pool?.cancel(this);
+    this.worker = undefined;
+    this.held = [];
+    this.heldBytes = 0;
+    this.socket.write(encodeError(err.status, err.retryAfter, err.message));
+    this.socket.resume();
+    this.finishResponse();
+  }
+
+  pauseApache(): void {
+    this.socket.pause();
+  }
+
+  resumeApache(): void {
+    if (!this.closed) this.socket.resume();
+  }
+
+  private finishResponse(): void {
+    if (this.bodyDone) {
+      this.state = 'idle';
+      this.appFrame = undefined;
+    } else {
+      this.state = 'drain';
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    try {
+      this.reader.push(chunk);
+    } catch (err) {
+      const detail = err instanceof FrameError ? err.message : (err as Error).stack;
+      return this.protocolFailure(`bad frame: ${detail}`);
+    }
+    // Acquired after the whole chunk is read, so that REQ and BODY_END that came
+    // together reach the worker in one write.
+    if (this.needWorker) {
+      this.needWorker = false;
+      // BODY frames that arrive while queued are appended to this same array.
+      this.pool!.acquire(this, this.held);
+    }
+  }
+
+  private onFrame(type: number, frame: Buffer): void {
+    switch (this.state) {
+      case 'idle':
+        if (type !== FrameType.APP) return this.unexpected(type);
+        this.appFrame = frame;
+        this.state = 'app';
+        return;
+      case 'app':
+        if (type !== FrameType.REQ) return this.unexpected(type);
+        this.bodyDone = false;
+        this.held = [frame];
+        this.heldBytes = frame.length;
+        return this.startRequest();
+      case 'waiting':
+        if (type !== FrameType.BODY && type !== FrameType.BODY_END) return this.unexpected(type);
+        if (type === FrameType.BODY_END) this.bodyDone = true;
+        this.held.push(frame);
+        this.heldBytes += frame.length;
+        if (this.heldBytes > HOLD_BYTES) this.socket.pause();
+        return;
+      case 'body':
+        if (type !== FrameType.BODY && type !== FrameType.BODY_END) return this.unexpected(type);
+        if (type === FrameType.BODY_END) {
+          this.bodyDone = true;
+          this.state = 'response';
+        }
+        if (this.worker && !this.worker.send([frame])) this.socket.pause();
+        return;
+      case 'drain':
+        if (type === FrameType.BODY) return;
+        if (type !== FrameType.BODY_END) return this.unexpected(type);
+        this.bodyDone = true;
+        this.state = 'idle';
+        this.appFrame = undefined;
+        return;
+      case 'response':
+        return this.unexpected(type);
+    }
+  }
+
+  private startRequest(): void {
+    this.state = 'waiting';
+    this.worker = undefined;
+    try {
+      this.pool = this.registry.poolFor(this.appFrame!);
+      this.needWorker = true;
+    } catch (err) {
+      this.pool = undefined;
+      const lerr = err instanceof LodgeError ? err : new ProtocolError(`cannot read the APP frame: ${(err as Error).message}`);
+      log.error(`${this.peer}: ${lerr.message}`);
+      this.fail(lerr);
+    }
+  }
+
+  private unexpected(type: number): void {
+    this.protocolFailure(`${frameName(type)} frame is not expected in state '${this.state}'`);
+  }
+
+  private protocolFailure(message: string): void {
+    log.error(`${this.peer}: ${message}; connection closed`);
+    this.socket.destroy();
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    if (this.state === 'waiting') this.pool?.cancel(this);
+    // The client (or Apache) went away mid-request: free the worker.
+    this.worker?.abort();
+    this.worker = undefined;
+  }
+}

@@ -1,0 +1,89 @@
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { Sandbox, startSandbox } from '../../sidecar/src/sandbox/sandbox';
+import { Reply, RequestOptions, request } from './http';
+import { TestUser, createUser, removeUser } from './users';
+
+/** A tenant's files: path relative to the tenant's folder -> content. */
+export type Files = Record<string, string | Buffer>;
+
+export interface Site {
+  sb: Sandbox;
+  root: string;
+  users: Record<string, TestUser>;
+  get(tenant: string, p: string, opts?: RequestOptions): Promise<Reply>;
+  tenantLog(tenant: string, app?: string): string;
+  errorLog(): string;
+  lodgedLog(): string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+export function writeFiles(dir: string, files: Files): void {
+  for (const [rel, content] of Object.entries(files)) {
+    const p = path.join(dir, rel);
+    fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o755 });
+    fs.writeFileSync(p, content, { mode: 0o644 });
+  }
+}
+
+/**
+ * A private host for one test file: a temp folder with one sub-folder per tenant,
+ * each owned by a real Unix user created for the run, served by the sandbox.
+ */
+export async function startSite(tenants: Record<string, Files>, lodged?: Record<string, unknown>): Promise<Site> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lodge-test-'));
+  fs.chmodSync(root, 0o755);
+  const users: Record<string, TestUser> = {};
+  for (const [name, files] of Object.entries(tenants)) {
+    const dir = path.join(root, name);
+    fs.mkdirSync(dir, { mode: 0o755 });
+    writeFiles(dir, files);
+    users[name] = createUser();
+    execFileSync('chown', ['-R', `${users[name].uid}:${users[name].gid}`, dir]);
+  }
+  let sb: Sandbox;
+  try {
+    sb = await startSandbox({ root, port: await freePort(), lodged, logLevel: 'warn' });
+  } catch (err) {
+    for (const u of Object.values(users)) await removeUser(u);
+    throw err;
+  }
+  const read = (p: string) => (fs.existsSync(p) ? fs.readFileSync(p, 'utf8') : '');
+  return {
+    sb,
+    root,
+    users,
+    get: (tenant, p, opts) => request(sb.port, `${tenant}.localhost`, p, opts),
+    tenantLog: (tenant, app = '') => read(path.join(root, tenant, app, 'logs', 'lodge.log')),
+    errorLog: () => read(sb.errorLog),
+    lodgedLog: () => read(sb.lodgedLog),
+    async stop() {
+      await sb.stop();
+      for (const u of Object.values(users)) await removeUser(u);
+      fs.rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Polls until ok() holds (outcomes, not timings: the deadline is only a safety net). */
+export async function eventually(ok: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > until) throw new Error(`still not true after ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,20 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FRAME_MAX, FrameType, HEADER_SIZE } from '../sidecar/src/protocol/frames';
+
+const HEADER = path.join(__dirname, '..', '..', 'native', 'apache', 'lodge_frame.h');
+
+test('mod_lodge and lodged use the same frame codes and limits', () => {
+  const text = fs.readFileSync(HEADER, 'utf8');
+  const c: Record<string, number> = {};
+  for (const m of text.matchAll(/#define\s+LODGE_FRAME_([A-Z_]+)\s+\(?(0x[0-9a-fA-F]+|\d+)/g)) c[m[1]] = Number(m[2]);
+  for (const [name, code] of Object.entries(FrameType)) {
+    assert.equal(c[name], code, `LODGE_FRAME_${name}`);
+  }
+  const max = /#define\s+LODGE_FRAME_MAX\s+\(?([^)\n]+)\)?/.exec(text);
+  assert.ok(max, 'LODGE_FRAME_MAX is defined');
+  assert.equal(eval(max[1].replace(/[uUlL]+\b/g, '')), FRAME_MAX);
+  assert.equal(HEADER_SIZE, 8);
+});
