@@ -15,6 +15,7 @@ def application(environ, start_response):
     out["has_file_wrapper"] = callable(environ.get("wsgi.file_wrapper"))
     out["pid"] = os.getpid()
     out["uid"] = os.getuid()
+    out["os.environ"] = {k: os.environ.get(k) for k in ("APP_MODE", "DATABASE_URL", "PATH", "LD_PRELOAD", "SSH_AUTH_SOCK")}
     body = json.dumps(out).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
@@ -83,8 +84,11 @@ test('the environ holds every CGI variable of PEP 3333 with the right value', as
   assert.equal(e.has_input_read, true);
   assert.equal(e.has_errors_write, true);
   assert.equal(e.has_file_wrapper, true);
-  assert.equal(e.APP_MODE, 'staging area', 'LodgeEnv with a quoted value');
-  assert.equal(e.DATABASE_URL, 'sqlite:///db.sqlite3');
+  const env = e['os.environ'];
+  assert.equal(env.APP_MODE, 'staging area', 'LodgeEnv with a quoted value');
+  assert.equal(env.DATABASE_URL, 'sqlite:///db.sqlite3');
+  assert.equal(env.PATH, '/usr/local/bin:/usr/bin:/bin');
+  assert.equal(env.SSH_AUTH_SOCK, null, 'nothing of lodged\'s own environment leaks in');
   assert.equal(e.uid, site.users.env.uid, 'the worker runs as the owner of the app directory');
 });
 

@@ -24,7 +24,7 @@ test('a bad LodgeApp line costs only that directory a 500, and the log says whic
   const log = site.errorLog();
   assert.match(log, /badkind\/\.htaccess: LodgeApp .*'wsgi'.*perl/);
   assert.equal((await site.get('escape', '/')).status, 500);
-  assert.match(site.errorLog(), /escape\/\.htaccess: LodgeApp .*\.\./);
+  assert.match(site.errorLog(), /escape\/\.htaccess: LodgeApp\b.*\.\./);
   assert.equal((await site.get('mixed', '/broken/')).status, 500);
   assert.match(site.errorLog(), /mixed\/broken\/\.htaccess: LodgeApp/);
   // Neighbours, and the rest of the same site, are untouched.

@@ -13,7 +13,7 @@ def showwarning(message, category, filename, lineno, file=None, line=None):
 warnings.showwarning = showwarning
 
 def inner(environ, start_response):
-    body = environ["wsgi.input"].read()
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
     w = start_response("200 OK", [("Content-Type", "text/plain")])
     w(b"got ")
     return [str(len(body)).encode(), b" bytes via ", environ["SERVER_PROTOCOL"].encode()]

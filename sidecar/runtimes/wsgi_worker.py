@@ -9,11 +9,13 @@ sys.path, and nothing of ours should be importable by the tenant's code anyway.
 """
 
 import os
+import re
 import select
 import signal
 import socket
 import struct
 import sys
+import threading
 import time
 
 # Frame codes: keep in step with PROTOCOL.md, native/apache/lodge_frame.h and
@@ -32,6 +34,7 @@ FAIL = 0x21
 FRAME_MAX = 16 << 20   # LODGE_FRAME_MAX
 CHUNK = 256 << 10      # largest BODY/DATA payload a sender may write
 PROTO_FD = 3
+IOV_BATCH = 512     # sendmsg fails with EMSGSIZE past IOV_MAX (1024) pieces
 
 # Reserved header bytes are skipped, not checked, so that a later sender may use them.
 HDR = struct.Struct('>B3xI')
@@ -43,28 +46,32 @@ BODY_END_HDR = (BODY_END, 0)
 
 # Room for a whole 256 KiB frame plus what follows it, so that the abort check can look
 # past the body the app has not read yet without growing the buffer.
-BUF_SIZE = 1 << 20
+BUF_SIZE = 512 << 10
 
 EXIT_PROTOCOL = 2   # lodged replaces the worker
 EXIT_FAIL = 3       # the app cannot be loaded: lodged backs off and shows FAIL's message
 
 _term = False
 _ch = None
+_errlog = None   # the tenant's log, kept apart from sys.stderr, which the app may replace
 
 
 def _exit(code):
     # os._exit, not sys.exit: a tenant's non-daemon thread or atexit hook must not keep
     # a worker alive that lodged considers gone.
-    for f in (sys.stdout, sys.stderr):
+    for f in (sys.stdout, sys.stderr, _errlog):
+        if f is None:
+            continue
         try:
             f.flush()
         except Exception:
-            pass
+            pass   # closed or replaced by the app, or the log's disk is full: exit anyway
     os._exit(code)
 
 
 def log(msg):
-    sys.stderr.write('[%s] [lodge wsgi %d] %s\n' % (time.strftime('%Y-%m-%d %H:%M:%S'), os.getpid(), msg))
+    stamp = time.strftime('%Y-%m-%d %H:%M:%S')
+    (_errlog or sys.stderr).write('[%s] [lodge wsgi %d] %s\n' % (stamp, os.getpid(), msg))
 
 
 def protocol_error(msg):
@@ -117,6 +124,10 @@ class Channel:
         """Block until n bytes are buffered at pos."""
         if self.pos == self.end:
             self.pos = self.end = 0
+            if len(self.buf) > BUF_SIZE:
+                # a one-off huge REQ must not keep its buffer for the worker's life
+                self.buf = bytearray(BUF_SIZE)
+                self.mv = memoryview(self.buf)
         if self.pos + n > len(self.buf):
             self.compact(n)
         while self.end - self.pos < n:
@@ -173,6 +184,15 @@ class Channel:
             self.recv()
         return True
 
+    def skip(self, n):
+        while n:
+            if self.pos == self.end:
+                self.pos = self.end = 0
+                self.recv()
+            take = min(n, self.end - self.pos)
+            self.pos += take
+            n -= take
+
     def drain(self):
         while self.more():
             take = min(self.left, self.end - self.pos)
@@ -221,26 +241,27 @@ class Channel:
             _exit(0)
 
     def sendv(self, parts, total):
+        if total <= 4096:
+            # Joining a small response costs less than sendmsg's iovec set-up.
+            return self.send(b''.join(parts))
+        if len(parts) > IOV_BATCH:
+            for i in range(0, len(parts), IOV_BATCH):
+                batch = parts[i:i + IOV_BATCH]
+                self.sendv(batch, sum(map(len, batch)))
+            return
         try:
             n = self.sock.sendmsg(parts)
-            if n == total:
-                return
-            # A signal or a huge iovec cut the write short: finish piece by piece.
-            for p in parts:
-                size = len(p)
-                if n >= size:
-                    n -= size
-                    continue
-                self.sock.sendall(memoryview(p)[n:] if n else p)
-                n = 0
+            if n < total:
+                # A signal cut the write short: finish piece by piece.
+                for p in parts:
+                    size = len(p)
+                    if n >= size:
+                        n -= size
+                        continue
+                    self.sock.sendall(memoryview(p)[n:] if n else p)
+                    n = 0
         except (BrokenPipeError, ConnectionResetError):
             _exit(0)
-        except OSError as e:
-            if len(parts) < 64:
-                raise
-            # IOV_MAX: a response made of thousands of small chunks
-            for p in parts:
-                self.send(p)
 
 
 class Input:
@@ -345,22 +366,28 @@ class FileWrapper:
 
 
 # RFC 9110 token; [0-9] rather than \d, which would admit other scripts' digits.
-_TOKEN = None
-_STATUS = None
-_BADVAL = None
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
+_STATUS = re.compile(r'[1-5][0-9][0-9] [^\r\n\0]*').fullmatch
+_BADVAL = re.compile(r'[\r\n\0]').search
 _BAD_CHAR = {'\r': 'a carriage return', '\n': 'a newline', '\0': 'a NUL byte'}
 
-
-def _compile():
-    global _TOKEN, _STATUS, _BADVAL
-    import re
-    _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
-    _STATUS = re.compile(r'[1-5][0-9][0-9] [^\r\n\0]*').fullmatch
-    _BADVAL = re.compile(r'[\r\n\0]').search
+# Most apps send the same status and headers again and again: an exact match of an
+# earlier, already validated list skips the validation and the encoding.
+_heads = {}
+HEADS_MAX = 256
 
 
 def head_payload(status, headers):
     """Validate start_response's arguments; return (code, HEAD payload, Content-Length)."""
+    key = None
+    if type(headers) is list:
+        try:
+            key = (status, *headers)
+            hit = _heads.get(key)
+        except TypeError:   # an unhashable item: let the checks below name it
+            key = hit = None
+        if hit is not None:
+            return hit
     if type(status) is not str:
         raise ContractError('status must be a str, not %s' % type(status).__name__)
     if not _STATUS(status):
@@ -394,20 +421,24 @@ def head_payload(status, headers):
             if not v.strip().isdigit():
                 raise ContractError('header %r value %.80r is not a number' % (name, value))
             length = int(v)
-    return code, b''.join(parts), length
+    result = code, b''.join(parts), length
+    if key is not None:
+        if len(_heads) >= HEADS_MAX:
+            _heads.clear()
+        _heads[key] = result
+    return result
 
 
 class Exchange:
     """One response: start_response, write, and the frames queued for lodged."""
 
-    __slots__ = ('ch', 'code', 'head', 'left', 'queued', 'flushed', 'out', 'size')
+    __slots__ = ('ch', 'code', 'head', 'left', 'queued', 'out', 'size')
 
     def __init__(self, ch):
         self.ch = ch
         self.head = None
         self.left = None     # bytes still allowed by the app's Content-Length
         self.queued = False  # HEAD is queued or sent: headers count as sent (PEP 3333)
-        self.flushed = False
         self.out = []
         self.size = 0
 
@@ -448,11 +479,9 @@ class Exchange:
                 self.left = 0
             else:
                 self.left = left - n
-        out = self.out
         if not self.queued:
-            self.queued = True
-            out += (HDR.pack(HEAD, len(self.head)), self.head)
-            self.size += 8 + len(self.head)
+            self.queue_head()
+        out = self.out
         n = len(chunk)
         if n <= CHUNK:
             if n:
@@ -468,7 +497,6 @@ class Exchange:
 
     def flush(self):
         if self.out:
-            self.flushed = True
             self.ch.sendv(self.out, self.size)
             self.out = []
             self.size = 0
@@ -492,7 +520,7 @@ class Worker:
             'QUERY_STRING': '',
             'wsgi.version': (1, 0),
             'wsgi.url_scheme': 'http',
-            'wsgi.errors': sys.stderr,
+            'wsgi.errors': _errlog,
             'wsgi.multithread': False,
             'wsgi.multiprocess': True,
             'wsgi.run_once': False,
@@ -503,46 +531,51 @@ class Worker:
         }
 
     def serve(self):
-        global _term
         ch = self.ch
         while True:
+            # idle before the check: a SIGTERM between the two still ends the worker
+            ch.idle = True
             if _term:
                 _exit(0)
-            ch.idle = True
             t, n = ch.header()
-            ch.idle = False
             if t == REQ:
+                ch.idle = False
                 ch.need(n)
                 env = self.environ(ch.pos, n)
                 ch.pos += n
                 ch.begin()
                 self.handle(env)
-            elif t == ABORT and not n:
-                continue   # stale: the request it was meant for has ended
+            elif t == BODY:
+                # Leftovers of the request just finished: lodged forwards body frames
+                # until it has seen our END or ERROR, then drops the rest itself.
+                ch.skip(n)
+            elif (t == BODY_END or t == ABORT) and not n:
+                continue   # leftover too; an ABORT here came after our END
             else:
                 protocol_error('frame type 0x%02x (%d bytes) while idle' % (t, n))
 
     def environ(self, p, n):
         env = self.base.copy()
+        raw = self.ch.mv[p:p + n]
         # latin-1 maps byte i to code point i, so the byte offsets of the pairs are
-        # string offsets too: one decode for the whole payload.
-        s = str(self.ch.mv[p:p + n], 'latin-1')
-        buf = self.ch.buf
+        # string offsets too: one decode for the whole payload, then slices.
+        s = str(raw, 'latin-1')
         unpack16 = U16.unpack_from
         unpack32 = U32.unpack_from
         i = 0
         try:
             while i < n:
-                k = unpack16(buf, p + i)[0]
+                k, = unpack16(raw, i)
                 i += 2
                 name = s[i:i + k]
                 i += k
-                v = unpack32(buf, p + i)[0]
+                v, = unpack32(raw, i)
                 i += 4
                 env[name] = s[i:i + v]
                 i += v
         except struct.error:
             i = n + 1
+        raw.release()
         if i != n:
             protocol_error('REQ pairs overrun the frame (%d bytes)' % n)
         https = env.get('HTTPS')
@@ -566,7 +599,7 @@ class Worker:
             raise
         except BaseException as e:
             err = self.failed(env, e, ex)
-        if result is not None:
+        if result is not None and type(result) is not list:
             close = getattr(result, 'close', None)
             if close is not None:
                 try:
@@ -583,7 +616,8 @@ class Worker:
             err = self.finish(env, ex)
             if err is None:
                 return
-        # Read the body to BODY_END, or BODY frames would reach an idle worker.
+        # Read the body to BODY_END first, as before END: lodged then never has to pause
+        # Apache on behalf of a request that has already ended.
         ch.drain()
         if ch.aborted:
             ch.send(END_FRAME)
@@ -631,7 +665,8 @@ class Worker:
                 if not data:
                     return
                 if not isinstance(data, bytes):
-                    raise ContractError('file_wrapper file gave %s, not bytes' % type(data).__name__)
+                    raise ContractError('file_wrapper file gave %s, not bytes'
+                                        % type(data).__name__)
             if ex.head is None:
                 raise ContractError('response body before start_response()')
             if ex.emit(data):
@@ -644,13 +679,16 @@ class Worker:
         ch = self.ch
         if not ex.queued:
             if ex.head is None:
-                return self.broken(env, ContractError('application returned without calling start_response()'))
+                return self.broken(env, ContractError(
+                    'application returned without calling start_response()'))
             ex.queue_head()
-        if ex.left and env['REQUEST_METHOD'] != 'HEAD' and ex.code not in (204, 304) and ex.code >= 200:
+        if ex.left and ex.code >= 200 and ex.code not in (204, 304) \
+                and env.get('REQUEST_METHOD') != 'HEAD':
             # Sending less than announced would leave the client waiting: cut instead.
-            return self.broken(env, ContractError('response is %d bytes shorter than its Content-Length'
-                                                  % ex.left))
-        ch.drain()
+            return self.broken(env, ContractError(
+                'response is %d bytes shorter than its Content-Length' % ex.left))
+        if not ch.done:
+            ch.drain()
         if ch.aborted:
             ch.send(END_FRAME)
             return None
@@ -664,25 +702,35 @@ class Worker:
             return None   # the client left; what the app did about it is no error
         if isinstance(e, ContractError):
             return self.broken(env, e)
-        log('%s %s: exception in the application' % (env.get('REQUEST_METHOD'), env.get('REQUEST_URI', env.get('PATH_INFO'))))
+        log('%s: exception in the application' % request_line(env))
         print_exception(e)
-        return 500, '%s: %s' % (self.label, describe(e, self.root, self.label))
+        return 500, describe(e, self.root, self.label)
 
     def broken(self, env, e):
         msg = '%s: %s' % (self.label, e)
-        log('%s %s: %s' % (env.get('REQUEST_METHOD'), env.get('REQUEST_URI', env.get('PATH_INFO')), msg))
+        log('%s: %s' % (request_line(env), msg))
         if e.__traceback__ is not None:
             print_exception(e)
         return 502, msg
 
 
+def request_line(env):
+    return '%s %s' % (env.get('REQUEST_METHOD'), env.get('REQUEST_URI', env.get('PATH_INFO')))
+
+
 def print_exception(e):
+    """The traceback for the tenant's log, without this file's frames: they are the
+    same in every traceback and only hide where the tenant's code went wrong."""
     import traceback
     try:
-        traceback.print_exception(e, file=sys.stderr)
-        sys.stderr.flush()
+        te = traceback.TracebackException.from_exception(e)
+        te.stack = traceback.StackSummary.from_list(
+            [f for f in te.stack if f.filename != __file__])
+        f = _errlog or sys.stderr
+        f.write(''.join(te.format()))
+        f.flush()
     except Exception:
-        pass
+        pass   # the log itself failed (disk full, say): there is nowhere left to report
 
 
 def describe(e, root, entry):
@@ -731,12 +779,11 @@ def fail(sock, msg, code=EXIT_FAIL):
     try:
         log('cannot start: %s' % msg)
     except Exception:
-        pass
-    if sock is not None:
-        try:
-            sock.sendall(frame(FAIL, msg.encode('utf-8', 'replace')[:4000]))
-        except OSError:
-            pass
+        pass   # no log yet (fd 2 closed): FAIL below still carries the message
+    try:
+        sock.sendall(frame(FAIL, msg.encode('utf-8', 'replace')[:4000]))
+    except OSError:
+        pass   # lodged is gone: the exit status is all that is left to say
     _exit(code)
 
 
@@ -782,7 +829,7 @@ def drop_privileges(uid, gid):
     try:
         os.setuid(0)
     except PermissionError:
-        pass
+        pass   # as it must: root is gone for good
     else:
         raise OSError('could regain root after setuid(%d)' % uid)
     if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid):
@@ -794,26 +841,23 @@ def drop_privileges(uid, gid):
 
 
 def open_log(path):
+    global _errlog
     parent = os.path.dirname(path)
     if parent and not os.path.isdir(parent) and os.path.isdir(os.path.dirname(parent) or '.'):
         try:
             os.mkdir(parent, 0o750)
         except FileExistsError:
             pass
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o640)
     # Tenant prints and tracebacks land in the tenant's log; fd 1 never carries protocol.
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    try:
-        os.fstat(0)
-    except OSError:
-        nul = os.open(os.devnull, os.O_RDONLY)
-        if nul != 0:
-            os.dup2(nul, 0)
-            os.close(nul)
-    sys.stdout = open(1, 'w', encoding='utf-8', errors='backslashreplace', line_buffering=True, closefd=False)
-    sys.stderr = open(2, 'w', encoding='utf-8', errors='backslashreplace', line_buffering=True, closefd=False)
+    # Line-buffered, so that a print() is in the log when a watchdog kills the worker.
+    text = dict(encoding='utf-8', errors='backslashreplace', buffering=1, closefd=False)
+    sys.stdout = open(1, 'w', **text)
+    sys.stderr = _errlog = open(2, 'w', **text)
 
 
 def load_app(root, entry, name):
@@ -825,7 +869,7 @@ def load_app(root, entry, name):
     # finds this module instead of importing the file a second time.
     modname = stem if stem and stem not in sys.modules else '_lodge_app'
     if not os.path.isfile(path):
-        raise FileNotFoundError('%s: no such file' % entry)
+        return None, '%s: no such file in the app directory' % entry
     loader = importlib.machinery.SourceFileLoader(modname, path)
     spec = importlib.util.spec_from_file_location(modname, path, loader=loader)
     module = importlib.util.module_from_spec(spec)
@@ -843,10 +887,23 @@ def load_app(root, entry, name):
     else:
         if name:
             return None, '%s: no callable named %r' % (entry, name)
-        return None, "%s: defines neither 'application' nor 'app' (name the callable: LodgeApp wsgi %s:NAME)" % (entry, entry)
+        return None, ("%s: defines neither 'application' nor 'app' "
+                      "(name the callable: LodgeApp wsgi %s:NAME)" % (entry, entry))
     if not callable(app):
-        return None, '%s: %r is a %s, not a WSGI callable' % (entry, n, type(app).__name__)
+        return None, '%s: %r is of type %s, not a WSGI callable' % (entry, n, type(app).__name__)
     return app, None
+
+
+def watch_hangup(fd):
+    # The main thread only sees lodged's end of fd 3 close when it next reads, which a
+    # long request may put off for minutes; this thread sleeps in poll() until then, so it
+    # costs the request loop nothing.
+    p = select.poll()
+    p.register(fd, select.POLLRDHUP)
+    while True:
+        for _, ev in p.poll():
+            if ev & (select.POLLRDHUP | select.POLLHUP | select.POLLERR):
+                _exit(0)
 
 
 def on_term(signum, frame):
@@ -871,15 +928,19 @@ def main():
     except ValueError as e:
         fail(sock, 'worker arguments: %s' % e)
     root, entry = opts['root'], opts['entry']
+    if os.path.isabs(entry) or '..' in entry.split('/'):
+        fail(sock, '%s: the app file must be inside the app directory' % entry)
 
     try:
         if os.geteuid() == 0:
             uid = opts.get('uid')
             if not uid or not opts.get('gid'):
-                fail(sock, '%s: refusing to run application code as root (no --uid/--gid, or 0)' % entry)
+                fail(sock, '%s: refusing to run application code as root '
+                           '(no --uid/--gid, or 0)' % entry)
             drop_privileges(uid, opts['gid'])
         elif 'uid' in opts and opts['uid'] != os.getuid():
-            fail(sock, '%s: cannot run as uid %d: the worker was not started as root' % (entry, opts['uid']))
+            fail(sock, '%s: cannot run as uid %d: the worker was not started as root'
+                 % (entry, opts['uid']))
         os.chdir(root)
     except OSError as e:
         fail(sock, '%s: cannot start: %s' % (entry, e))
@@ -889,7 +950,6 @@ def main():
         fail(sock, '%s: cannot open the log %s: %s' % (entry, opts['log'], e.strerror or e))
 
     signal.signal(signal.SIGTERM, on_term)
-    _compile()
     root = os.getcwd()
     sys.path.insert(0, root)
     sys.argv = [os.path.join(root, entry)]
@@ -907,6 +967,8 @@ def main():
         sock.sendall(frame(READY, pairs(b'pid', str(os.getpid()).encode())))
     except OSError:
         _exit(0)
+    threading.Thread(target=watch_hangup, args=(PROTO_FD,), name='lodge-hangup',
+                     daemon=True).start()
     Worker(_ch, app, root, entry).serve()
 
 

@@ -115,7 +115,10 @@ export class Pool {
         log.info(`${this.name}: worker ${w.pid} ready (uid ${this.identity.uid})`);
         this.free(w);
       },
-      free: (w) => this.free(w),
+      free: (w) => {
+        this.served++;
+        this.free(w);
+      },
       startFailed: (w, message) => this.startFailed(w, message),
       exited: (w) => this.exited(w),
     });
@@ -123,7 +126,6 @@ export class Pool {
   }
 
   private free(w: Worker): void {
-    this.served++;
     const next = this.queue.shift();
     if (next) {
       clearTimeout(next.timer);
@@ -135,9 +137,10 @@ export class Pool {
 
   private startFailed(w: Worker, message: string): void {
     this.starting--;
+    this.workers.delete(w);
     this.backoffMs = Math.min(BACKOFF_MAX_MS, this.backoffMs ? this.backoffMs * 2 : BACKOFF_FIRST_MS);
     log.error(`${this.name}: app failed to start (uid ${this.identity.uid}, worker ${w.pid}): ${message}; next try in ${this.backoffMs / 1000} s or when the file changes`);
-    this.failure = { message: `${this.spec.entry} failed to start: ${message}`, until: Date.now() + this.backoffMs, mtime: this.entryMtime() };
+    this.failure = { message: `${this.name} failed to start: ${message}`, until: Date.now() + this.backoffMs, mtime: this.entryMtime() };
     if (this.liveWorkers() > 0) return; // the running workers keep serving the queue
     for (const q of this.queue.splice(0)) {
       clearTimeout(q.timer);

@@ -16,7 +16,7 @@ export interface ApacheConfOptions {
 const MODDIR = '/usr/lib/apache2/modules';
 const MODULES = [
   'mpm_event', 'authz_core', 'authz_host', 'authz_user', 'authn_core', 'authn_file', 'auth_basic',
-  'mime', 'dir', 'alias', 'env', 'headers', 'setenvif', 'log_config',
+  'mime', 'dir', 'alias', 'env', 'headers', 'setenvif',
 ];
 
 /**

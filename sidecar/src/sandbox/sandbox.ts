@@ -66,10 +66,18 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     await waitFor(() => fs.existsSync(socket) && child.exitCode === null, 10_000, () => `lodged did not start (see ${lodgedLog})`);
     return child;
   };
-  let lodged = await startLodged();
-  const apache = spawn(APACHE_BIN, ['-f', conf, '-DFOREGROUND'], { stdio: ['ignore', 'inherit', 'inherit'] });
-  children.push(apache);
-  await waitFor(async () => apache.exitCode === null && (await portOpen(opts.port)), 10_000, () => `Apache did not start: ${tail(errorLog)}`);
+  let lodged: ChildProcess;
+  let apache: ChildProcess;
+  try {
+    lodged = await startLodged();
+    apache = spawn(APACHE_BIN, ['-f', conf, '-DFOREGROUND'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    children.push(apache);
+    await waitFor(async () => apache.exitCode === null && (await portOpen(opts.port)), 10_000, () => `Apache did not start: ${tail(errorLog)}`);
+  } catch (err) {
+    for (const c of children) await stopChild(c);
+    if (!opts.keep) fs.rmSync(runDir, { recursive: true, force: true });
+    throw err;
+  }
 
   const sandbox: Sandbox = {
     runDir, port: opts.port, tenants, socket, errorLog, lodgedLog, apache,

@@ -1,0 +1,121 @@
+"""results.tsv (+ about.tsv, notes.txt) of one bench run -> results.md on stdout.
+
+  report.py OUT_DIR
+
+Ratios: per round, system req/s / modwsgi req/s in that same round; then the
+geometric mean over the rounds where both answered. Latency and memory are means
+over rounds.
+"""
+import csv
+import math
+import os
+import sys
+
+REF = "modwsgi"
+
+
+def load_tsv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def num(text):
+    return float(text) if text not in ("", None) else None
+
+
+def mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def fmt(value, spec=",.0f"):
+    return "" if value is None else format(value, spec)
+
+
+def cell(text):
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def main(out):
+    rows = load_tsv(os.path.join(out, "results.tsv"))
+    about = {r["key"]: r["value"] for r in load_tsv(os.path.join(out, "about.tsv"))}
+    systems = about["systems"].split()
+    apps = about["apps"].split()
+    rounds = sorted({int(r["round"]) for r in rows}) or [1]
+    point = {(int(r["round"]), r["system"], r["app"]): r for r in rows}
+
+    def rps(rnd, system, app):
+        r = point.get((rnd, system, app))
+        return num(r["rps"]) if r and r["status"] == "ok" else None
+
+    lines = ["# Lodge bench, %s" % about["date"], ""]
+    lines.append("Machine: %s CPUs (%s), kernel %s, %s RAM. wrk -t2 -c16 -d%ss --latency, "
+                 "keep-alive, after a %ss warm-up; %d round(s), even rounds in reverse order; "
+                 "every system freshly started each round; load on 127.0.0.1 only."
+                 % (about["nproc"], about["cpu"], about["kernel"], about["mem"],
+                    about["duration"], about["warmup"], len(rounds)))
+    lines += ["", "| system | what | versions |", "|---|---|---|"]
+    for s in systems:
+        lines.append("| %s | %s | %s |" % (s, cell(about.get("desc." + s, "")), cell(about.get("version." + s, ""))))
+
+    ratios = {}
+    lines += ["", "## req/s, latency, memory (c=16)", "",
+              "ratio = geometric mean over rounds of (req/s ÷ %s req/s in the same round). "
+              "Memory: all serving processes right after the point (RSS double-counts pages "
+              "shared after fork; PSS splits them)." % REF, "",
+              "| app | system | req/s per round | req/s mean | × %s | p50 ms | p99 ms | "
+              "socket errors / non-2xx | procs | RSS MiB | PSS MiB |" % REF,
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    failures = {}  # (system, round, why) -> apps
+    for app in apps:
+        for s in systems:
+            pts = [point.get((rnd, s, app)) for rnd in rounds]
+            ok = [p for p in pts if p and p["status"] == "ok"]
+            for rnd, p in zip(rounds, pts):
+                if p and p["status"] != "ok":
+                    failures.setdefault((s, rnd, p["note"]), []).append(app)
+            per_round = " / ".join(fmt(num(p["rps"])) if p and p["status"] == "ok" else "failed"
+                                   for p in pts)
+            if not ok:
+                why = next((p["note"] for p in pts if p), "not run")
+                lines.append("| %s | %s | **FAILED**: %s | | | | | | | | |" % (app, s, cell(why[:160] + ("..." if len(why) > 160 else ""))))
+                continue
+            quotients = [rps(r, s, app) / rps(r, REF, app) for r in rounds
+                         if rps(r, s, app) and rps(r, REF, app)]
+            ratio = math.exp(sum(map(math.log, quotients)) / len(quotients)) if quotients else None
+            ratios[(app, s)] = ratio
+            errs = "%d / %d" % (sum(int(p["sock_errors"]) for p in ok), sum(int(p["non2xx"]) for p in ok))
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                app, s, per_round, fmt(mean(num(p["rps"]) for p in ok)),
+                fmt(ratio, ".2f") if ratio else "n/a",
+                fmt(mean(num(p["p50_ms"]) for p in ok), ".2f"),
+                fmt(mean(num(p["p99_ms"]) for p in ok), ".2f"), errs,
+                fmt(mean(num(p["procs"]) for p in ok), ".0f"),
+                fmt(mean(num(p["rss_kib"]) / 1024 for p in ok), ".1f"),
+                fmt(mean(num(p["pss_kib"]) / 1024 for p in ok), ".1f")))
+
+    lines += ["", "## Ratios to %s" % REF, "",
+              "| app | " + " | ".join(systems) + " |", "|---|" + "---|" * len(systems)]
+    for app in apps:
+        lines.append("| %s | %s |" % (app, " | ".join(
+            fmt(ratios[(app, s)], ".2f") + "×" if ratios.get((app, s)) else
+            ("failed" if any(p["status"] != "ok" for p in rows if p["system"] == s and p["app"] == app) else "n/a")
+            for s in systems)))
+
+    notes_path = os.path.join(out, "notes.txt")
+    notes = open(notes_path).read().split("\n") if os.path.exists(notes_path) else []
+    notes = [n for n in notes if n.strip()]
+    if failures or notes:
+        lines += ["", "## Failures and notes", ""]
+        lines += ["- %s, round %d (%s): %s" % (s, rnd, " ".join(apps), why)
+                  for (s, rnd, why), apps in failures.items()]
+        lines += ["- " + n for n in notes]
+    loads = [num(r["load1"]) for r in rows if r.get("load1")]
+    if loads:
+        lines += ["", "Load average (1 min) at the end of the points: %.2f to %.2f." % (min(loads), max(loads))]
+    lines += ["", "Every point: `results.tsv`; wrk's full output and each system's logs: `raw/`, `logs/`."]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

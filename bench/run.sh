@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# npm run bench: Lodge side by side with mod_wsgi daemon mode and Phusion Passenger,
+# each behind its own private Apache (same sizing, same apps, same bytes), measured
+# with wrk on 127.0.0.1. See bench/README.md.
+set -uo pipefail
+
+BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$BENCH/.." && pwd)"
+source "$BENCH/lib/common.sh"
+
+usage() {
+  cat <<'HELP'
+usage: bash bench/run.sh [-d SECONDS] [-w SECONDS] [-r ROUNDS] [-s "SYSTEMS"] [-a "APPS"]
+
+  -d SECONDS   length of each measured wrk run (default 10)
+  -w SECONDS   warm-up before each (default 3, not counted)
+  -r ROUNDS    rounds (default 1); even rounds run the systems in reverse order
+  -s SYSTEMS   subset of "modwsgi passenger lodge" (ratios need modwsgi)
+  -a APPS      subset of "hello flask stream upload"
+
+Runs as root (Apache's children run as www-data, the tenant as its own user).
+Writes bench/results/<UTC date-time>/results.md (printed too), results.tsv, raw/, logs/.
+HELP
+}
+
+DURATION=10 WARMUP=3 ROUNDS=1
+# lodge-1.3 (mod_lodge in Apache 1.3, built with $APXS13) goes here, appended when
+# APXS13 is set: SYSTEMS+=" lodge-1.3", with bench/systems/lodge13.sh (functions
+# lodge13_*) starting a private Apache 1.3 with the same sizing and apps.
+SYSTEMS="modwsgi passenger lodge"
+APPS="hello flask stream upload"
+while getopts 'd:w:r:s:a:h' opt; do
+  case $opt in
+    d) DURATION=$OPTARG ;;
+    w) WARMUP=$OPTARG ;;
+    r) ROUNDS=$OPTARG ;;
+    s) SYSTEMS=$OPTARG ;;
+    a) APPS=$OPTARG ;;
+    h) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+  esac
+done
+for n in "$DURATION" "$WARMUP" "$ROUNDS"; do
+  [[ $n =~ ^[0-9]+$ ]] || { echo "bench: -d, -w and -r take whole numbers; got '$n'" >&2; exit 2; }
+done
+((DURATION > 0 && ROUNDS > 0)) || { echo "bench: -d and -r must be at least 1" >&2; exit 2; }
+for s in $SYSTEMS; do
+  [ -f "$BENCH/systems/${s//[^a-z0-9]/}.sh" ] || { echo "bench: no system '$s' (known: modwsgi passenger lodge)" >&2; exit 2; }
+  source "$BENCH/systems/${s//[^a-z0-9]/}.sh"
+done
+for a in $APPS; do
+  case $a in hello | flask | stream | upload) ;; *) echo "bench: no app '$a' (known: hello flask stream upload)" >&2; exit 2 ;; esac
+done
+[ "$(id -u)" = 0 ] || { echo "bench: run as root (Apache's User www-data, the tenant's own user)" >&2; exit 1; }
+for tool in wrk "$APACHE_BIN" "$PY" node; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
+done
+
+fn() { echo "${1//[^a-z0-9]/}_$2"; }   # fn lodge-1.3 start -> lodge13_start
+apache_version() { "$APACHE_BIN" -v | sed -n 's/^Server version: //p'; }
+python_version() { "$PY" -c 'import sys; print("Python", sys.version.split()[0])'; }
+
+STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
+OUT="$BENCH/results/$STAMP"
+mkdir -p "$OUT/raw" "$OUT/logs"
+# Instances live under /tmp: Apache's children (www-data) and the tenant's workers
+# must be able to reach their files, whatever the permissions of the checkout.
+WORK=$(mktemp -d /tmp/lodge-bench.XXXXXX)
+chmod 755 "$WORK"
+# The apps as served: one copy, read-only to everyone but root.
+cp -r "$BENCH/apps" "$WORK/apps"
+find "$WORK/apps" -name __pycache__ -prune -exec rm -rf {} +
+chmod -R u=rwX,go=rX "$WORK/apps"
+
+CURRENT_SYS= CURRENT_RUN= SETUP_DONE=
+cleanup() {
+  trap - EXIT INT TERM
+  if [ -n "$CURRENT_SYS" ]; then
+    say "stopping $CURRENT_SYS"
+    "$(fn "$CURRENT_SYS" stop)" "$CURRENT_RUN"
+  fi
+  for s in $SETUP_DONE; do
+    if declare -F "$(fn "$s" teardown)" >/dev/null; then "$(fn "$s" teardown)"; fi
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 130' INT TERM
+
+# ---- what the report says about the run
+about() { printf '%s\t%s\n' "$1" "$2" >>"$OUT/about.tsv"; }
+printf 'key\tvalue\n' >"$OUT/about.tsv"
+about date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+about nproc "$(nproc)"
+about kernel "$(uname -r)"
+about cpu "$(sed -n 's/^model name\s*:\s*//p' /proc/cpuinfo | head -1)"
+about mem "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
+about duration "$DURATION"
+about warmup "$WARMUP"
+about rounds "$ROUNDS"
+about systems "$SYSTEMS"
+about apps "$APPS"
+about wrk "$(wrk -v 2>&1 | head -1)"
+for s in $SYSTEMS; do
+  about "desc.$s" "$("$(fn "$s" desc)")"
+  about "version.$s" "$("$(fn "$s" version)")"
+done
+: >"$OUT/notes.txt"
+
+COLUMNS_TSV="round position system app status rps requests p50_ms p90_ms p99_ms max_ms sock_errors non2xx procs rss_kib pss_kib load1 note"
+tr ' ' '\t' <<<"$COLUMNS_TSV" >"$OUT/results.tsv"
+point() { local IFS=$'\t'; echo "$*" >>"$OUT/results.tsv"; }
+
+declare -A PATHS=([hello]=/hello [flask]=/flask/ [stream]=/stream [upload]=/upload)
+HOST=bench.localhost   # the lodge tenant's name; the other systems ignore it
+
+# reason_from RUN SYSTEM: the telling lines of the system's logs, for the report:
+# the last two error-looking lines of the first log that has any (the cause is
+# often the line before the last: "Syntax error ..." then "Apache did not start").
+reason_from() {
+  local f lines
+  for f in $("$(fn "$2" logs)" "$1"); do
+    [ -s "$f" ] || continue
+    lines=$(grep -aiE 'error|fail|refus|cannot|can.t|denied|exception|traceback|not start|unable' "$f" |
+      tail -2 | tr '\n' ' ' | sed 's/ $//')
+    [ -n "$lines" ] && { echo "${f##*/}: $lines" | cut -c1-400; return; }
+  done
+  for f in $("$(fn "$2" logs)" "$1"); do
+    [ -s "$f" ] && { echo "${f##*/}: $(tail -1 "$f")" | cut -c1-400; return; }
+  done
+  echo "no log lines"
+}
+
+# keep_logs RUN NAME: copy the instance's logs into the results.
+keep_logs() {
+  local f dest="$OUT/logs/$2"
+  mkdir -p "$dest"
+  for f in $("$(fn "${2%-r*}" logs)" "$1") "$1/httpd.conf" "$1"/lodge-sandbox-*/httpd.conf; do
+    [ -f "$f" ] && cp "$f" "$dest/" 2>/dev/null
+  done
+  [ -s "$1/notes" ] && cat "$1/notes" >>"$OUT/notes.txt"
+}
+
+# fail_all ROUND POS SYSTEM REASON: one failed row per app.
+fail_all() {
+  local a
+  say "$3 FAILED: $4"
+  for a in $APPS; do point "$1" "$2" "$3" "$a" failed "" "" "" "" "" "" "" "" "" "" "" "" "${4//$'\t'/ }"; done
+}
+
+# measure ROUND POS SYSTEM RUN PORT APP
+measure() {
+  local round=$1 pos=$2 s=$3 run=$4 port=$5 app=$6
+  local url="http://127.0.0.1:$port${PATHS[$app]}" post=0 raw="$OUT/raw/$s-r$round-$app.txt"
+  [ "$app" = upload ] && post=1048576
+  if ((WARMUP > 0)); then
+    BENCH_POST_BYTES=$post timeout --foreground $((WARMUP + 30)) wrk -t2 -c16 -d"${WARMUP}s" -H "Host: $HOST" \
+      -s "$BENCH/lib/wrk.lua" "$url" >/dev/null 2>&1
+  fi
+  BENCH_POST_BYTES=$post timeout --foreground $((DURATION + 30)) wrk -t2 -c16 -d"${DURATION}s" --latency -H "Host: $HOST" \
+    -s "$BENCH/lib/wrk.lua" "$url" >"$raw" 2>&1
+  local mem load line
+  # shellcheck disable=SC2046
+  mem=$("$PY" "$BENCH/lib/procmem.py" $("$(fn "$s" roots)" "$run"))
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  line=$(grep '^BENCH ' "$raw")
+  if [ -z "$line" ]; then
+    point "$round" "$pos" "$s" "$app" failed "" "" "" "" "" "" "" "" "" "" "" "$load" "wrk gave no result: $(tail -1 "$raw")"
+    say "$s $app: wrk gave no result (see $raw)"
+    return
+  fi
+  local -A r
+  local kv
+  for kv in ${line#BENCH }; do r[${kv%%=*}]=${kv#*=}; done
+  ms() { awk -v us="$1" 'BEGIN {printf "%.3f", us / 1000}'; }
+  local procs rss pss
+  read -r procs rss pss <<<"$mem"
+  point "$round" "$pos" "$s" "$app" ok "${r[rps]}" "${r[requests]}" "$(ms "${r[p50_us]}")" "$(ms "${r[p90_us]}")" \
+    "$(ms "${r[p99_us]}")" "$(ms "${r[max_us]}")" "${r[sock_errors]}" "${r[non2xx]}" "$procs" "$rss" "$pss" "$load" ""
+  say "$s $app: $(printf '%.0f' "${r[rps]}") req/s, p50 $(ms "${r[p50_us]}") ms, p99 $(ms "${r[p99_us]}") ms, errors ${r[sock_errors]}/${r[non2xx]}, $procs procs, PSS $((pss / 1024)) MiB"
+}
+
+# ---- the run
+NEXT_PORT=$((18000 + RANDOM % 500))
+say "results in $OUT"
+for ((round = 1; round <= ROUNDS; round++)); do
+  order=$SYSTEMS
+  ((round % 2 == 0)) && order=$(tr ' ' '\n' <<<"$SYSTEMS" | grep -v '^$' | tac | tr '\n' ' ')
+  pos=0
+  for s in $order; do
+    pos=$((pos + 1))
+    if [[ " $SETUP_DONE " != *" $s "* ]]; then
+      if declare -F "$(fn "$s" setup)" >/dev/null && ! "$(fn "$s" setup)"; then
+        fail_all "$round" "$pos" "$s" "setup failed"
+        continue
+      fi
+      SETUP_DONE+=" $s"
+    fi
+    run="$WORK/$s-r$round"
+    mkdir -p "$run" && chmod 755 "$run"
+    port=$(first_free_port "$NEXT_PORT") || { fail_all "$round" "$pos" "$s" "no free port in 18000-18999"; continue; }
+    NEXT_PORT=$((port + 1))
+    say "round $round: starting $s on 127.0.0.1:$port"
+    CURRENT_SYS=$s CURRENT_RUN=$run
+    if ! "$(fn "$s" start)" "$run" "$port" "$WORK/apps"; then
+      fail_all "$round" "$pos" "$s" "did not start: $(reason_from "$run" "$s")"
+    elif ! why=$("$PY" "$BENCH/lib/probe.py" wait "$port" "$HOST" /hello 60); then
+      fail_all "$round" "$pos" "$s" "not answering: $why; $(reason_from "$run" "$s")"
+    elif ! why=$("$PY" "$BENCH/lib/probe.py" check "$port" "$HOST" $APPS); then
+      fail_all "$round" "$pos" "$s" "wrong response: $why; $(reason_from "$run" "$s")"
+    else
+      for a in $APPS; do measure "$round" "$pos" "$s" "$run" "$port" "$a"; done
+    fi
+    say "stopping $s"
+    "$(fn "$s" stop)" "$run"
+    CURRENT_SYS=
+    keep_logs "$run" "$s-r$round"
+  done
+done
+
+sort -u "$OUT/notes.txt" -o "$OUT/notes.txt"
+"$PY" "$BENCH/lib/report.py" "$OUT" >"$OUT/results.md" || { echo "bench: the report failed; the points are in $OUT/results.tsv" >&2; exit 1; }
+echo
+cat "$OUT/results.md"

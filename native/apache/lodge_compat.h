@@ -1,0 +1,279 @@
+/*
+ * lodge_compat.h: every difference between the Apache 1.3 and 2.4 module APIs
+ * that mod_lodge meets, so that the rest of the module is written once.
+ *
+ * The request path uses the APR names (apr_table_get, apr_pool_t, ...); on
+ * 1.3 they are mapped onto the ap_* calls that do the same. Anything that
+ * has no common shape (logging, cleanups, timeouts, the mutex, the
+ * directive-table rows) gets a lodge_* macro or inline function here, and
+ * no other file tests LODGE_APACHE13 except mod_lodge.c for the module
+ * record itself.
+ */
+#ifndef LODGE_COMPAT_H
+#define LODGE_COMPAT_H
+
+#include "httpd.h"
+
+/* Only 2.x defines AP_SERVER_MAJORVERSION_NUMBER; 1.3 has APACHE_RELEASE. */
+#if defined(APACHE_RELEASE) && !defined(AP_SERVER_MAJORVERSION_NUMBER)
+#define LODGE_APACHE13 1
+/* 1.3 declares ap_check_cmd_context() for the core's use only. */
+#define CORE_PRIVATE
+#else
+#define LODGE_APACHE13 0
+#endif
+
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_main.h"
+#include "http_protocol.h"
+#include "http_request.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/*
+ * Every log line starts "LGnnnnn: lodge: ", numbered the way httpd's own
+ * carry "AHnnnnn: ", so that a line can be searched for across versions
+ * and releases. Numbers are never reused; the next free one is noted in
+ * mod_lodge.c.
+ */
+#define LODGE_LOGNO(n) "LG" #n ": lodge: "
+
+/* Lets the compiler check the arguments of our printf-like helpers. */
+#if defined(__GNUC__)
+#define LODGE_PRINTF(fmt, first) __attribute__((format(printf, fmt, first)))
+#else
+#define LODGE_PRINTF(fmt, first)
+#endif
+
+#if LODGE_APACHE13
+/* ------------------------------------------------------------ Apache 1.3 */
+
+#include <netinet/in.h>
+#include "buff.h"
+
+#define LODGE_MODULE_DATA MODULE_VAR_EXPORT
+#define LODGE_INLINE __inline__
+
+typedef pool apr_pool_t;
+typedef table apr_table_t;
+typedef array_header apr_array_header_t;
+typedef table_entry apr_table_entry_t;
+
+#define apr_palloc ap_palloc
+#define apr_pcalloc ap_pcalloc
+#define apr_pstrdup ap_pstrdup
+#define apr_pstrmemdup ap_pstrndup
+#define apr_pstrcat ap_pstrcat
+#define apr_psprintf ap_psprintf
+#define apr_pvsprintf ap_pvsprintf
+#define apr_table_get ap_table_get
+#define apr_table_set ap_table_set
+#define apr_table_setn ap_table_setn
+#define apr_table_add ap_table_add
+#define apr_table_elts ap_table_elts
+#define apr_array_make ap_make_array
+#define apr_array_push ap_push_array
+#define ap_cstr_casecmp strcasecmp
+
+#define lodge_errstr(p, err) ((void)(p), strerror(err))
+
+/* 1.3 appends strerror(errno) unless told not to; messages carry their own. */
+#define lodge_rlog(level, r, ...) \
+    ap_log_rerror(APLOG_MARK, (level) | APLOG_NOERRNO, (r), __VA_ARGS__)
+#define lodge_slog(level, s, ...) \
+    ap_log_error(APLOG_MARK, (level) | APLOG_NOERRNO, (s), __VA_ARGS__)
+
+typedef void lodge_cleanup_rv;
+#define LODGE_CLEANUP_DONE return
+#define lodge_cleanup_register(p, data, fn) \
+    ap_register_cleanup((p), (data), (fn), ap_null_cleanup)
+#define lodge_cleanup_kill(p, data, fn) ap_kill_cleanup((p), (data), (fn))
+
+/* Directive rows: 1.3's setter pointer is untyped, so the cast is safe. */
+typedef const char *(*lodge_cmd_fn)();
+#define LODGE_TAKE1(name, fn, where, help) \
+    { name, (lodge_cmd_fn)(fn), NULL, where, TAKE1, help }
+#define LODGE_TAKE2(name, fn, where, help) \
+    { name, (lodge_cmd_fn)(fn), NULL, where, TAKE2, help }
+#define LODGE_TAKE12(name, fn, where, help) \
+    { name, (lodge_cmd_fn)(fn), NULL, where, TAKE12, help }
+#define LODGE_FLAG(name, fn, where, help) \
+    { name, (lodge_cmd_fn)(fn), NULL, where, FLAG, help }
+#define LODGE_CMD_END { NULL }
+
+/* The file a directive came from: the .htaccess for tenant lines. */
+#define lodge_cmd_file(cmd) \
+    ((cmd)->config_file ? (cmd)->config_file->name : "")
+
+/* 1.3 keeps no parsed tree to look at; a regex path rarely starts with '/'. */
+#define lodge_cmd_in_regex_section(cmd) ((void)(cmd), 0)
+
+#define lodge_client_ip(r) ((r)->connection->remote_ip)
+#define lodge_client_port(r) \
+    ((unsigned)ntohs((r)->connection->remote_addr.sin_port))
+#define lodge_user(r) ((r)->connection->user)
+#define lodge_auth_type(r) ((r)->connection->ap_auth_type)
+#define lodge_is_https(r) (strcmp(ap_http_method(r), "https") == 0)
+#define lodge_is_regular_file(r) \
+    ((r)->finfo.st_mode != 0 && S_ISREG((r)->finfo.st_mode))
+#define lodge_set_content_type(r, type) ((r)->content_type = (type))
+#define lodge_client_fd(r) ap_bfileno((r)->connection->client, B_RD)
+
+/* 1.3 sends the header block on request, and writes a body even for HEAD. */
+#define lodge_send_headers(r) ap_send_http_header(r)
+#define lodge_wants_body(r) (!(r)->header_only)
+
+/*
+ * 1.3 bounds client I/O with SIGALRM rather than socket timeouts. A soft
+ * timeout only marks the connection aborted (no longjmp past our cleanup
+ * of the lodged connection), which the request path checks anyway.
+ */
+#define lodge_client_timeout(r, what) ap_soft_timeout((char *)(what), (r))
+#define lodge_client_timeout_reset(r) ap_reset_timeout(r)
+#define lodge_client_timeout_end(r) ap_kill_timeout(r)
+
+static LODGE_INLINE void lodge_abort_client(request_rec *r)
+{
+    r->connection->keepalive = -1;
+    r->connection->aborted = 1;
+    /* Nothing more reaches the client, not even a chunked trailer. */
+    ap_bsetflag(r->connection->client, B_EOUT, 1);
+}
+
+/* 1.3 children are single-threaded. */
+typedef int lodge_mutex_t;
+#define lodge_mutex_create(mp, p) ((void)(p), *(mp) = NULL, 0)
+#define lodge_mutex_lock(m) ((void)(m))
+#define lodge_mutex_unlock(m) ((void)(m))
+
+#else
+/* ------------------------------------------------------------ Apache 2.4 */
+
+#include "apr_strings.h"
+#include "apr_tables.h"
+#include "apr_network_io.h"
+#include "apr_portable.h"
+#if APR_HAS_THREADS
+#include "apr_thread_mutex.h"
+#endif
+
+#define LODGE_MODULE_DATA AP_MODULE_DECLARE_DATA
+#define LODGE_INLINE APR_INLINE
+
+APLOG_USE_MODULE(lodge);
+
+/* strerror() is not safe in a threaded child; apr_strerror() is. */
+static LODGE_INLINE const char *lodge_errstr(apr_pool_t *p, int err)
+{
+    char buf[128];
+
+    return apr_pstrdup(p, apr_strerror(err, buf, sizeof(buf)));
+}
+
+/* The status argument stays 0: messages name the errno text themselves. */
+#define lodge_rlog(level, r, ...) \
+    ap_log_rerror(APLOG_MARK, (level), 0, (r), __VA_ARGS__)
+#define lodge_slog(level, s, ...) \
+    ap_log_error(APLOG_MARK, (level), 0, (s), __VA_ARGS__)
+
+typedef apr_status_t lodge_cleanup_rv;
+#define LODGE_CLEANUP_DONE return APR_SUCCESS
+#define lodge_cleanup_register(p, data, fn) \
+    apr_pool_cleanup_register((p), (data), (fn), apr_pool_cleanup_null)
+#define lodge_cleanup_kill(p, data, fn) apr_pool_cleanup_kill((p), (data), (fn))
+
+#define LODGE_TAKE1(name, fn, where, help) \
+    AP_INIT_TAKE1(name, fn, NULL, where, help)
+#define LODGE_TAKE2(name, fn, where, help) \
+    AP_INIT_TAKE2(name, fn, NULL, where, help)
+#define LODGE_TAKE12(name, fn, where, help) \
+    AP_INIT_TAKE12(name, fn, NULL, where, help)
+#define LODGE_FLAG(name, fn, where, help) \
+    AP_INIT_FLAG(name, fn, NULL, where, help)
+#define LODGE_CMD_END { NULL }
+
+#define lodge_cmd_file(cmd) \
+    ((cmd)->directive && (cmd)->directive->filename \
+        ? (cmd)->directive->filename : "")
+
+/* Whether the nearest <Directory...> around a line is a regex one. */
+static LODGE_INLINE int lodge_cmd_in_regex_section(cmd_parms *cmd)
+{
+    const ap_directive_t *sec;
+
+    for (sec = cmd->directive ? cmd->directive->parent : NULL; sec != NULL;
+         sec = sec->parent) {
+        if (ap_cstr_casecmpn(sec->directive, "<Directory", 10) == 0) {
+            return ap_cstr_casecmp(sec->directive, "<DirectoryMatch") == 0
+                || (sec->args != NULL && sec->args[0] == '~');
+        }
+    }
+    return 0;
+}
+
+#define lodge_client_ip(r) ((r)->useragent_ip)
+#define lodge_client_port(r) \
+    ((unsigned)((r)->useragent_addr ? (r)->useragent_addr->port : 0))
+#define lodge_user(r) ((r)->user)
+#define lodge_auth_type(r) ((r)->ap_auth_type)
+#define lodge_is_https(r) (strcmp(ap_http_scheme(r), "https") == 0)
+#define lodge_is_regular_file(r) ((r)->finfo.filetype == APR_REG)
+#define lodge_set_content_type(r, type) ap_set_content_type((r), (type))
+
+static LODGE_INLINE int lodge_client_fd(request_rec *r)
+{
+    apr_socket_t *sock = ap_get_conn_socket(r->connection);
+    apr_os_sock_t fd;
+
+    if (sock == NULL || apr_os_sock_get(&fd, sock) != APR_SUCCESS) {
+        return -1;
+    }
+    return (int)fd;
+}
+
+/*
+ * 2.4 sends the header block with the first output and drops the body of
+ * a HEAD response itself, after its content-length filter has counted it.
+ */
+#define lodge_send_headers(r) ((void)(r))
+#define lodge_wants_body(r) ((void)(r), 1)
+
+/* 2.4 bounds client I/O with the socket timeout (Timeout). */
+#define lodge_client_timeout(r, what) ((void)(r), (void)(what))
+#define lodge_client_timeout_reset(r) ((void)(r))
+#define lodge_client_timeout_end(r) ((void)(r))
+
+static LODGE_INLINE void lodge_abort_client(request_rec *r)
+{
+    /*
+     * The core output filter drops everything once aborted is set, the
+     * last chunk included, and the connection is not kept alive: the
+     * client sees a cut-off response, never a complete wrong one.
+     */
+    r->connection->keepalive = AP_CONN_CLOSE;
+    r->connection->aborted = 1;
+}
+
+/* The event and worker MPMs serve many requests per process at once. */
+#if APR_HAS_THREADS
+typedef apr_thread_mutex_t lodge_mutex_t;
+#define lodge_mutex_create(mp, p) \
+    apr_thread_mutex_create((mp), APR_THREAD_MUTEX_DEFAULT, (p))
+#define lodge_mutex_lock(m) ((void)apr_thread_mutex_lock(m))
+#define lodge_mutex_unlock(m) ((void)apr_thread_mutex_unlock(m))
+#else
+typedef int lodge_mutex_t;
+#define lodge_mutex_create(mp, p) ((void)(p), *(mp) = NULL, 0)
+#define lodge_mutex_lock(m) ((void)(m))
+#define lodge_mutex_unlock(m) ((void)(m))
+#endif
+
+#endif /* LODGE_APACHE13 */
+
+extern module LODGE_MODULE_DATA lodge_module;
+
+#endif /* LODGE_COMPAT_H */

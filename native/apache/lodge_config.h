@@ -1,0 +1,77 @@
+/*
+ * lodge_config.h: what the directives leave behind.
+ *
+ * Tenant directives (.htaccess) fill lodge_dir_conf, host directives fill
+ * lodge_server_conf. Numbers start as LODGE_UNSET so that a merge can tell
+ * "not said here" from any value a directive accepts.
+ */
+#ifndef LODGE_CONFIG_H
+#define LODGE_CONFIG_H
+
+#include "lodge_compat.h"
+
+#define LODGE_UNSET (-1)
+
+/* Where lodged listens unless the host says otherwise (LodgeSocket). */
+#define LODGE_DEFAULT_SOCKET "/run/lodge/lodged.sock"
+
+typedef struct {
+    const char *name;
+    const char *value;
+} lodge_env;
+
+typedef struct {
+    /* From one LodgeApp line; root is NULL when no LodgeApp applies. */
+    const char *root;       /* the directory of that line, no trailing slash */
+    const char *kind;       /* "wsgi" or "node" */
+    const char *entry;      /* the app file, relative to root */
+    const char *callable;   /* "" when not given */
+    const char *config;     /* the file the line is in (the .htaccess) */
+
+    int timeout;            /* LodgeTimeout, seconds */
+    int cpu;                /* LodgeCPU, seconds */
+    int idle;               /* LodgeIdle, seconds */
+    int processes;          /* LodgeProcesses */
+    long long memory;       /* LodgeMemory, bytes */
+
+    apr_array_header_t *env; /* of lodge_env, in first-said order; NULL: none */
+} lodge_dir_conf;
+
+typedef struct {
+    const char *socket;     /* LodgeSocket; NULL: LODGE_DEFAULT_SOCKET */
+    int daemon;             /* LodgeDaemon: LODGE_UNSET, 0 or 1 */
+    const char *runtimes;   /* LodgeRuntimes */
+
+    /* LodgeLimit: the host's caps, which lodged applies. */
+    int limit_timeout;
+    int limit_processes;
+    int limit_cpu;
+    int limit_tasks;
+    int limit_idle;
+    long long limit_memory;
+} lodge_server_conf;
+
+void *lodge_create_dir_conf(apr_pool_t *p, char *dir);
+void *lodge_merge_dir_conf(apr_pool_t *p, void *base, void *over);
+void *lodge_create_server_conf(apr_pool_t *p, server_rec *s);
+void *lodge_merge_server_conf(apr_pool_t *p, void *base, void *over);
+
+const char *lodge_set_app(cmd_parms *cmd, void *conf, const char *kind,
+                          const char *file);
+const char *lodge_set_env(cmd_parms *cmd, void *conf, const char *name,
+                          const char *value);
+const char *lodge_set_timeout(cmd_parms *cmd, void *conf, const char *arg);
+const char *lodge_set_cpu(cmd_parms *cmd, void *conf, const char *arg);
+const char *lodge_set_idle(cmd_parms *cmd, void *conf, const char *arg);
+const char *lodge_set_memory(cmd_parms *cmd, void *conf, const char *arg);
+const char *lodge_set_processes(cmd_parms *cmd, void *conf, const char *arg);
+
+const char *lodge_set_socket(cmd_parms *cmd, void *conf, const char *arg);
+const char *lodge_set_limit(cmd_parms *cmd, void *conf, const char *what,
+                            const char *max);
+const char *lodge_set_daemon(cmd_parms *cmd, void *conf, int on);
+const char *lodge_set_runtimes(cmd_parms *cmd, void *conf, const char *arg);
+
+const char *lodge_socket_path(const lodge_server_conf *s);
+
+#endif /* LODGE_CONFIG_H */

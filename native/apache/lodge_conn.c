@@ -1,0 +1,310 @@
+/*
+ * lodge_conn.c: unix-socket connections to lodged and the per-child free
+ * list that keeps them open between requests.
+ *
+ * The sockets stay blocking, bounded by SO_RCVTIMEO/SO_SNDTIMEO, so that a
+ * read from lodged is one recv() rather than poll() plus recv(); a read
+ * that must not wait (is more of the response already here?) passes
+ * MSG_DONTWAIT. Errors come back as negative errno values.
+ */
+#include "lodge_conn.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MSG_NOSIGNAL
+/* Apache ignores SIGPIPE in its children; this only spares a syscall. */
+#define MSG_NOSIGNAL 0
+#endif
+
+/*
+ * A unix-socket connect only waits when lodged's listen backlog is full,
+ * i.e. lodged has not accepted for a while. Past this the client is better
+ * served by a 503 now than by a wait as long as Apache's Timeout.
+ */
+#define LODGE_CONNECT_TIMEOUT 3
+
+/*
+ * Idle connections kept per child. A child never uses more at once than
+ * it has threads; the cap only stops a rare burst from pinning sockets
+ * (and lodged's descriptors) for the rest of the child's life.
+ */
+#define LODGE_CONN_KEEP 256
+
+static lodge_mutex_t *free_lock;
+static lodge_conn *free_list;
+static int free_count;
+static int keeping;             /* 0 until child_init has a lock */
+
+int lodge_conn_child_init(apr_pool_t *pchild)
+{
+    int rv = lodge_mutex_create(&free_lock, pchild);
+
+    keeping = rv == 0;
+    return rv;
+}
+
+static int set_timeout_ms(int fd, int opt, long long ms)
+{
+    struct timeval tv;
+
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    return setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv)) != 0 ? -errno : 0;
+}
+
+static int set_timeouts(int fd, int seconds)
+{
+    int rv = set_timeout_ms(fd, SO_RCVTIMEO, seconds * 1000LL);
+
+    return rv != 0 ? rv : set_timeout_ms(fd, SO_SNDTIMEO, seconds * 1000LL);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A signal ends a blocking call early, and calling again would start the
+ * whole timeout over; so the call goes again with only what is left of
+ * the first one's. Returns 0 to go again, or -ETIMEDOUT.
+ */
+static int after_signal(lodge_conn *c, int opt, long long started)
+{
+    long long left = started + c->timeout * 1000LL - now_ms();
+
+    if (left <= 0) {
+        return -ETIMEDOUT;
+    }
+    if (set_timeout_ms(c->fd, opt, left) != 0) {
+        return -errno;
+    }
+    /* Not c->timeout any more: lodge_conn_set_timeout sets it afresh. */
+    c->timeout_left = 1;
+    return 0;
+}
+
+int lodge_conn_set_timeout(lodge_conn *c, int seconds)
+{
+    int rv;
+
+    if (c->timeout == seconds && !c->timeout_left) {
+        return 0;
+    }
+    rv = set_timeouts(c->fd, seconds);
+    if (rv == 0) {
+        c->timeout = seconds;
+        c->timeout_left = 0;
+    }
+    return rv;
+}
+
+static int new_socket(void)
+{
+#ifdef SOCK_CLOEXEC
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+#else
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    /* CGI children and piped loggers must not inherit a lodged stream. */
+    if (fd >= 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+        int e = errno;
+
+        close(fd);
+        errno = e;
+        return -1;
+    }
+#endif
+    return fd;
+}
+
+int lodge_conn_open(const char *path, lodge_conn **out)
+{
+    struct sockaddr_un sa;
+    size_t n = strlen(path);
+    lodge_conn *c;
+    int fd, rv;
+
+    if (n >= sizeof(sa.sun_path)) {
+        return -ENAMETOOLONG;
+    }
+    fd = new_socket();
+    if (fd < 0) {
+        return -errno;
+    }
+    /* On Linux SO_SNDTIMEO also bounds a unix-socket connect. */
+    rv = set_timeouts(fd, LODGE_CONNECT_TIMEOUT);
+    if (rv != 0) {
+        close(fd);
+        return rv;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, n + 1);
+    do {
+        rv = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    } while (rv != 0 && errno == EINTR);
+    if (rv != 0) {
+        rv = (errno == EAGAIN || errno == EWOULDBLOCK) ? -ETIMEDOUT : -errno;
+        close(fd);
+        return rv;
+    }
+
+    /* One block: it outlives every request pool, and is freed as one. */
+    c = malloc(sizeof(*c) + LODGE_CONN_BUFSIZE + n + 1);
+    if (c == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    c->fd = fd;
+    c->reused = 0;
+    c->timeout = LODGE_CONNECT_TIMEOUT;
+    c->timeout_left = 0;
+    c->buf = (unsigned char *)(c + 1);
+    c->path = (char *)c->buf + LODGE_CONN_BUFSIZE;
+    memcpy(c->path, path, n + 1);
+    c->pos = 0;
+    c->end = 0;
+    c->next = NULL;
+    *out = c;
+    return 0;
+}
+
+/* An idle connection to path if this child has one, else a new one. */
+int lodge_conn_take(const char *path, lodge_conn **out)
+{
+    lodge_conn *c = NULL, **link;
+
+    if (keeping) {
+        lodge_mutex_lock(free_lock);
+        for (link = &free_list; *link != NULL; link = &(*link)->next) {
+            if (strcmp((*link)->path, path) == 0) {
+                c = *link;
+                *link = c->next;
+                free_count--;
+                break;
+            }
+        }
+        lodge_mutex_unlock(free_lock);
+    }
+    if (c == NULL) {
+        return lodge_conn_open(path, out);
+    }
+    c->next = NULL;
+    c->reused = 1;
+    *out = c;
+    return 0;
+}
+
+void lodge_conn_close(lodge_conn *c)
+{
+    close(c->fd);
+    free(c);
+}
+
+/* Only after a clean END or ERROR, with nothing left unread. */
+void lodge_conn_give_back(lodge_conn *c)
+{
+    c->pos = 0;
+    c->end = 0;
+    if (keeping) {
+        lodge_mutex_lock(free_lock);
+        if (free_count < LODGE_CONN_KEEP) {
+            c->next = free_list;
+            free_list = c;
+            free_count++;
+            c = NULL;
+        }
+        lodge_mutex_unlock(free_lock);
+    }
+    if (c != NULL) {
+        lodge_conn_close(c);
+    }
+}
+
+/* Sends all n bytes: 0, -ETIMEDOUT past the timeout, or -errno. */
+int lodge_conn_send(lodge_conn *c, const void *data, size_t n)
+{
+    const char *p = data;
+    long long started = now_ms();
+
+    while (n > 0) {
+        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+
+        if (w < 0) {
+            int rv;
+
+            if (errno == EINTR) {
+                if ((rv = after_signal(c, SO_SNDTIMEO, started)) != 0) {
+                    return rv;
+                }
+                continue;
+            }
+            return (errno == EAGAIN || errno == EWOULDBLOCK)
+                   ? -ETIMEDOUT : -errno;
+        }
+        p += w;
+        n -= (size_t)w;
+        started = now_ms();
+        if (c->timeout_left) {
+            /* On failure timeout_left stays set, and the next call retries. */
+            (void)lodge_conn_set_timeout(c, c->timeout);
+        }
+    }
+    return 0;
+}
+
+/*
+ * Reads more of the stream behind what is buffered (moving the unread
+ * rest to the front first). Returns the number of bytes read; 0 at end of
+ * stream; -EAGAIN when !wait and nothing is there yet; -ETIMEDOUT when
+ * wait and nothing came within the timeout; or -errno.
+ */
+long lodge_conn_fill(lodge_conn *c, int wait)
+{
+    long long started;
+    ssize_t n;
+    int rv, e;
+
+    if (c->pos > 0) {
+        memmove(c->buf, c->buf + c->pos, c->end - c->pos);
+        c->end -= c->pos;
+        c->pos = 0;
+    }
+    if (c->end == LODGE_CONN_BUFSIZE) {
+        return -ENOBUFS;
+    }
+    started = wait ? now_ms() : 0;
+    for (;;) {
+        n = recv(c->fd, c->buf + c->end, LODGE_CONN_BUFSIZE - c->end,
+                 wait ? 0 : MSG_DONTWAIT);
+        if (n >= 0 || errno != EINTR) {
+            break;
+        }
+        if (wait && (rv = after_signal(c, SO_RCVTIMEO, started)) != 0) {
+            return rv;
+        }
+    }
+    e = errno;
+    if (c->timeout_left) {
+        /* On failure timeout_left stays set, and the next call retries. */
+        (void)lodge_conn_set_timeout(c, c->timeout);
+    }
+    if (n < 0) {
+        if (e == EAGAIN || e == EWOULDBLOCK) {
+            return wait ? -ETIMEDOUT : -EAGAIN;
+        }
+        return -e;
+    }
+    c->end += (size_t)n;
+    return (long)n;
+}

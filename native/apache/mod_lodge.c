@@ -1,0 +1,156 @@
+/*
+ * mod_lodge: tenants' Python and Node.js apps behind Apache, run by lodged.
+ *
+ * This file is the module record, the directive table and the hooks; the
+ * work is in lodge_config.c (directives), lodge_request.c (the request
+ * path), lodge_conn.c (connections to lodged) and lodge_frame.c (the
+ * protocol). lodge_compat.h hides what differs between Apache 1.3 and 2.4.
+ *
+ * Log numbers: LG00001..LG00030 are taken; the next free one is LG00031.
+ */
+#include "lodge_compat.h"
+#include "lodge_config.h"
+#include "lodge_conn.h"
+#include "lodge_request.h"
+
+static const command_rec lodge_cmds[] = {
+    /* Tenant: .htaccess (AllowOverride FileInfo) or <Directory>. */
+    LODGE_TAKE12("LodgeApp", lodge_set_app, OR_FILEINFO,
+                 "'wsgi' or 'node', then the app file, relative to this "
+                 "directory (e.g. LodgeApp wsgi app.py:application)"),
+    LODGE_TAKE2("LodgeEnv", lodge_set_env, OR_FILEINFO,
+                "an environment variable for the app: NAME VALUE"),
+    LODGE_TAKE1("LodgeTimeout", lodge_set_timeout, OR_FILEINFO,
+                "seconds a request may take"),
+    LODGE_TAKE1("LodgeCPU", lodge_set_cpu, OR_FILEINFO,
+                "CPU seconds a worker process may use"),
+    LODGE_TAKE1("LodgeIdle", lodge_set_idle, OR_FILEINFO,
+                "seconds without requests before the app's processes stop"),
+    LODGE_TAKE1("LodgeMemory", lodge_set_memory, OR_FILEINFO,
+                "memory per worker process: bytes, or with K, M or G"),
+    LODGE_TAKE1("LodgeProcesses", lodge_set_processes, OR_FILEINFO,
+                "the most worker processes the app may have (1-1000)"),
+
+    /* Host: server config and virtual hosts. */
+    LODGE_TAKE1("LodgeSocket", lodge_set_socket, RSRC_CONF,
+                "the unix socket lodged listens on "
+                "(default " LODGE_DEFAULT_SOCKET ")"),
+    LODGE_TAKE2("LodgeLimit", lodge_set_limit, RSRC_CONF,
+                "timeout|memory|processes|cpu|tasks|idle, then the most a "
+                "tenant may set"),
+    LODGE_FLAG("LodgeDaemon", lodge_set_daemon, RSRC_CONF,
+               "on: Apache starts and watches lodged itself"),
+    LODGE_TAKE1("LodgeRuntimes", lodge_set_runtimes, RSRC_CONF,
+                "the directory holding the Lodge worker runtimes"),
+    LODGE_CMD_END
+};
+
+#if LODGE_APACHE13
+
+static void lodge_child_init13(server_rec *s, pool *p)
+{
+    if (lodge_conn_child_init(p) != 0) {
+        lodge_slog(APLOG_ERR, s, LODGE_LOGNO(00030)
+                   "cannot create the connection-list lock; connections "
+                   "to lodged will not be kept open");
+    }
+}
+
+static const handler_rec lodge_handlers[] = {
+    { LODGE_HANDLER, lodge_handle },
+    { NULL }
+};
+
+/*
+ * 1.3 has no hook order: a LoadModule'd module runs before the built-in
+ * ones, so lodge_claim sees a request before mod_mime and mod_negotiation.
+ * mod_dir is a content handler there, which the claim's handler displaces.
+ */
+module LODGE_MODULE_DATA lodge_module = {
+    STANDARD_MODULE_STUFF,
+    NULL,                       /* init */
+    lodge_create_dir_conf,
+    lodge_merge_dir_conf,
+    lodge_create_server_conf,
+    lodge_merge_server_conf,
+    lodge_cmds,
+    lodge_handlers,
+    NULL,                       /* translate_handler */
+    NULL,                       /* check_user_id */
+    NULL,                       /* auth_checker */
+    NULL,                       /* access_checker */
+    lodge_claim,                /* type_checker */
+    NULL,                       /* fixer_upper */
+    NULL,                       /* logger */
+    NULL,                       /* header_parser */
+    lodge_child_init13,
+    NULL,                       /* child_exit */
+    NULL                        /* post_read_request */
+};
+
+#else /* Apache 2.4 */
+
+static void lodge_child_init(apr_pool_t *p, server_rec *s)
+{
+    if (lodge_conn_child_init(p) != 0) {
+        lodge_slog(APLOG_ERR, s, LODGE_LOGNO(00030)
+                   "cannot create the connection-list lock; connections "
+                   "to lodged will not be kept open");
+    }
+}
+
+/*
+ * mod_dir's fixup, seeing a directory, would redirect "/sub" to "/sub/" and
+ * then look for a DirectoryIndex file, serving index.html (or worse, an
+ * index the host named) instead of the app. The app owns its directories,
+ * so mod_dir is shown no directory while it runs (as Passenger does), and
+ * the file type is put back right after.
+ */
+static char lodge_hid_directory;
+
+static int lodge_hide_directory(request_rec *r)
+{
+    if (r->handler != NULL && strcmp(r->handler, LODGE_HANDLER) == 0
+        && r->finfo.filetype == APR_DIR) {
+        r->finfo.filetype = APR_NOFILE;
+        ap_set_module_config(r->request_config, &lodge_module,
+                             &lodge_hid_directory);
+    }
+    return DECLINED;
+}
+
+static int lodge_restore_directory(request_rec *r)
+{
+    if (ap_get_module_config(r->request_config, &lodge_module)
+        == &lodge_hid_directory) {
+        r->finfo.filetype = APR_DIR;
+        ap_set_module_config(r->request_config, &lodge_module, NULL);
+    }
+    return DECLINED;
+}
+
+static void lodge_register_hooks(apr_pool_t *p)
+{
+    static const char * const mod_dir[] = { "mod_dir.c", NULL };
+
+    (void)p;
+    ap_hook_child_init(lodge_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Before mod_negotiation (FIRST) and mod_mime (MIDDLE): see lodge_claim. */
+    ap_hook_type_checker(lodge_claim, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_fixups(lodge_hide_directory, NULL, mod_dir, APR_HOOK_LAST);
+    ap_hook_fixups(lodge_restore_directory, mod_dir, NULL, APR_HOOK_LAST);
+    ap_hook_handler(lodge_handle, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+module LODGE_MODULE_DATA lodge_module = {
+    STANDARD20_MODULE_STUFF,
+    lodge_create_dir_conf,
+    lodge_merge_dir_conf,
+    lodge_create_server_conf,
+    lodge_merge_server_conf,
+    lodge_cmds,
+    lodge_register_hooks,
+    AP_MODULE_FLAG_NONE
+};
+
+#endif /* LODGE_APACHE13 */
