@@ -860,9 +860,33 @@ def open_log(path):
     sys.stderr = _errlog = open(2, 'w', **text)
 
 
+def source_only_imports(root):
+    # Python trusts a cached .pyc whose source has the same size and the same mtime in
+    # whole seconds; a tenant's quick one-character fix (same size, same second) would
+    # then reload the old code. The app's own modules are therefore always compiled
+    # from source; everything else (stdlib, Debian's packages) keeps its caches.
+    import importlib.machinery as machinery
+
+    class SourceLoader(machinery.SourceFileLoader):
+        def get_code(self, fullname):
+            return self.source_to_code(self.get_data(self.path), self.path)
+
+    prefix = root.rstrip('/')
+
+    def hook(path):
+        p = os.path.abspath(path or '.')
+        if p != prefix and not p.startswith(prefix + '/'):
+            raise ImportError('not in the app tree')
+        return machinery.FileFinder(p, (SourceLoader, machinery.SOURCE_SUFFIXES))
+
+    sys.path_hooks.insert(0, hook)
+    sys.path_importer_cache.clear()
+    return SourceLoader
+
+
 def load_app(root, entry, name):
-    import importlib.machinery
     import importlib.util
+    SourceLoader = source_only_imports(root)
     path = os.path.join(root, entry)
     stem = os.path.splitext(os.path.basename(entry))[0]
     # The module is registered under its file's stem, so `from app import db` elsewhere
@@ -870,7 +894,7 @@ def load_app(root, entry, name):
     modname = stem if stem and stem not in sys.modules else '_lodge_app'
     if not os.path.isfile(path):
         return None, '%s: no such file in the app directory' % entry
-    loader = importlib.machinery.SourceFileLoader(modname, path)
+    loader = SourceLoader(modname, path)
     spec = importlib.util.spec_from_file_location(modname, path, loader=loader)
     module = importlib.util.module_from_spec(spec)
     sys.modules[modname] = module
@@ -892,6 +916,18 @@ def load_app(root, entry, name):
     if not callable(app):
         return None, '%s: %r is of type %s, not a WSGI callable' % (entry, n, type(app).__name__)
     return app, None
+
+
+def own_modules(root, limit=2000):
+    # lodged watches these files for edits: the code the app imported from its own
+    # tree (not the standard library, not Debian's packages).
+    out = []
+    prefix = root.rstrip('/') + '/'
+    for m in list(sys.modules.values()):
+        f = getattr(m, '__file__', None)
+        if isinstance(f, str) and f.startswith(prefix) and len(out) < limit * 2:
+            out += (b'file', os.fsencode(f))
+    return out
 
 
 def watch_hangup(fd):
@@ -964,7 +1000,7 @@ def main():
 
     _ch = Channel(sock)
     try:
-        sock.sendall(frame(READY, pairs(b'pid', str(os.getpid()).encode())))
+        sock.sendall(frame(READY, pairs(b'pid', str(os.getpid()).encode(), *own_modules(root))))
     except OSError:
         _exit(0)
     threading.Thread(target=watch_hangup, args=(PROTO_FD,), name='lodge-hangup',

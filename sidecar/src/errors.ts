@@ -42,3 +42,9 @@ export class ProtocolError extends LodgeError {
   code = 'LODGE_E_PROTOCOL';
   status = 502;
 }
+
+export class ShuttingDownError extends LodgeError {
+  code = 'LODGE_E_STOPPING';
+  status = 503;
+  retryAfter = 1;
+}

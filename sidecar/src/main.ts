@@ -49,11 +49,23 @@ export async function lodgedMain(argv: string[]): Promise<number> {
     registry,
   );
   log.info(`listening on ${settings.socket}${asRoot ? '' : ' (not root: every app runs as ' + process.getuid!() + ')'}`);
+  let stopping = false;
   const stop = (sig: string) => {
-    log.info(`${sig}: stopping`);
+    if (stopping) return;
+    stopping = true;
+    const deadline = Date.now() + settings.shutdownTimeout * 1000;
+    log.info(`${sig}: finishing ${registry.busyWorkers()} request(s) in flight, then stopping (at most ${settings.shutdownTimeout} s)`);
     server.close();
-    registry.close();
-    setTimeout(() => process.exit(0), 100).unref();
+    registry.stopping = true;
+    const poll = setInterval(() => {
+      const busy = registry.busyWorkers();
+      if (busy > 0 && Date.now() < deadline) return;
+      clearInterval(poll);
+      if (busy > 0) log.warn(`stopping with ${busy} request(s) still running`);
+      registry.close();
+      log.info('stopped');
+      setTimeout(() => process.exit(0), 50);
+    }, 50);
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -30,6 +30,8 @@ export const configSchema = z
     maxQueue: z.number().int().min(0).default(100),
     /** Seconds a request may wait in the queue before it gets 503. */
     queueTimeout: seconds.default(30),
+    /** Seconds a SIGTERM waits for requests in flight before workers are stopped. */
+    shutdownTimeout: seconds.default(30),
     /** The tenant's log, relative to the app's directory. */
     tenantLog: z.string().min(1).refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), 'a path inside the app directory').default('logs/lodge.log'),
     /** lodged's own log; stderr when absent. */

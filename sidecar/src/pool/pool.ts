@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { AppStartError, QueueFullError } from '../errors';
 import { log } from '../log';
 import { AppSpec } from './app-spec';
+import { CodeWatch } from './code-watch';
 import { Exchange } from './exchange';
 import { Identity } from './ownership';
 import { SpawnOptions, Worker } from './worker';
@@ -29,22 +30,41 @@ const BACKOFF_MAX_MS = 60_000;
  *
  *   waiting requests ──▶ idle worker (LIFO: the warmest) ──▶ busy ──END──▶ idle
  *                   └──▶ spawn while starting < waiting and workers < max
+ *
+ * Workers belong to a generation of the code. When the app's files change, one
+ * worker of the next generation (the candidate) starts while the old ones go on
+ * serving. Once it is ready, old workers leave as soon as they are idle; if it fails
+ * to load, the old ones keep serving and the error is in the tenant's log.
  */
 export class Pool {
   readonly workers = new Set<Worker>();
   private readonly idle: Worker[] = [];
   private readonly queue: Waiter[] = [];
+  private readonly gens = new Map<Worker, number>();
   private starting = 0;
   private failure?: { message: string; until: number; mtime: number };
   private backoffMs = 0;
+  private gen = 0;
+  /** The generation new requests run on; older workers leave when they finish. */
+  private liveGen = 0;
+  private candidate?: { worker: Worker; snap: Map<string, number> };
+  private failedSnap?: Map<string, number>;
+  private readonly watch: CodeWatch;
+  private retired = false;
+  get isRetired(): boolean {
+    return this.retired;
+  }
   lastUsed = Date.now();
   served = 0;
+  reloads = 0;
 
   constructor(
     readonly spec: AppSpec,
     readonly identity: Identity,
     private readonly opts: PoolOptions,
-  ) {}
+  ) {
+    this.watch = new CodeWatch(spec.root, spec.entry);
+  }
 
   get name(): string {
     return `${this.spec.root}/${this.spec.entry}`;
@@ -53,6 +73,7 @@ export class Pool {
   /** Finds a worker for the request now, or queues it, or fails it. */
   acquire(ex: Exchange, frames: Buffer[]): void {
     this.lastUsed = Date.now();
+    this.checkCode();
     const w = this.idle.pop();
     if (w) return w.serve(ex, frames);
     if (this.failure && this.liveWorkers() === 0) {
@@ -80,15 +101,29 @@ export class Pool {
     }
   }
 
-  /** Stops every worker (lodged is shutting down or the app went away). */
+  /**
+   * The app's configuration changed (a new pool took over): idle workers leave now,
+   * busy ones after their request.
+   */
+  retire(): void {
+    this.retired = true;
+    for (const w of this.idle.splice(0)) w.retire();
+  }
+
+  /** Stops every worker at once (lodged is shutting down). */
   close(): void {
     for (const q of this.queue.splice(0)) clearTimeout(q.timer);
     for (const w of this.workers) w.kill();
   }
 
+  busyWorkers(): number {
+    return this.workers.size - this.idle.length - this.starting;
+  }
+
   /** Retires idle workers that have had nothing to do for the app's LodgeIdle. */
   reapIdle(now: number): void {
-    if (now - this.lastUsed < this.spec.limits.idle * 1000) return;
+    if (this.idle.length === 0 || now - this.lastUsed < this.spec.limits.idle * 1000) return;
+    log.info(`${this.name}: idle for ${this.spec.limits.idle} s; stopping ${this.idle.length} worker(s)`);
     for (const w of this.idle.splice(0)) w.retire();
   }
 
@@ -101,18 +136,41 @@ export class Pool {
   }
 
   private maybeSpawn(): void {
+    // While a candidate loads, the old generation serves; more of the new code
+    // starts only once it has shown that it loads.
+    if (this.candidate) return;
     while (this.starting < this.queue.length && this.workers.size < this.spec.limits.processes) {
       this.spawn();
     }
   }
 
-  private spawn(): void {
+  private checkCode(): void {
+    if (this.candidate || this.retired) return;
+    const changed = this.watch.changed();
+    if (!changed) return;
+    const snap = this.watch.snapshot();
+    if (this.failedSnap && sameSnap(snap, this.failedSnap)) return; // that edit is known not to load
+    if (this.liveWorkers() === 0 && this.starting === 0) {
+      // Nothing runs the old code: the next spawn simply loads the new one.
+      this.watch.adopt(snap, []);
+      return;
+    }
+    log.info(`${this.name}: ${path.relative(this.spec.root, changed)} changed; starting the new code beside the running one`);
+    this.gen++;
+    this.candidate = { worker: this.spawn(), snap };
+  }
+
+  private spawn(): Worker {
     this.starting++;
+    const gen = this.gen;
+    const snap = this.gens.size === 0 ? this.watch.snapshot() : undefined;
     const w = new Worker(this.spec, this.identity, this.opts, {
-      ready: (w) => {
+      ready: (w, files) => {
         this.starting--;
         this.backoffMs = 0;
-        log.info(`${this.name}: worker ${w.pid} ready (uid ${this.identity.uid})`);
+        log.info(`${this.name}: worker ${w.pid} ready (uid ${this.identity.uid}, generation ${gen})`);
+        if (this.candidate?.worker === w) this.promote(files);
+        else if (snap) this.watch.adopt(snap, files);
         this.free(w);
       },
       free: (w) => {
@@ -122,10 +180,31 @@ export class Pool {
       startFailed: (w, message) => this.startFailed(w, message),
       exited: (w) => this.exited(w),
     });
+    this.gens.set(w, gen);
     this.workers.add(w);
+    return w;
+  }
+
+  // The candidate loaded: it becomes the code every new request runs.
+  private promote(files: string[]): void {
+    const { snap } = this.candidate!;
+    this.candidate = undefined;
+    this.failedSnap = undefined;
+    this.watch.adopt(snap, files);
+    this.liveGen = this.gen;
+    this.reloads++;
+    for (const old of this.idle.splice(0)) old.retire();
+    log.info(`${this.name}: new code is live (generation ${this.gen})`);
+    this.maybeSpawn();
   }
 
   private free(w: Worker): void {
+    if (this.retired || (this.gens.get(w) ?? 0) < this.liveGen) {
+      // Old code or old configuration: it leaves; a waiting request gets a new worker.
+      w.retire();
+      this.maybeSpawn();
+      return;
+    }
     const next = this.queue.shift();
     if (next) {
       clearTimeout(next.timer);
@@ -138,6 +217,15 @@ export class Pool {
   private startFailed(w: Worker, message: string): void {
     this.starting--;
     this.workers.delete(w);
+    this.gens.delete(w);
+    if (this.candidate?.worker === w) {
+      // A broken edit: the running generation keeps serving.
+      this.failedSnap = this.candidate.snap;
+      this.candidate = undefined;
+      this.gen--;
+      log.error(`${this.name}: the changed code failed to load (${message}); the previous code keeps serving`);
+      if (this.liveWorkers() > 0) return;
+    }
     this.backoffMs = Math.min(BACKOFF_MAX_MS, this.backoffMs ? this.backoffMs * 2 : BACKOFF_FIRST_MS);
     log.error(`${this.name}: app failed to start (uid ${this.identity.uid}, worker ${w.pid}): ${message}; next try in ${this.backoffMs / 1000} s or when the file changes`);
     this.failure = { message: `${this.name} failed to start: ${message}`, until: Date.now() + this.backoffMs, mtime: this.entryMtime() };
@@ -150,6 +238,7 @@ export class Pool {
 
   private exited(w: Worker): void {
     this.workers.delete(w);
+    this.gens.delete(w);
     const i = this.idle.indexOf(w);
     if (i >= 0) this.idle.splice(i, 1);
     if (!this.failure) this.maybeSpawn();
@@ -164,10 +253,12 @@ export class Pool {
   }
 
   private entryMtime(): number {
-    try {
-      return fs.statSync(path.join(this.spec.root, this.spec.entry)).mtimeMs;
-    } catch {
-      return 0; // a missing file counts as a change once it comes back
-    }
+    return fs.statSync(path.join(this.spec.root, this.spec.entry), { throwIfNoEntry: false })?.mtimeMs ?? 0;
   }
+}
+
+function sameSnap(a: Map<string, number>, b: Map<string, number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [f, m] of a) if (b.get(f) !== m) return false;
+  return true;
 }

@@ -1,4 +1,5 @@
 import { Settings } from '../config/load';
+import { ShuttingDownError } from '../errors';
 import { log } from '../log';
 import { parseAppSpec } from './app-spec';
 import { checkOwnership } from './ownership';
@@ -9,17 +10,25 @@ import { Pool } from './pool';
  * map lookup, no parsing. A changed `.htaccess` makes different bytes, hence a new
  * pool; the old one goes idle and is reaped.
  */
+/** Idle reaping runs this often; a pass over pools with no workers costs next to nothing. */
+const REAP_INTERVAL_MS = 1000;
+
 export class Registry {
   readonly pools = new Map<string, Pool>();
+  /** The current pool of each app directory, to retire it when its settings change. */
+  private readonly byRoot = new Map<string, Pool>();
   private readonly reaper: NodeJS.Timeout;
+  /** Set on SIGTERM: requests in flight finish, new ones are turned away. */
+  stopping = false;
 
   constructor(private readonly settings: Settings, private readonly asRoot: boolean) {
-    this.reaper = setInterval(() => this.reap(), 10_000);
+    this.reaper = setInterval(() => this.reap(), REAP_INTERVAL_MS);
     this.reaper.unref();
   }
 
   /** Throws LodgeError (refused, malformed) for an app that may not run. */
   poolFor(appFrame: Buffer): Pool {
+    if (this.stopping) throw new ShuttingDownError('lodged is shutting down');
     const key = appFrame.toString('latin1', 8);
     const known = this.pools.get(key);
     if (known) return known;
@@ -32,9 +41,23 @@ export class Registry {
       maxQueue: this.settings.maxQueue,
       queueTimeoutMs: this.settings.queueTimeout * 1000,
     });
-    log.info(`new app ${pool.name} (uid ${identity.uid}, up to ${spec.limits.processes} workers, timeout ${spec.limits.timeout} s)`);
+    const before = this.byRoot.get(spec.root);
+    if (before) {
+      log.info(`${spec.config} changed: ${pool.name} restarts with the new settings`);
+      before.retire();
+    } else {
+      log.info(`new app ${pool.name} (uid ${identity.uid}, up to ${spec.limits.processes} workers, timeout ${spec.limits.timeout} s)`);
+    }
+    this.byRoot.set(spec.root, pool);
     this.pools.set(key, pool);
     return pool;
+  }
+
+  /** Workers busy with a request, over all apps. */
+  busyWorkers(): number {
+    let n = 0;
+    for (const pool of this.pools.values()) n += pool.busyWorkers();
+    return n;
   }
 
   close(): void {
@@ -48,7 +71,10 @@ export class Registry {
       pool.reapIdle(now);
       // A pool with no process and no recent request is forgotten: its memory
       // would otherwise grow with every tenant that ever had a request.
-      if (pool.workers.size === 0 && now - pool.lastUsed > pool.spec.limits.idle * 1000) this.pools.delete(key);
+      if (pool.workers.size === 0 && (pool.isRetired || now - pool.lastUsed > pool.spec.limits.idle * 1000)) {
+        this.pools.delete(key);
+        if (this.byRoot.get(pool.spec.root) === pool) this.byRoot.delete(pool.spec.root);
+      }
     }
   }
 }

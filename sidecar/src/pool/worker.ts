@@ -2,7 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { Socket } from 'node:net';
 import { FrameReader, FrameError } from '../protocol/frame-reader';
-import { ABORT_FRAME, FrameType, frameName } from '../protocol/frames';
+import { ABORT_FRAME, FrameType, decodePairs, frameName } from '../protocol/frames';
 import { LodgeError, ProtocolError, WorkerDiedError, WorkerTimeoutError } from '../errors';
 import { killGroup } from '../posix';
 import { log } from '../log';
@@ -22,7 +22,8 @@ const START_TIMEOUT_MS = 60_000;
 export type WorkerState = 'starting' | 'idle' | 'busy' | 'dead';
 
 export interface WorkerEvents {
-  ready(w: Worker): void;
+  /** `files`: the modules the app imported from its own tree, to watch for edits. */
+  ready(w: Worker, files: string[]): void;
   /** The worker finished its request and can take another. */
   free(w: Worker): void;
   /** Before READY: the app could not be loaded. */
@@ -192,7 +193,13 @@ export class Worker implements WorkerHandle {
     if (type === FrameType.READY) {
       this.disarm();
       this.state = 'idle';
-      this.events.ready(this);
+      let files: string[] = [];
+      try {
+        files = decodePairs(frame, 8).filter(([k]) => k === 'file').map(([, v]) => v);
+      } catch (err) {
+        log.warn(`worker ${this.pid} (${this.app}): unreadable READY frame: ${(err as Error).message}`);
+      }
+      this.events.ready(this, files);
     } else if (type === FrameType.FAIL) {
       this.failMessage = frame.toString('utf8', 8);
     } else {

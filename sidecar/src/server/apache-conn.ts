@@ -86,6 +86,8 @@ export class ApacheConn implements Exchange {
       this.appFrame = undefined;
     } else {
       this.state = 'drain';
+      // It may have been paused for a worker that no longer reads.
+      if (!this.closed) this.socket.resume();
     }
   }
 
