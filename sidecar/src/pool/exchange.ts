@@ -8,8 +8,8 @@ import { LodgeError } from '../errors';
 export interface Exchange {
   /** A worker was found: forward the held request frames to it. */
   attach(worker: WorkerHandle): void;
-  /** A response frame (HEAD, DATA, END, ERROR) from the worker, as it came. */
-  fromWorker(type: number, frame: Buffer): void;
+  /** Response bytes from the worker, as they came; `last`: they end with END or ERROR. */
+  fromWorker(data: Buffer, last: boolean): void;
   /** The request cannot be (or stop being) served: answer with err's status. */
   fail(err: LodgeError): void;
   /** Let the worker apply back-pressure to the Apache side. */

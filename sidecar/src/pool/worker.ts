@@ -2,6 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { Socket } from 'node:net';
 import { FrameReader, FrameError } from '../protocol/frame-reader';
+import { FrameScanner } from '../protocol/frame-scanner';
 import { ABORT_FRAME, FrameType, decodePairs, frameName } from '../protocol/frames';
 import { LodgeError, ProtocolError, WorkerDiedError, WorkerTimeoutError } from '../errors';
 import { killGroup } from '../posix';
@@ -45,6 +46,10 @@ export class Worker implements WorkerHandle {
   private readonly child: ChildProcess;
   private readonly socket: Socket;
   private readonly reader: FrameReader;
+  private readonly scanner = new FrameScanner(
+    (t) => t === FrameType.END || t === FrameType.ERROR,
+    (t) => t === FrameType.HEAD || t === FrameType.DATA || t === FrameType.END || t === FrameType.ERROR,
+  );
   private current?: Exchange;
   private aborting = false;
   private timer?: NodeJS.Timeout;
@@ -154,39 +159,40 @@ export class Worker implements WorkerHandle {
 
   private onData(chunk: Buffer): void {
     try {
-      this.reader.push(chunk);
+      if (this.state === 'busy') this.onResponseData(chunk);
+      else this.reader.push(chunk);
     } catch (err) {
       const detail = err instanceof FrameError ? err.message : String(err);
       this.protocolFailure(`worker ${this.pid} (${this.app}) sent a bad frame: ${detail}`);
     }
   }
 
+  // The response passes through as the slices it arrived in; only frame headers are
+  // looked at, to find the END or ERROR that closes it.
+  private onResponseData(chunk: Buffer): void {
+    const ex = this.current!;
+    const end = this.scanner.scan(chunk);
+    if (end < 0) {
+      if (this.aborting) return;
+      this.armRequestTimer();
+      ex.fromWorker(chunk, false);
+      return;
+    }
+    this.disarm();
+    this.current = undefined;
+    this.state = 'idle';
+    if (!this.aborting) ex.fromWorker(end === chunk.length ? chunk : chunk.subarray(0, end), true);
+    this.aborting = false;
+    this.socket.resume();
+    if (end < chunk.length) {
+      return this.protocolFailure(`worker ${this.pid} (${this.app}) sent ${chunk.length - end} bytes after its response`);
+    }
+    this.events.free(this);
+  }
+
   private onFrame(type: number, frame: Buffer): void {
     if (this.state === 'starting') return this.onStartFrame(type, frame);
-    const ex = this.current;
-    if (!ex || this.state !== 'busy') {
-      return this.protocolFailure(`worker ${this.pid} (${this.app}) sent ${frameName(type)} while idle`);
-    }
-    switch (type) {
-      case FrameType.HEAD:
-      case FrameType.DATA:
-        if (this.aborting) return;
-        this.armRequestTimer();
-        ex.fromWorker(type, frame);
-        return;
-      case FrameType.END:
-      case FrameType.ERROR:
-        this.disarm();
-        this.current = undefined;
-        this.state = 'idle';
-        if (!this.aborting) ex.fromWorker(type, frame);
-        this.aborting = false;
-        this.socket.resume();
-        this.events.free(this);
-        return;
-      default:
-        this.protocolFailure(`worker ${this.pid} (${this.app}) sent ${frameName(type)} during a request`);
-    }
+    this.protocolFailure(`worker ${this.pid} (${this.app}) sent ${frameName(type)} while idle`);
   }
 
   private onStartFrame(type: number, frame: Buffer): void {

@@ -1,5 +1,6 @@
 import { Socket } from 'node:net';
 import { FrameError, FrameReader } from '../protocol/frame-reader';
+import { FrameScanner } from '../protocol/frame-scanner';
 import { FrameType, encodeError, frameName } from '../protocol/frames';
 import { LodgeError, ProtocolError } from '../errors';
 import { log } from '../log';
@@ -23,6 +24,10 @@ type State = 'idle' | 'app' | 'waiting' | 'body' | 'response' | 'drain';
 export class ApacheConn implements Exchange {
   private state: State = 'idle';
   private readonly reader: FrameReader;
+  private readonly bodyScanner = new FrameScanner(
+    (t) => t === FrameType.BODY_END,
+    (t) => t === FrameType.BODY || t === FrameType.BODY_END,
+  );
   private appFrame?: Buffer;
   private held: Buffer[] = [];
   private heldBytes = 0;
@@ -48,9 +53,9 @@ export class ApacheConn implements Exchange {
     this.socket.resume();
   }
 
-  fromWorker(type: number, frame: Buffer): void {
-    const ok = this.socket.write(frame);
-    if (type === FrameType.END || type === FrameType.ERROR) {
+  fromWorker(data: Buffer, last: boolean): void {
+    const ok = this.socket.write(data);
+    if (last) {
       this.worker = undefined;
       this.finishResponse();
     } else if (!ok && this.bodyDone) {
@@ -93,7 +98,8 @@ export class ApacheConn implements Exchange {
 
   private onData(chunk: Buffer): void {
     try {
-      this.reader.push(chunk);
+      if ((this.state === 'body' || this.state === 'drain') && this.reader.idle) this.onBodyData(chunk);
+      else this.reader.push(chunk);
     } catch (err) {
       const detail = err instanceof FrameError ? err.message : (err as Error).stack;
       return this.protocolFailure(`bad frame: ${detail}`);
@@ -105,6 +111,23 @@ export class ApacheConn implements Exchange {
       // BODY frames that arrive while queued are appended to this same array.
       this.pool!.acquire(this, this.held);
     }
+  }
+
+  // Body bytes go to the worker as the slices they came in; only frame headers are
+  // looked at, to find BODY_END.
+  private onBodyData(chunk: Buffer): void {
+    const end = this.bodyScanner.scan(chunk);
+    const mine = end < 0 || end === chunk.length ? chunk : chunk.subarray(0, end);
+    if (this.state === 'body' && this.worker && !this.worker.send([mine])) this.socket.pause();
+    if (end < 0) return;
+    this.bodyDone = true;
+    if (this.state === 'body') {
+      this.state = 'response';
+    } else {
+      this.state = 'idle';
+      this.appFrame = undefined;
+    }
+    if (end < chunk.length) this.reader.push(chunk.subarray(end));
   }
 
   private onFrame(type: number, frame: Buffer): void {
