@@ -79,7 +79,10 @@ function addon() {
   const out = path.join(root, 'build', 'Release', 'lodge_posix.node');
   if (!stale(out, ['native/addon', 'binding.gyp'])) return;
   say('lodge: building the native addon');
-  run(process.execPath, [require.resolve('node-gyp/bin/node-gyp.js', { paths: [root] }), 'rebuild']);
+  const gyp = require.resolve('node-gyp/bin/node-gyp.js', { paths: [root] });
+  // configure + build, not rebuild: rebuild empties build/, where mod_lodge lives too.
+  if (!fs.existsSync(path.join(root, 'build', 'Makefile'))) run(process.execPath, [gyp, 'configure']);
+  run(process.execPath, [gyp, 'build']);
 }
 
 function typescript() {

@@ -81,9 +81,23 @@ typedef table_entry apr_table_entry_t;
 
 #define lodge_errstr(p, err) ((void)(p), strerror(err))
 
-/* 1.3 appends strerror(errno) unless told not to; messages carry their own. */
+/*
+ * 1.3 copies a request's first warning or error into the "error-notes"
+ * note, which its 502 page shows the visitor. Ours name sockets, app roots
+ * and lodged's messages: they are for the host's log only, so an empty
+ * note goes in first, as http_log.c suggests. And 1.3 appends
+ * strerror(errno) unless told not to; messages carry their own.
+ */
+static LODGE_INLINE request_rec *lodge_quiet_notes(request_rec *r)
+{
+    if (ap_table_get(r->notes, "error-notes") == NULL) {
+        ap_table_setn(r->notes, "error-notes", "");
+    }
+    return r;
+}
 #define lodge_rlog(level, r, ...) \
-    ap_log_rerror(APLOG_MARK, (level) | APLOG_NOERRNO, (r), __VA_ARGS__)
+    ap_log_rerror(APLOG_MARK, (level) | APLOG_NOERRNO, lodge_quiet_notes(r), \
+                  __VA_ARGS__)
 #define lodge_slog(level, s, ...) \
     ap_log_error(APLOG_MARK, (level) | APLOG_NOERRNO, (s), __VA_ARGS__)
 
@@ -123,9 +137,50 @@ typedef const char *(*lodge_cmd_fn)();
 #define lodge_set_content_type(r, type) ((r)->content_type = (type))
 #define lodge_client_fd(r) ap_bfileno((r)->connection->client, B_RD)
 
-/* 1.3 sends the header block on request, and writes a body even for HEAD. */
-#define lodge_send_headers(r) ap_send_http_header(r)
+/*
+ * 1.3 sends the header block on request, and writes a body even for HEAD.
+ *
+ * Its own chunked coding pads the size of a chunk under 256 bytes with
+ * spaces ("1b \r\n"), which HTTP/1.1 does not allow and strict clients
+ * (Node's parser among them) reject. So once the headers are out, the
+ * response's chunks are framed here; r->chunked stays set, and 1.3 still
+ * writes the last chunk when the request ends (or not, once aborted).
+ */
+static LODGE_INLINE void lodge_send_headers(request_rec *r)
+{
+    ap_send_http_header(r);
+    if (r->chunked) {
+        ap_bsetflag(r->connection->client, B_CHUNK, 0);
+    }
+}
+
 #define lodge_wants_body(r) (!(r)->header_only)
+
+/*
+ * The same padding spoils 1.3's own error pages, most of them under 256
+ * bytes. 1.3 chunks only for HTTP/1.1 clients, so a status answered here
+ * is sent as to HTTP/1.0 (as 1.3 itself does for force-no-vary): the
+ * status line stays, the page goes unchunked, and the connection closes
+ * after it. (Turning keep-alive off is not enough: ap_die() turns it on.)
+ */
+#define lodge_error_status(r, status) \
+    ((r)->proto_num = HTTP_VERSION(1, 0), (status))
+
+/* 0, or -1 when the client is gone. */
+static LODGE_INLINE int lodge_write_body(request_rec *r, const void *data,
+                                         size_t n)
+{
+    if (n == 0) {
+        return 0;   /* an empty chunk would end the response */
+    }
+    if (r->chunked && ap_rprintf(r, "%lx\r\n", (unsigned long)n) < 0) {
+        return -1;
+    }
+    if (ap_rwrite(data, (int)n, r) < 0) {
+        return -1;
+    }
+    return r->chunked && ap_rputs("\r\n", r) < 0 ? -1 : 0;
+}
 
 /*
  * 1.3 bounds client I/O with SIGALRM rather than socket timeouts. A soft
@@ -241,6 +296,12 @@ static LODGE_INLINE int lodge_client_fd(request_rec *r)
  */
 #define lodge_send_headers(r) ((void)(r))
 #define lodge_wants_body(r) ((void)(r), 1)
+
+#define lodge_error_status(r, status) ((void)(r), (status))
+
+/* 0, or -1 when the client is gone; the chunk filter frames the body. */
+#define lodge_write_body(r, data, n) \
+    (ap_rwrite((data), (int)(n), (r)) < 0 ? -1 : 0)
 
 /* 2.4 bounds client I/O with the socket timeout (Timeout). */
 #define lodge_client_timeout(r, what) ((void)(r), (void)(what))

@@ -579,8 +579,8 @@ static void commit(lodge_exchange *x)
 
 static int flush_client(lodge_exchange *x)
 {
-    lodge_client_timeout(x->r, "lodge: sending the response");
     commit(x);
+    lodge_client_timeout(x->r, "lodge: sending the response");
     x->unflushed = 0;
     return ap_rflush(x->r) < 0 || x->r->connection->aborted ? -1 : 0;
 }
@@ -849,10 +849,11 @@ static int pass_data(lodge_exchange *x, size_t len, int *result)
                              "of %s bytes", count_text(r->pool, x->declared));
             return 0;
         }
-        lodge_client_timeout(r, "lodge: sending the response");
+        /* After commit: 1.3 disarms every timeout once the headers are out. */
         commit(x);
+        lodge_client_timeout(r, "lodge: sending the response");
         if (lodge_wants_body(r)
-            && (ap_rwrite(c->buf + c->pos, (int)n, r) < 0
+            && (lodge_write_body(r, c->buf + c->pos, n) != 0
                 || r->connection->aborted)) {
             *result = client_gone(x);
             return 0;
@@ -1097,5 +1098,5 @@ int lodge_handle(request_rec *r)
         rv = exchange(x);
     }
     lodge_client_timeout_end(r);
-    return rv;
+    return ap_is_HTTP_ERROR(rv) ? lodge_error_status(r, rv) : rv;
 }

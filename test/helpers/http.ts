@@ -14,6 +14,8 @@ export interface RequestOptions {
   /** Send the body with Transfer-Encoding: chunked, in pieces of this size. */
   chunked?: number;
   timeoutMs?: number;
+  /** Accept what strict HTTP/1.1 parsing refuses (Apache 1.3's padded chunk sizes). */
+  lenient?: boolean;
 }
 
 /** One HTTP request to 127.0.0.1:port with the Host header of a tenant. */
@@ -22,7 +24,7 @@ export function request(port: number, host: string, path: string, opts: RequestO
     const headers: Record<string, string> = { Host: `${host}:${port}`, ...opts.headers };
     const body = typeof opts.body === 'string' ? Buffer.from(opts.body) : opts.body;
     if (body && !opts.chunked) headers['Content-Length'] = String(body.length);
-    const req = http.request({ host: '127.0.0.1', port, path, method: opts.method ?? (body ? 'POST' : 'GET'), headers, agent: false });
+    const req = http.request({ host: '127.0.0.1', port, path, method: opts.method ?? (body ? 'POST' : 'GET'), headers, agent: false, insecureHTTPParser: opts.lenient });
     req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(new Error(`no answer to ${path} within ${opts.timeoutMs ?? 30_000} ms`)));
     req.on('error', reject);
     req.on('response', (res) => {

@@ -3,7 +3,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { Sandbox, startSandbox } from '../../sidecar/src/sandbox/sandbox';
+import { describe, test } from 'node:test';
+import { ApacheVersion, Sandbox, apacheMissing, startSandbox } from '../../sidecar/src/sandbox/sandbox';
 import { Reply, RequestOptions, request } from './http';
 import { TestUser, createUser, removeUser } from './users';
 
@@ -12,6 +13,7 @@ export type Files = Record<string, string | Buffer>;
 
 export interface Site {
   sb: Sandbox;
+  apache: ApacheVersion;
   root: string;
   users: Record<string, TestUser>;
   get(tenant: string, p: string, opts?: RequestOptions): Promise<Reply>;
@@ -41,10 +43,30 @@ export function writeFiles(dir: string, files: Files): void {
 }
 
 /**
- * A private host for one test file: a temp folder with one sub-folder per tenant,
- * each owned by a real Unix user created for the run, served by the sandbox.
+ * The Apaches the end-to-end cases run on: 2.4 always, 1.3 when APXS13 names an
+ * Apache 1.3 and mod_lodge was built for it.
  */
-export async function startSite(tenants: Record<string, Files>, lodged?: Record<string, unknown>): Promise<Site> {
+export function apacheVersions(): ApacheVersion[] {
+  return apacheMissing('1.3') === undefined ? ['2.4', '1.3'] : ['2.4'];
+}
+
+/**
+ * One list of cases, every server: `cases` declares its site and tests once, and
+ * runs inside a describe('Apache X') per version in apacheVersions(). A version
+ * that cannot run here is one skipped test whose name says why.
+ */
+export function forEachApache(cases: (apache: ApacheVersion) => void): void {
+  const versions = apacheVersions();
+  for (const apache of versions) describe(`Apache ${apache}`, () => cases(apache));
+  if (!versions.includes('1.3')) test.skip(apacheMissing('1.3') ?? 'Apache 1.3: not available', () => {});
+}
+
+/**
+ * A private host for one test file: a temp folder with one sub-folder per tenant,
+ * each owned by a real Unix user created for the run, served by the sandbox on the
+ * given Apache.
+ */
+export async function startSite(tenants: Record<string, Files>, lodged?: Record<string, unknown>, apache: ApacheVersion = '2.4'): Promise<Site> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lodge-test-'));
   fs.chmodSync(root, 0o755);
   const users: Record<string, TestUser> = {};
@@ -57,14 +79,16 @@ export async function startSite(tenants: Record<string, Files>, lodged?: Record<
   }
   let sb: Sandbox;
   try {
-    sb = await startSandbox({ root, port: await freePort(), lodged, logLevel: 'warn' });
+    sb = await startSandbox({ root, port: await freePort(), lodged, logLevel: 'warn', apache });
   } catch (err) {
     for (const u of Object.values(users)) await removeUser(u);
+    fs.rmSync(root, { recursive: true, force: true });
     throw err;
   }
   const read = (p: string) => (fs.existsSync(p) ? fs.readFileSync(p, 'utf8') : '');
   return {
     sb,
+    apache,
     root,
     users,
     get: (tenant, p, opts) => request(sb.port, `${tenant}.localhost`, p, opts),

@@ -5,7 +5,7 @@ import { sandboxMain } from './sandbox';
 const HELP = `usage: lodge <command> [options]
 
 Commands:
-  sandbox   run a private Apache 2.4 + lodged serving a folder of tenants
+  sandbox   run a private Apache (2.4 or 1.3) + lodged serving a folder of tenants
   lodged    run the process manager (what Apache or systemd starts)
 
 Run 'lodge <command> --help' for a command's options.

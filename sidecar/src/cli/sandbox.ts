@@ -1,18 +1,20 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startSandbox } from '../sandbox/sandbox';
+import { ApacheVersion, findApache, startSandbox } from '../sandbox/sandbox';
 import { findTenants, makeTenantUsers } from '../sandbox/tenants';
 
-const HELP = `usage: lodge sandbox --root DIR [--port N] [--config FILE] [--keep]
-       lodge sandbox --demo
+const HELP = `usage: lodge sandbox --root DIR [--port N] [--apache 2.4|1.3] [--config FILE] [--keep]
+       lodge sandbox --demo [--apache 2.4|1.3]
 
-Runs a complete private host: a private Apache 2.4 with mod_lodge and lodged, one
+Runs a complete private host: a private Apache with mod_lodge and lodged, one
 tenant per sub-folder of DIR at http://<folder>.localhost:N/, each folder's own
 .htaccess in charge. The system Apache is never touched. Ctrl-C stops everything.
 
   --root DIR      the folder of tenant folders
   --port N        port on 127.0.0.1 (default 8080)
+  --apache V      2.4 (default: Debian's apache2) or 1.3 (the Apache whose apxs
+                  APXS13 names, with build/apache13/mod_lodge.so)
   --config FILE   lodged settings (JSON) to use
   --keep          keep the run directory (logs, generated config) after stopping
   --demo          serve a copy of the bundled examples (as root: each tenant as a
@@ -25,6 +27,7 @@ export async function sandboxMain(argv: string[]): Promise<number> {
   let configFile: string | undefined;
   let keep = false;
   let demo = false;
+  let apache: ApacheVersion = '2.4';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -37,7 +40,14 @@ export async function sandboxMain(argv: string[]): Promise<number> {
     } else if (a === '--root') root = value();
     else if (a === '--port') port = Number(value());
     else if (a === '--config') configFile = value();
-    else if (a === '--keep') keep = true;
+    else if (a === '--apache') {
+      const v = value();
+      if (v !== '2.4' && v !== '1.3') {
+        process.stderr.write(`lodge sandbox: --apache takes 2.4 or 1.3, got '${v}'\n`);
+        return 2;
+      }
+      apache = v;
+    } else if (a === '--keep') keep = true;
     else if (a === '--demo') demo = true;
     else {
       process.stderr.write(`lodge sandbox: unknown argument '${a}'\n${HELP}`);
@@ -47,6 +57,13 @@ export async function sandboxMain(argv: string[]): Promise<number> {
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     process.stderr.write('lodge sandbox: --port takes a port number\n');
     return 2;
+  }
+  // Before anything is copied or any user created: say at once what is missing.
+  try {
+    findApache(apache);
+  } catch (err) {
+    process.stderr.write(`lodge sandbox: ${(err as Error).message}\n`);
+    return 1;
   }
   let cleanup = () => {};
   if (demo) {
@@ -68,12 +85,12 @@ export async function sandboxMain(argv: string[]): Promise<number> {
   const lodged = configFile ? JSON.parse(fs.readFileSync(configFile, 'utf8')) : undefined;
   let sb;
   try {
-    sb = await startSandbox({ root, port, lodged, keep });
+    sb = await startSandbox({ root, port, lodged, keep, apache });
   } catch (err) {
     cleanup();
     throw err;
   }
-  process.stdout.write(`Lodge sandbox on 127.0.0.1:${port} (logs in ${sb.runDir})\n`);
+  process.stdout.write(`Lodge sandbox on 127.0.0.1:${port}, Apache ${sb.apacheVersion} (logs in ${sb.runDir})\n`);
   for (const t of sb.tenants) process.stdout.write(`  ${sb.url(t.name)}   ${t.dir}\n`);
   process.stdout.write('lodge sandbox ready; Ctrl-C stops it\n');
   await new Promise<void>((resolve) => {

@@ -2,15 +2,82 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ChildProcess, spawn } from 'node:child_process';
-import { apache24Conf } from './apache-conf';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { ApacheConfOptions, apache13Conf, apache24Conf } from './apache-conf';
 import { Tenant, findTenants } from './tenants';
 
 // dist/sidecar/src/sandbox -> repository root
 const REPO = path.resolve(__dirname, '..', '..', '..', '..');
 const LODGED = path.join(REPO, 'dist', 'sidecar', 'src', 'main.js');
 export const MODULE_24 = path.join(REPO, 'build', 'apache24', 'mod_lodge.so');
+export const MODULE_13 = path.join(REPO, 'build', 'apache13', 'mod_lodge.so');
 const APACHE_BIN = '/usr/sbin/apache2';
+
+export type ApacheVersion = '2.4' | '1.3';
+
+/** How to run one Apache version here: its binary, its mod_lodge, its config. */
+export interface ApacheServer {
+  version: ApacheVersion;
+  bin: string;
+  modulePath: string;
+  conf(o: ApacheConfOptions): string;
+  /** Arguments that keep the parent in the foreground, its children under it. */
+  args(conf: string): string[];
+}
+
+// apxs is a Perl script: each test file asks, so ask each question once.
+const apxsAnswers = new Map<string, string>();
+
+/**
+ * Apache 2.4 is Debian's; Apache 1.3 is whatever APXS13 names (its httpd is
+ * `apxs -q SBINDIR`/`TARGET`), with the module built from the same sources by
+ * scripts/build.js. Throws, saying what is missing, when the version cannot run.
+ */
+export function findApache(version: ApacheVersion): ApacheServer {
+  if (version === '2.4') {
+    return { version, bin: APACHE_BIN, modulePath: MODULE_24, conf: apache24Conf, args: (conf) => ['-f', conf, '-DFOREGROUND'] };
+  }
+  const apxs = process.env.APXS13;
+  if (!apxs) throw new Error('Apache 1.3: APXS13 is not set (it names the apxs of an Apache 1.3 installation)');
+  const query = (name: string) => {
+    const key = `${apxs} ${name}`;
+    let answer = apxsAnswers.get(key);
+    if (answer === undefined) {
+      try {
+        answer = execFileSync(apxs, ['-q', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+      } catch (err) {
+        throw new Error(`Apache 1.3: APXS13=${apxs} is not a working apxs (apxs -q ${name}: ${(err as Error).message.split('\n')[0]})`);
+      }
+      apxsAnswers.set(key, answer);
+    }
+    return answer;
+  };
+  // Only 2.x ships ap_release.h (native/apache/build.sh tells them apart the same way).
+  if (fs.existsSync(path.join(query('INCLUDEDIR'), 'ap_release.h'))) {
+    throw new Error(`Apache 1.3: APXS13=${apxs} belongs to Apache 2.x; it must name the apxs of an Apache 1.3`);
+  }
+  const bin = path.join(query('SBINDIR'), query('TARGET'));
+  try {
+    fs.accessSync(bin, fs.constants.X_OK);
+  } catch {
+    throw new Error(`Apache 1.3: ${bin} (from APXS13=${apxs}) is not an executable httpd`);
+  }
+  if (!fs.existsSync(MODULE_13)) {
+    throw new Error(`Apache 1.3: mod_lodge for 1.3 is not built (${MODULE_13}); run \`node scripts/build.js\` with APXS13 set`);
+  }
+  // -F: no fork into the background; 1.3 still makes itself a session leader.
+  return { version, bin, modulePath: MODULE_13, conf: apache13Conf, args: (conf) => ['-F', '-f', conf] };
+}
+
+/** Why `version` cannot run here, or undefined when it can. */
+export function apacheMissing(version: ApacheVersion): string | undefined {
+  try {
+    findApache(version);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
 
 export interface SandboxOptions {
   root: string;
@@ -20,9 +87,12 @@ export interface SandboxOptions {
   /** Keep the run directory after stop (for looking at the logs). */
   keep?: boolean;
   logLevel?: string;
+  /** Which Apache serves the tenants (default 2.4). */
+  apache?: ApacheVersion;
 }
 
 export interface Sandbox {
+  apacheVersion: ApacheVersion;
   runDir: string;
   port: number;
   tenants: Tenant[];
@@ -37,8 +107,9 @@ export interface Sandbox {
   stop(): Promise<void>;
 }
 
-/** Starts lodged and a private Apache 2.4 serving every tenant folder of `root`. */
+/** Starts lodged and a private Apache (2.4, or 1.3) serving every tenant folder of `root`. */
 export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
+  const server = findApache(opts.apache ?? '2.4');
   const root = fs.realpathSync(opts.root);
   const tenants = findTenants(root);
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lodge-sandbox-'));
@@ -54,8 +125,8 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   fs.mkdirSync(indexDir);
   fs.writeFileSync(path.join(indexDir, 'index.html'), indexPage(tenants, opts.port));
   const conf = path.join(runDir, 'httpd.conf');
-  fs.writeFileSync(conf, apache24Conf({
-    runDir, port: opts.port, modulePath: MODULE_24, socket, tenants, indexDir,
+  fs.writeFileSync(conf, server.conf({
+    runDir, port: opts.port, modulePath: server.modulePath, socket, tenants, indexDir,
     user: asRoot ? 'www-data' : undefined, group: asRoot ? 'www-data' : undefined, logLevel: opts.logLevel,
   }));
 
@@ -67,20 +138,26 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     return child;
   };
   let lodged: ChildProcess;
-  let apache: ChildProcess;
+  let apache: ChildProcess | undefined;
   try {
     lodged = await startLodged();
-    apache = spawn(APACHE_BIN, ['-f', conf, '-DFOREGROUND'], { stdio: ['ignore', 'inherit', 'inherit'] });
-    children.push(apache);
-    await waitFor(async () => apache.exitCode === null && (await portOpen(opts.port)), 10_000, () => `Apache did not start: ${tail(errorLog)}`);
+    const httpd = spawn(server.bin, server.args(conf), { stdio: ['ignore', 'inherit', 'inherit'] });
+    apache = httpd;
+    children.push(httpd);
+    await waitFor(async () => {
+      if (httpd.exitCode !== null) throw new Error(`Apache ${server.version} exited at start (status ${httpd.exitCode}): ${tail(errorLog)}`);
+      return portOpen(opts.port);
+    }, 10_000, () => `Apache ${server.version} did not start: ${tail(errorLog)}`);
   } catch (err) {
+    if (apache) await stopApache(apache, server.version);
     for (const c of children) await stopChild(c);
     if (!opts.keep) fs.rmSync(runDir, { recursive: true, force: true });
     throw err;
   }
+  const httpd = apache;
 
   const sandbox: Sandbox = {
-    runDir, port: opts.port, tenants, socket, errorLog, lodgedLog, apache,
+    apacheVersion: server.version, runDir, port: opts.port, tenants, socket, errorLog, lodgedLog, apache: httpd,
     get lodged() { return lodged; },
     url: (tenant, p = '/') => `http://${tenant}.localhost:${opts.port}${p}`,
     async stopLodged() {
@@ -90,7 +167,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       lodged = await startLodged();
     },
     async stop() {
-      await stopChild(apache);
+      await stopApache(httpd, server.version);
       await stopChild(lodged);
       if (!opts.keep) fs.rmSync(runDir, { recursive: true, force: true });
     },
@@ -110,6 +187,37 @@ export async function stopChild(child: ChildProcess, graceMs = 5000): Promise<vo
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await gone;
   clearTimeout(timer);
+}
+
+/**
+ * Stops a private Apache and every child it has. 2.4's children stay in our process
+ * group and die with their parent. 1.3 makes itself a group leader even in the
+ * foreground, and forks spare children in the same turn of its loop in which it
+ * sees SIGTERM: such a child may still have the parent's handler when the parent
+ * signals the group, ignore it, and keep the parent waiting (1.3 tries again only
+ * after 1.4 s, then checks 4 s later). So the group gets SIGTERM again until the
+ * parent is gone (1.3 takes a repeated one calmly). A parent that had to be killed
+ * leaves its children behind in the group, which still has members then, so its
+ * id (the pid of the httpd started here) cannot have been handed out again.
+ */
+async function stopApache(httpd: ChildProcess, version: ApacheVersion): Promise<void> {
+  const pid = httpd.pid;
+  if (version !== '1.3' || pid === undefined) return stopChild(httpd);
+  const again = setInterval(() => signalGroup(pid, 'SIGTERM'), 100);
+  try {
+    await stopChild(httpd);
+  } finally {
+    clearInterval(again);
+  }
+  if (httpd.signalCode === 'SIGKILL') signalGroup(pid, 'SIGKILL');
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
 }
 
 function portOpen(port: number): Promise<boolean> {
