@@ -24,10 +24,10 @@ HELP
 }
 
 DURATION=10 WARMUP=3 ROUNDS=1
-# lodge-1.3 (mod_lodge in Apache 1.3, built with $APXS13) goes here, appended when
-# APXS13 is set: SYSTEMS+=" lodge-1.3", with bench/systems/lodge13.sh (functions
-# lodge13_*) starting a private Apache 1.3 with the same sizing and apps.
 SYSTEMS="modwsgi passenger lodge"
+# mod_lodge in Apache 1.3 (prefork; built when APXS13 names a 1.3 apxs), compared with
+# mod_wsgi on 2.4 in the same run.
+[ -n "${APXS13:-}" ] && SYSTEMS+=" lodge-1.3"
 APPS="hello flask stream upload"
 while getopts 'd:w:r:s:a:h' opt; do
   case $opt in

@@ -54,12 +54,16 @@ lodge_start() {
   # Own session: a Ctrl-C in the terminal reaches run.sh, whose trap stops the
   # sandbox with one SIGTERM (a second signal would kill it before it stops Apache).
   # TMPDIR puts the sandbox's run directory (config, logs) in ours.
-  TMPDIR="$run" setsid node "$LODGE_CLI" sandbox --root "$run/root" --port "$port" --keep \
+  TMPDIR="$run" setsid node "$LODGE_CLI" sandbox --root "$run/root" --port "$port" --keep ${LODGE_APACHE:+--apache "$LODGE_APACHE"} \
     >"$run/sandbox.out" 2>&1 </dev/null &
   local pid=$! i
   echo "$pid" >"$run/sandbox.pid"
   for ((i = 0; i < 1200; i++)); do
-    grep -q 'lodge sandbox ready' "$run/sandbox.out" && { lodge_compare_conf "$run"; return 0; }
+    grep -q 'lodge sandbox ready' "$run/sandbox.out" && {
+      # 1.3 is prefork: mpm_event's sizing does not apply there.
+      [ -z "${LODGE_APACHE:-}" ] && lodge_compare_conf "$run"
+      return 0
+    }
     kill -0 "$pid" 2>/dev/null || return 1
     sleep 0.05
   done
