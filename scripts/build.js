@@ -81,8 +81,12 @@ function addon() {
   say('lodge: building the native addon');
   const gyp = require.resolve('node-gyp/bin/node-gyp.js', { paths: [root] });
   // configure + build, not rebuild: rebuild empties build/, where mod_lodge lives too.
-  if (!fs.existsSync(path.join(root, 'build', 'Makefile'))) run(process.execPath, [gyp, 'configure']);
-  run(process.execPath, [gyp, 'build']);
+  // Node's own headers (no download: this may run offline); npm passes its nodedir,
+  // a direct `node scripts/build.js` does not.
+  const nodedir = process.env.npm_config_nodedir || (fs.existsSync('/usr/include/node/node.h') ? '/usr' : '');
+  const dirArg = nodedir ? [`--nodedir=${nodedir}`] : [];
+  if (!fs.existsSync(path.join(root, 'build', 'Makefile'))) run(process.execPath, [gyp, 'configure', ...dirArg]);
+  run(process.execPath, [gyp, 'build', ...dirArg]);
 }
 
 function typescript() {

@@ -3,12 +3,20 @@
 #include <napi.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <signal.h>
+#include <string>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <vector>
 
 namespace {
 
@@ -16,7 +24,10 @@ namespace {
 Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall) {
   Napi::Error e = Napi::Error::New(env, std::string(syscall) + ": " + strerror(err));
   const char* code = err == EPERM ? "EPERM" : err == ESRCH ? "ESRCH" : err == EINVAL ? "EINVAL"
-                   : err == EBADF ? "EBADF" : err == ENOTSOCK ? "ENOTSOCK" : "EOTHER";
+                   : err == EBADF ? "EBADF" : err == ENOTSOCK ? "ENOTSOCK" : err == EACCES ? "EACCES"
+                   : err == ENOENT ? "ENOENT" : err == ELOOP ? "ELOOP" : err == ENOTDIR ? "ENOTDIR"
+                   : err == ENXIO ? "ENXIO" : err == ECHILD ? "ECHILD" : err == EEXIST ? "EEXIST"
+                   : err == ENOSPC ? "ENOSPC" : err == EROFS ? "EROFS" : "EOTHER";
   e.Set("code", Napi::String::New(env, code));
   e.Set("errno", Napi::Number::New(env, err));
   e.Set("syscall", Napi::String::New(env, syscall));
@@ -85,10 +96,155 @@ Napi::Value SetLimit(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// setChildSubreaper(): prctl(PR_SET_CHILD_SUBREAPER). A worker's orphans come to lodged
+// instead of init, so lodged can reap them even where init does not.
+Napi::Value SetChildSubreaper(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1) return ThrowErrno(env, errno, "prctl(PR_SET_CHILD_SUBREAPER)");
+  return env.Undefined();
+}
+
+// reapChild(pid) -> pid when it was reaped, 0 while it runs, -1 when it is not (or no
+// longer) lodged's child. waitpid(2) on one pid only: libuv waits for the workers it
+// spawned itself, and a wait on any child would steal their exit status.
+Napi::Value ReapChild(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!RequireInts(info, 1, "reapChild(pid): pid must be a number")) return env.Null();
+  pid_t pid = info[0].As<Napi::Number>().Int32Value();
+  if (pid <= 1) {
+    Napi::RangeError::New(env, "reapChild: pid must be > 1").ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  int status;
+  pid_t r;
+  do {
+    r = waitpid(pid, &status, WNOHANG);
+  } while (r == -1 && errno == EINTR);
+  if (r == -1) {
+    if (errno == ECHILD) return Napi::Number::New(env, -1);
+    return ThrowErrno(env, errno, "waitpid");
+  }
+  return Napi::Number::New(env, r);
+}
+
+// The calling thread's file-system identity. Linux keeps credentials per thread; the
+// raw system calls change only this one (glibc's setgroups() would change them all).
+struct ThreadCreds {
+  uid_t fsuid;
+  gid_t fsgid;
+  std::vector<gid_t> groups;
+};
+
+bool SaveCreds(ThreadCreds* c) {
+  c->fsuid = static_cast<uid_t>(syscall(SYS_setfsuid, -1));
+  c->fsgid = static_cast<gid_t>(syscall(SYS_setfsgid, -1));
+  long n = syscall(SYS_getgroups, 0, nullptr);
+  if (n < 0) return false;
+  c->groups.resize(static_cast<size_t>(n));
+  return syscall(SYS_getgroups, n, c->groups.data()) == n;
+}
+
+// setfsuid(2) reports no error; the only check is reading the value back.
+bool SetCreds(uid_t uid, gid_t gid, const gid_t* groups, size_t ngroups) {
+  if (syscall(SYS_setgroups, ngroups, groups) == -1) return false;
+  syscall(SYS_setfsgid, gid);
+  syscall(SYS_setfsuid, uid);
+  return static_cast<uid_t>(syscall(SYS_setfsuid, -1)) == uid && static_cast<gid_t>(syscall(SYS_setfsgid, -1)) == gid;
+}
+
+void RestoreCreds(const ThreadCreds& c) {
+  // lodged's main thread must never go on with a tenant's identity.
+  if (!SetCreds(c.fsuid, c.fsgid, c.groups.data(), c.groups.size())) abort();
+}
+
+// Opens (creating) `rel` under `dir` for appending, as uid/gid would, following no
+// symbolic link anywhere below `dir`. A missing last folder is created 0750, as the
+// worker does for its log.
+int OpenAppendBelow(const char* dir, const std::string& rel) {
+  int at = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (at == -1) return -1;
+  size_t start = 0;
+  for (;;) {
+    size_t slash = rel.find('/', start);
+    std::string part = rel.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    if (part.empty() || part == "." || part == "..") {
+      close(at);
+      errno = EINVAL;
+      return -1;
+    }
+    if (slash == std::string::npos) {
+      // O_NONBLOCK: a FIFO put in the log's place must not hang lodged.
+      int fd = openat(at, part.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0640);
+      int e = errno;
+      close(at);
+      errno = e;
+      return fd;
+    }
+    int next = openat(at, part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next == -1 && errno == ENOENT && rel.find('/', slash + 1) == std::string::npos) {
+      if (mkdirat(at, part.c_str(), 0750) == -1 && errno != EEXIST) {
+        int e = errno;
+        close(at);
+        errno = e;
+        return -1;
+      }
+      next = openat(at, part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    int e = errno;
+    close(at);
+    if (next == -1) {
+      errno = e;
+      return -1;
+    }
+    at = next;
+    start = slash + 1;
+  }
+}
+
+// openAppendAs(dir, rel, uid, gid) -> fd: `rel` below `dir` opened for appending with
+// the file-system identity of uid/gid (and gid as the only group), no symbolic link
+// followed below `dir`. The caller checks what it got with fstat.
+Napi::Value OpenAppendAs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsString()) {
+    Napi::TypeError::New(env, "openAppendAs(dir, rel, uid, gid): dir and rel must be strings").ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  if (!info[2].IsNumber() || !info[3].IsNumber()) {
+    Napi::TypeError::New(env, "openAppendAs(dir, rel, uid, gid): uid and gid must be numbers").ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  std::string dir = info[0].As<Napi::String>().Utf8Value();
+  std::string rel = info[1].As<Napi::String>().Utf8Value();
+  uid_t uid = info[2].As<Napi::Number>().Uint32Value();
+  gid_t gid = info[3].As<Napi::Number>().Uint32Value();
+  if (uid == 0 || rel.empty() || rel[0] == '/') {
+    Napi::RangeError::New(env, "openAppendAs: uid must not be 0 and rel must be relative").ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  ThreadCreds saved;
+  if (!SaveCreds(&saved)) return ThrowErrno(env, errno, "getgroups");
+  if (!SetCreds(uid, gid, &gid, 1)) {
+    int e = errno ? errno : EPERM;
+    RestoreCreds(saved);
+    return ThrowErrno(env, e, "setfsuid");
+  }
+  int fd = OpenAppendBelow(dir.c_str(), rel);
+  int e = errno;
+  RestoreCreds(saved);
+  if (fd == -1) return ThrowErrno(env, e, "openat");
+  return Napi::Number::New(env, fd);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getPeerCred", Napi::Function::New(env, GetPeerCred));
   exports.Set("killGroup", Napi::Function::New(env, KillGroup));
   exports.Set("setLimit", Napi::Function::New(env, SetLimit));
+  exports.Set("setChildSubreaper", Napi::Function::New(env, SetChildSubreaper));
+  exports.Set("reapChild", Napi::Function::New(env, ReapChild));
+  exports.Set("openAppendAs", Napi::Function::New(env, OpenAppendAs));
+  exports.Set("CLK_TCK", Napi::Number::New(env, static_cast<double>(sysconf(_SC_CLK_TCK))));
+  exports.Set("PAGE_SIZE", Napi::Number::New(env, static_cast<double>(sysconf(_SC_PAGESIZE))));
   Napi::Object res = Napi::Object::New(env);
   res.Set("NPROC", Napi::Number::New(env, RLIMIT_NPROC));
   res.Set("AS", Napi::Number::New(env, RLIMIT_AS));

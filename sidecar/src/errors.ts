@@ -48,3 +48,15 @@ export class ShuttingDownError extends LodgeError {
   status = 503;
   retryAfter = 1;
 }
+
+/** A worker went far over LodgeMemory, or the kernel's OOM killer acted in its group. */
+export class MemoryLimitError extends LodgeError {
+  code = 'LODGE_E_MEMORY';
+  status = 502;
+}
+
+/** A request used more CPU time than LodgeCPU: stopped as a timeout is. */
+export class CpuLimitError extends LodgeError {
+  code = 'LODGE_E_CPU';
+  status = 504;
+}

@@ -1,6 +1,7 @@
 import { ConfigError } from './errors';
 import { loadConfig } from './config/load';
 import { log, openLog } from './log';
+import { initWatchdogs } from './watchdog';
 import { Registry } from './pool/registry';
 import { listen, lookupUser } from './server/listener';
 
@@ -40,6 +41,7 @@ export async function lodgedMain(argv: string[]): Promise<number> {
   }
   if (socketOverride) settings.socket = socketOverride;
   openLog(settings.log);
+  initWatchdogs();
   const asRoot = process.getuid!() === 0;
   const apache = lookupUser(settings.apacheUser);
   if (asRoot && !apache) log.warn(`Apache user '${settings.apacheUser}' does not exist; only root may connect`);

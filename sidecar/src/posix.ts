@@ -13,15 +13,39 @@ interface Addon {
   getPeerCred(fd: number): PeerCred;
   killGroup(pgid: number, signal: number): boolean;
   setLimit(pid: number, resource: number, soft: number, hard: number): void;
+  setChildSubreaper(): void;
+  reapChild(pid: number): number;
+  openAppendAs(dir: string, rel: string, uid: number, gid: number): number;
   RLIMIT: { NPROC: number; AS: number; CPU: number; CORE: number; NOFILE: number };
+  CLK_TCK: number;
+  PAGE_SIZE: number;
 }
 
 // dist/sidecar/src/posix.js -> <root>/build/Release
 const addon: Addon = require(path.join(__dirname, '..', '..', '..', 'build', 'Release', 'lodge_posix.node'));
 
 export const getPeerCred = addon.getPeerCred;
+/** prlimit(2) on another process; -1 means unlimited. */
 export const setLimit = addon.setLimit;
 export const RLIMIT = addon.RLIMIT;
+/** Clock ticks per second, the unit of the CPU times in /proc/<pid>/stat. */
+export const CLK_TCK = addon.CLK_TCK;
+export const PAGE_SIZE = addon.PAGE_SIZE;
+/** prctl(PR_SET_CHILD_SUBREAPER): orphans of lodged's workers become lodged's children. */
+export const setChildSubreaper = addon.setChildSubreaper;
+
+/** waitpid(pid, WNOHANG) on a child lodged did not spawn through libuv. */
+export function reapChild(pid: number): 'reaped' | 'running' | 'not-child' {
+  const r = addon.reapChild(pid);
+  return r > 0 ? 'reaped' : r === 0 ? 'running' : 'not-child';
+}
+
+/**
+ * Opens `rel` below `dir` for appending, created 0640 if missing, with the file-system
+ * identity of uid/gid on the calling thread only, following no symbolic link below
+ * `dir`. Returns the descriptor; the caller checks with fstat what it opened.
+ */
+export const openAppendAs = addon.openAppendAs;
 
 /** Signals every process in the group; false when none was left. */
 export function killGroup(pgid: number, signal: NodeJS.Signals | number): boolean {

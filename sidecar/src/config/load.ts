@@ -43,11 +43,24 @@ export function checkConfig(raw: unknown, source: string): Settings {
     memory: partial.memory !== undefined ? parseBytes(partial.memory) : base.memory,
     cpu: (partial.cpu as number) ?? base.cpu,
     idle: (partial.idle as number) ?? base.idle,
+    tasks: (partial.tasks as number) ?? base.tasks,
   });
   const limits = toLimits(c.limits, BUILTIN_LIMITS);
   const defaults = toLimits(c.defaults, BUILTIN_DEFAULTS);
   for (const key of Object.keys(defaults) as Array<keyof AppLimits>) {
     if (defaults[key] > limits[key]) defaults[key] = limits[key];
   }
-  return { ...c, defaults, limits };
+  const allowedRoots = c.allowedRoots.map((r) => (r.length > 1 ? r.replace(/\/+$/, '') : r));
+  loaded = { ...c, allowedRoots, defaults, limits };
+  return loaded;
+}
+
+let loaded: Settings | undefined;
+
+/**
+ * The settings lodged runs with (the last ones checked), for the few places that
+ * are handed no Settings; undefined before any were checked.
+ */
+export function currentSettings(): Settings | undefined {
+  return loaded;
 }

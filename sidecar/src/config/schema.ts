@@ -17,15 +17,34 @@ const appSettings = z
     memory: bytes,
     cpu: seconds,
     idle: seconds,
+    /**
+     * Processes and threads per tenant (all its apps and workers together): the fork
+     * bomb's ceiling. Host-set only; mod_lodge sends no tenant value for it.
+     */
+    tasks: count.min(8).max(100_000),
   })
   .strict();
 
+const absolute = z.string().startsWith('/', 'an absolute path');
+
 export const configSchema = z
   .object({
-    socket: z.string().startsWith('/', 'an absolute path').default('/run/lodge/lodged.sock'),
+    socket: absolute.default('/run/lodge/lodged.sock'),
     apacheUser: z.string().min(1).default('www-data'),
-    python: z.string().startsWith('/', 'an absolute path').default('/usr/bin/python3'),
+    python: absolute.default('/usr/bin/python3'),
+    /** Apps whose directory's owner uid, or group gid, is below this are refused. */
     minUid: z.number().int().min(1).default(1000),
+    /**
+     * Folders app directories must be inside (suEXEC's docroot); the default, the
+     * whole tree, leaves it to ownership. A path matches at a '/' boundary.
+     */
+    allowedRoots: z.array(absolute.refine((p) => !p.split('/').includes('..'), 'a path without ..')).min(1).default(['/']),
+    /**
+     * How the watchdogs use cgroups: 'auto' takes each controller from cgroup v2 when
+     * the kernel offers it there, else from its v1 hierarchy; 'v1' or 'v2' keep to one;
+     * 'off' uses rlimits, process groups and sampling only.
+     */
+    cgroups: z.enum(['auto', 'v1', 'v2', 'off']).default('auto'),
     /** Requests that may wait for a worker, per app; past that: 503 + Retry-After. */
     maxQueue: z.number().int().min(0).default(100),
     /** Seconds a request may wait in the queue before it gets 503. */
@@ -35,7 +54,7 @@ export const configSchema = z
     /** The tenant's log, relative to the app's directory. */
     tenantLog: z.string().min(1).refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), 'a path inside the app directory').default('logs/lodge.log'),
     /** lodged's own log; stderr when absent. */
-    log: z.string().startsWith('/', 'an absolute path').optional(),
+    log: absolute.optional(),
     defaults: appSettings.partial().default({}),
     limits: appSettings.partial().default({}),
   })
@@ -50,6 +69,7 @@ export interface AppLimits {
   memory: number;
   cpu: number;
   idle: number;
+  tasks: number;
 }
 
 export const BUILTIN_DEFAULTS: AppLimits = {
@@ -58,6 +78,7 @@ export const BUILTIN_DEFAULTS: AppLimits = {
   memory: 256 * 1024 * 1024,
   cpu: 0,
   idle: 300,
+  tasks: 512,
 };
 
 export const BUILTIN_LIMITS: AppLimits = {
@@ -66,6 +87,8 @@ export const BUILTIN_LIMITS: AppLimits = {
   memory: 2 * 1024 * 1024 * 1024,
   cpu: 600,
   idle: 3600,
+  // 16 workers of 2 threads each leave room for several hundred child processes.
+  tasks: 512,
 };
 
 export function parseBytes(v: number | string): number {

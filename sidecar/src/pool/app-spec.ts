@@ -15,7 +15,11 @@ export interface AppSpec {
   config: string;
 }
 
-const LIMIT_KEYS: Array<keyof AppLimits> = ['timeout', 'memory', 'processes', 'cpu', 'idle'];
+// `tasks` is the host's alone (mod_lodge sends none), but a forged APP frame is clamped too.
+const LIMIT_KEYS: Array<keyof AppLimits> = ['timeout', 'memory', 'processes', 'cpu', 'idle', 'tasks'];
+const DIRECTIVE: Record<keyof AppLimits, string> = {
+  timeout: 'LodgeTimeout', memory: 'LodgeMemory', processes: 'LodgeProcesses', cpu: 'LodgeCPU', idle: 'LodgeIdle', tasks: 'tasks',
+};
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // Names a tenant may not set: they would change how the runtime itself behaves.
 const RESERVED_ENV = new Set(['PATH', 'HOME', 'USER', 'LOGNAME', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'PYTHONHOME', 'PYTHONPATH']);
@@ -62,7 +66,7 @@ export function parseAppSpec(payload: Buffer, settings: Settings): AppSpec {
     if (!Number.isFinite(asked) || asked <= 0) continue;
     const cap = settings.limits[key];
     if (asked > cap) {
-      log.warn(`${config}: Lodge${key} ${asked} is over the host's limit; using ${cap}`);
+      log.warn(`${config}: ${DIRECTIVE[key]} ${asked} is over the host's limit; using ${cap}`);
       limits[key] = cap;
     } else {
       limits[key] = asked;

@@ -33,7 +33,13 @@ export class Registry {
     const known = this.pools.get(key);
     if (known) return known;
     const spec = parseAppSpec(appFrame, this.settings);
-    const identity = checkOwnership(spec.root, spec.entry, this.settings.minUid, this.asRoot);
+    const s = this.settings;
+    const identity = checkOwnership(spec.root, spec.entry, s.minUid, this.asRoot, {
+      minUid: s.minUid,
+      allowedRoots: s.allowedRoots,
+      tenantLog: s.tenantLog,
+      apacheUser: s.apacheUser,
+    });
     const pool = new Pool(spec, identity, {
       python: this.settings.python,
       tenantLog: this.settings.tenantLog,

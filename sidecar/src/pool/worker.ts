@@ -7,6 +7,8 @@ import { ABORT_FRAME, FrameType, decodePairs, frameName } from '../protocol/fram
 import { LodgeError, ProtocolError, WorkerDiedError, WorkerTimeoutError } from '../errors';
 import { killGroup } from '../posix';
 import { log } from '../log';
+import { WorkerGuard, watchdogs } from '../watchdog';
+import { appendTenantLog } from '../watchdog/tenant-log';
 import { Exchange, WorkerHandle } from './exchange';
 import { AppSpec } from './app-spec';
 import { Identity } from './ownership';
@@ -56,6 +58,14 @@ export class Worker implements WorkerHandle {
   private requestTimer?: NodeJS.Timeout;
   private failMessage?: string;
   private earlyStderr = '';
+  /** Memory, CPU, tasks, orphans: see watchdog/guard.ts. */
+  private readonly guard: WorkerGuard;
+  /** lodged killed it on purpose (and said why): its death is no crash. */
+  private killedOnPurpose = false;
+  private sentFail = false;
+  /** The REQ frame of the request in hand, to name the request in the tenant's log. */
+  private reqFrame?: Buffer;
+  private readonly tenantLog: string;
 
   constructor(
     private readonly spec: AppSpec,
@@ -63,17 +73,29 @@ export class Worker implements WorkerHandle {
     opts: SpawnOptions,
     private readonly events: WorkerEvents,
   ) {
+    this.tenantLog = opts.tenantLog;
+    this.guard = new WorkerGuard(watchdogs(), identity.uid, spec.limits, {
+      app: `${spec.root}/${spec.entry}`,
+      stop: (err, tenant) => this.stopNow(err, tenant),
+    });
     const args = ['-I', WSGI_RUNTIME, '--root', spec.root, '--entry', spec.entry, '--log', opts.tenantLog];
     if (spec.callable) args.push('--callable', spec.callable);
     if (opts.asRoot) args.push('--uid', String(identity.uid), '--gid', String(identity.gid));
-    this.child = spawn(opts.python, args, {
-      cwd: '/',
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', ...spec.env },
-      // Its own process group, so a timeout kills the worker and what it started.
-      detached: true,
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-    });
+    args.push(...this.guard.runtimeArgs());
+    try {
+      this.child = spawn(opts.python, args, {
+        cwd: '/',
+        env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', ...spec.env },
+        // Its own process group, so a timeout kills the worker and what it started.
+        detached: true,
+        stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+      });
+    } catch (err) {
+      this.guard.exited();
+      throw err;
+    }
     this.pid = this.child.pid ?? -1;
+    this.guard.started(this.pid);
     this.socket = this.child.stdio[3] as Socket;
     this.reader = new FrameReader((type, frame) => this.onFrame(type, frame));
     // Until the worker opens the tenant's log, its stderr is ours: it tells why
@@ -87,10 +109,12 @@ export class Worker implements WorkerHandle {
     this.socket.on('drain', () => this.current?.resumeApache());
     this.child.on('error', (err) => {
       this.failMessage = `cannot start ${opts.python}: ${err.message}`;
+      if (this.pid < 0) this.guard.exited();
     });
     this.child.on('exit', (code, signal) => this.onExit(code, signal));
     this.arm(START_TIMEOUT_MS, () => {
       this.failMessage = `${spec.entry} did not finish loading within ${START_TIMEOUT_MS / 1000} s`;
+      this.tellTenant(`the app did not finish loading within ${START_TIMEOUT_MS / 1000} s; stopped`);
       this.kill();
     });
   }
@@ -105,6 +129,8 @@ export class Worker implements WorkerHandle {
     this.requests++;
     this.current = ex;
     this.aborting = false;
+    this.reqFrame = frames[0];
+    this.guard.requestStarted();
     this.armRequestTimer();
     ex.attach(this);
     if (frames.length && !this.send(frames)) ex.pauseApache();
@@ -142,9 +168,11 @@ export class Worker implements WorkerHandle {
     this.socket.resume();
   }
 
-  /** Kills the worker and everything in its process group. */
+  /** Kills the worker and everything it started, in its process group or not. */
   kill(): void {
     if (this.state === 'dead') return;
+    this.killedOnPurpose = true;
+    this.guard.killTree();
     try {
       killGroup(this.pid, 'SIGKILL');
     } catch (err) {
@@ -187,6 +215,14 @@ export class Worker implements WorkerHandle {
     if (end < chunk.length) {
       return this.protocolFailure(`worker ${this.pid} (${this.app}) sent ${chunk.length - end} bytes after its response`);
     }
+    const why = this.guard.requestEnded();
+    if (why) {
+      // Not handed back to the pool: it leaves, and the pool replaces it on exit.
+      log.info(`worker ${this.pid} (${this.app}) recycled after its request: ${why}`);
+      this.tellTenant(`worker ${this.pid} recycled after its request: ${why}`);
+      this.retire();
+      return;
+    }
     this.events.free(this);
   }
 
@@ -199,6 +235,7 @@ export class Worker implements WorkerHandle {
     if (type === FrameType.READY) {
       this.disarm();
       this.state = 'idle';
+      this.guard.ready();
       let files: string[] = [];
       try {
         files = decodePairs(frame, 8).filter(([k]) => k === 'file').map(([, v]) => v);
@@ -207,6 +244,8 @@ export class Worker implements WorkerHandle {
       }
       this.events.ready(this, files);
     } else if (type === FrameType.FAIL) {
+      // The worker wrote the reason to the tenant's log itself.
+      this.sentFail = true;
       this.failMessage = frame.toString('utf8', 8);
     } else {
       this.protocolFailure(`worker ${this.pid} (${this.app}) sent ${frameName(type)} before READY`);
@@ -215,8 +254,35 @@ export class Worker implements WorkerHandle {
 
   private protocolFailure(message: string): void {
     log.error(message);
+    this.tellTenant(`worker ${this.pid} stopped: ${message.replace(`worker ${this.pid} (${this.app}) `, '')}`);
     this.failCurrent(new ProtocolError(message));
     this.kill();
+  }
+
+  /** A watchdog's verdict: the request in hand gets `err`, the tenant reads why. */
+  private stopNow(err: LodgeError, tenant: string): void {
+    if (this.state === 'dead') return;
+    this.tellTenant(this.current ? `${this.requestLine()}: ${tenant}` : tenant);
+    this.failCurrent(err);
+    this.kill();
+  }
+
+  // Written by lodged as the tenant (watchdog/tenant-log.ts): what the dead worker
+  // cannot write itself.
+  private tellTenant(line: string): void {
+    appendTenantLog(this.spec.root, this.tenantLog, this.identity.uid, this.identity.gid, line);
+  }
+
+  private requestLine(): string {
+    const f = this.reqFrame;
+    if (!f || f[0] !== FrameType.REQ) return 'request';
+    try {
+      const pairs = decodePairs(f, 8);
+      const get = (k: string) => pairs.find(([n]) => n === k)?.[1];
+      return `${get('REQUEST_METHOD') ?? '?'} ${get('REQUEST_URI') ?? get('PATH_INFO') ?? '?'}`;
+    } catch {
+      return 'request';
+    }
   }
 
   private failCurrent(err: LodgeError): void {
@@ -235,6 +301,7 @@ export class Worker implements WorkerHandle {
     const secs = this.spec.limits.timeout;
     this.requestTimer = setTimeout(() => {
       log.warn(`worker ${this.pid} (${this.app}): request made no progress for LodgeTimeout ${secs} s; killed`);
+      this.tellTenant(`${this.requestLine()}: took longer than LodgeTimeout ${secs} s; stopped (worker ${this.pid} killed)`);
       this.failCurrent(new WorkerTimeoutError(`${this.app}: request took longer than LodgeTimeout ${secs} s; stopped`));
       this.kill();
     }, secs * 1000);
@@ -255,20 +322,32 @@ export class Worker implements WorkerHandle {
     const wasStarting = this.state === 'starting';
     this.state = 'dead';
     this.disarm();
-    // Whatever it started dies with it.
+    // Whatever it started dies with it: its process group, and its cgroup, which
+    // holds what left the group (setsid) too.
     try {
       killGroup(this.pid, 'SIGKILL');
     } catch {
       /* the group is gone already: nothing left to kill */
     }
+    const cause = this.guard.exitCause();
+    this.guard.exited();
     const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
     if (wasStarting) {
-      const why = this.failMessage ?? (this.earlyStderr.trim().split('\n').pop() || `worker ${how} before it was ready`);
+      const why = cause?.tenant ?? this.failMessage ?? (this.earlyStderr.trim().split('\n').pop() || `worker ${how} before it was ready`);
+      if (cause) log.warn(cause.err.message);
+      if (!this.sentFail && !this.killedOnPurpose) this.tellTenant(`the app stopped while loading, before it was ready: ${cause?.tenant ?? `worker ${this.pid} ${how}`}`);
       this.events.startFailed(this, why);
     } else if (this.current) {
-      log.warn(`worker ${this.pid} (${this.app}) ${how} during a request`);
-      this.failCurrent(new WorkerDiedError(`${this.app}: worker ${this.pid} ${how} during the request`));
+      const err = cause?.err ?? new WorkerDiedError(`${this.app}: worker ${this.pid} ${how} during the request`);
+      log.warn(cause ? err.message : `worker ${this.pid} (${this.app}) ${how} during a request`);
+      if (!this.killedOnPurpose) this.tellTenant(`${this.requestLine()}: ${cause?.tenant ?? `worker ${this.pid} ${how} during the request`}`);
+      this.failCurrent(err);
+    } else if (cause || (!this.killedOnPurpose && (signal || code !== 0))) {
+      const what = cause?.tenant ?? `worker ${this.pid} ${how} while idle`;
+      log.warn(`${this.app}: ${what}`);
+      this.tellTenant(what);
     }
+    this.reqFrame = undefined;
     this.socket.destroy();
     this.events.exited(this);
   }
