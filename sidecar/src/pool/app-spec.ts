@@ -62,9 +62,13 @@ export function parseAppSpec(payload: Buffer, settings: Settings): AppSpec {
   const config = get.get('config') ?? `${root}/.htaccess`;
   const limits = { ...settings.defaults };
   for (const key of LIMIT_KEYS) {
+    // The host's cap: lodged's own, lowered by Apache's `LodgeLimit` when it sent one
+    // (a request can only ever lower a cap, never raise it).
+    const apacheCap = Number(get.get(`limit.${key}`) ?? 0);
+    const cap = Number.isFinite(apacheCap) && apacheCap > 0 ? Math.min(settings.limits[key], apacheCap) : settings.limits[key];
+    if (limits[key] > cap) limits[key] = cap;
     const asked = Number(get.get(key) ?? 0);
     if (!Number.isFinite(asked) || asked <= 0) continue;
-    const cap = settings.limits[key];
     if (asked > cap) {
       log.warn(`${config}: ${DIRECTIVE[key]} ${asked} is over the host's limit; using ${cap}`);
       limits[key] = cap;
