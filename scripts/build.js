@@ -101,7 +101,9 @@ function apacheModule(apxs, outDir) {
   const out = path.join(root, outDir, 'mod_lodge.so');
   if (!stale(out, ['native/apache'])) return;
   say(`lodge: building mod_lodge with ${apxs}`);
-  run('bash', ['native/apache/build.sh', apxs, path.join(root, outDir)]);
+  // The module's default LodgeDaemonCommand: this node, this tree's lodged.
+  const env = { ...process.env, LODGE_NODE: process.execPath, LODGE_LODGED: path.join(root, 'dist', 'sidecar', 'src', 'main.js') };
+  run('bash', ['native/apache/build.sh', apxs, path.join(root, outDir)], { env });
 }
 
 function main() {

@@ -7,7 +7,7 @@ forEachApache((apache) => {
   before(async () => {
     site = await startSite({
       up: { '.htaccess': 'LodgeApp wsgi app.py\n', 'app.py': 'def application(e, s):\n    s("200 OK", [])\n    return [b"up"]\n' },
-    }, undefined, apache);
+    }, undefined, apache, { daemon: 'sandbox' });
   });
   after(async () => site?.stop());
 

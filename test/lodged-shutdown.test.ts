@@ -19,7 +19,7 @@ def application(environ, start_response):
 
 let site: Site;
 before(async () => {
-  site = await startSite({ gs: { '.htaccess': 'LodgeApp wsgi app.py\n', 'app.py': APP } });
+  site = await startSite({ gs: { '.htaccess': 'LodgeApp wsgi app.py\n', 'app.py': APP } }, undefined, '2.4', { daemon: 'sandbox' });
 });
 after(async () => site?.stop());
 
@@ -27,7 +27,7 @@ test('SIGTERM to lodged lets the request in flight finish, turns new ones away, 
   const dir = path.join(site.root, 'gs');
   const slow = site.get('gs', '/slow');
   await eventually(() => fs.existsSync(path.join(dir, 'started')), 'the slow request is running');
-  const lodged = site.sb.lodged;
+  const lodged = site.sb.lodged.child!;
   const exited = new Promise<void>((resolve) => lodged.once('exit', () => resolve()));
   lodged.kill('SIGTERM');
   await eventually(() => /SIGTERM: finishing 1 request/.test(site.lodgedLog()), 'lodged says it is finishing');

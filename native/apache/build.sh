@@ -7,6 +7,12 @@
 # the repository (build/apache13 when APXS belongs to Apache 1.3). The
 # system's Apache and its configuration are left alone. Quiet on success
 # except for compiler warnings; on failure it prints the build log.
+#
+# The module runs lodged by default (LodgeDaemon on) as
+#   $LODGE_NODE $LODGE_LODGED --socket <LodgeSocket>
+# LODGE_NODE defaults to the node on PATH, LODGE_LODGED to this tree's
+# dist/sidecar/src/main.js; a host whose lodged lives elsewhere says so
+# with LodgeDaemonCommand.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,7 +27,7 @@ incdir=$("$apxs" -q INCLUDEDIR 2>/dev/null) || {
 if [ -f "$incdir/ap_release.h" ]; then series=24; else series=13; fi
 out=${2:-$repo/build/apache$series}
 
-sources="mod_lodge.c lodge_config.c lodge_conn.c lodge_frame.c lodge_request.c"
+sources="mod_lodge.c lodge_config.c lodge_conn.c lodge_daemon.c lodge_frame.c lodge_request.c"
 
 # apxs leaves its objects next to the sources; build in a scratch copy so
 # the source tree stays clean.
@@ -36,6 +42,26 @@ else
     # 1.3's apxs hands -Wc flags to the linker as well; extend CFLAGS instead.
     set -- -S "CFLAGS=$("$apxs" -q CFLAGS) -Wall -Wextra"
 fi
+
+# Both apxs pass a -D through one shell, so the quotes are escaped once; a
+# path that needs more than that keeps the module's built-in default.
+node=${LODGE_NODE:-$(command -v node || true)}
+lodged=${LODGE_LODGED:-$repo/dist/sidecar/src/main.js}
+for pair in "LODGE_DEFAULT_NODE=$node" "LODGE_DEFAULT_LODGED=$lodged"; do
+    name=${pair%%=*}
+    value=${pair#*=}
+    [ -n "$value" ] || continue
+    case $value in
+    /*) ;;
+    *) echo "build.sh: $name '$value' is not an absolute path; keeping the built-in default" >&2; continue ;;
+    esac
+    case $value in
+    *[!A-Za-z0-9/._+@-]*)
+        echo "build.sh: $name '$value' has characters apxs cannot pass on; keeping the built-in default" >&2
+        continue ;;
+    esac
+    set -- "$@" "-D$name=\\\"$value\\\""
+done
 if (cd "$work" && "$apxs" -c "$@" -o mod_lodge.so $sources) >"$log" 2>&1; then
     :
 else

@@ -53,7 +53,13 @@
 /* ------------------------------------------------------------ Apache 1.3 */
 
 #include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include "buff.h"
+#include "http_conf_globals.h"
+#include "scoreboard.h"
 
 #define LODGE_MODULE_DATA MODULE_VAR_EXPORT
 #define LODGE_INLINE __inline__
@@ -117,6 +123,8 @@ typedef const char *(*lodge_cmd_fn)();
     { name, (lodge_cmd_fn)(fn), NULL, where, TAKE12, help }
 #define LODGE_FLAG(name, fn, where, help) \
     { name, (lodge_cmd_fn)(fn), NULL, where, FLAG, help }
+#define LODGE_RAW_ARGS(name, fn, where, help) \
+    { name, (lodge_cmd_fn)(fn), NULL, where, RAW_ARGS, help }
 #define LODGE_CMD_END { NULL }
 
 /* The file a directive came from: the .htaccess for tenant lines. */
@@ -205,6 +213,99 @@ typedef int lodge_mutex_t;
 #define lodge_mutex_lock(m) ((void)(m))
 #define lodge_mutex_unlock(m) ((void)(m))
 
+/*
+ * Supervising lodged (lodge_daemon.c) from the parent process.
+ *
+ * 1.3 calls the module's init after reading the configuration: once in
+ * the process the host started, before it detaches (ap_restart_time is
+ * still 0 then), and again in the parent that runs the server, at start
+ * and after every restart. Only the latter may own lodged, and only a
+ * standalone server has a parent that waits for its children.
+ */
+#define lodge_in_server_parent() (ap_standalone && ap_restart_time != 0)
+
+/*
+ * Whether pconf goes because the parent exits rather than restarts: every
+ * restart advances the generation before it clears pconf; an exit does not.
+ * By then the error log is closed (plog goes first).
+ */
+#define lodge_generation() ((long)ap_my_generation)
+#define lodge_parent_exiting(gen) ((long)ap_my_generation == (gen))
+
+/*
+ * 1.3 has no hook at the parent's exit; a stop reaches the module as
+ * OC_REASON_RESTART from reclaim_child_processes(), logs still open.
+ */
+#define lodge_at_parent_exit(s, data, fn) \
+    ((void)(s), (void)(data), (void)(fn))
+#define lodge_at_parent_exit_kill(s, data, fn) \
+    ((void)(s), (void)(data), (void)(fn))
+
+/*
+ * Memory that outlives a restart, during which the module itself is
+ * unloaded and loaded again. 1.3 has no process-wide pool, so it is
+ * malloc'd once per parent, and its address kept in the parent's
+ * environment (the one place a reloaded module can find it again), with
+ * the parent's pid: a copy inherited from elsewhere is not ours. lodged
+ * is started without it (lodge_env_is_private).
+ */
+static LODGE_INLINE void *lodge_process_data(server_rec *s, const char *key,
+                                             size_t size)
+{
+    const char *val = getenv(key);
+    unsigned long long addr;
+    long pid;
+    char buf[64];
+    void *data;
+
+    (void)s;
+    if (val != NULL && sscanf(val, "%ld:%llx", &pid, &addr) == 2
+        && pid == (long)getpid() && addr != 0) {
+        return (void *)(uintptr_t)addr;
+    }
+    data = calloc(1, size);
+    if (data != NULL) {
+        snprintf(buf, sizeof(buf), "%ld:%llx", (long)getpid(),
+                 (unsigned long long)(uintptr_t)data);
+        setenv(key, buf, 1);
+    }
+    return data;
+}
+#define lodge_env_is_private(entry, key) \
+    (strncmp((entry), (key), strlen(key)) == 0 && (entry)[strlen(key)] == '=')
+
+/* The parent watches a process of its own through the "other child" list. */
+typedef struct { int pid; } lodge_proc_t;
+typedef ap_wait_t lodge_wait_t;
+#define LODGE_OC_DEATH OC_REASON_DEATH
+#define LODGE_OC_RESTART OC_REASON_RESTART
+#define LODGE_OC_UNREGISTER OC_REASON_UNREGISTER
+#define LODGE_OC_LOST OC_REASON_LOST
+
+/* 1.3 frees the entry with pconf but leaves it listed: unlist it first. */
+static LODGE_INLINE void lodge_other_child_unlist13(void *data)
+{
+    ap_unregister_other_child(data);
+}
+
+static LODGE_INLINE void lodge_other_child_register(
+    lodge_proc_t *proc, void (*fn)(int, void *, lodge_wait_t), void *data,
+    apr_pool_t *p)
+{
+    ap_register_other_child(proc->pid, fn, data, -1);
+    ap_register_cleanup(p, data, lodge_other_child_unlist13, ap_null_cleanup);
+}
+
+static LODGE_INLINE void lodge_other_child_unregister(void *data,
+                                                      apr_pool_t *p)
+{
+    ap_kill_cleanup(p, data, lodge_other_child_unlist13);
+    ap_unregister_other_child(data);
+}
+
+/* 1.3 hands over the status as waitpid() gave it. */
+#define lodge_wait_status_is_raw(status) ((void)(status), 1)
+
 #else
 /* ------------------------------------------------------------ Apache 2.4 */
 
@@ -212,6 +313,7 @@ typedef int lodge_mutex_t;
 #include "apr_tables.h"
 #include "apr_network_io.h"
 #include "apr_portable.h"
+#include "apr_thread_proc.h"
 #if APR_HAS_THREADS
 #include "apr_thread_mutex.h"
 #endif
@@ -249,6 +351,8 @@ typedef apr_status_t lodge_cleanup_rv;
     AP_INIT_TAKE12(name, fn, NULL, where, help)
 #define LODGE_FLAG(name, fn, where, help) \
     AP_INIT_FLAG(name, fn, NULL, where, help)
+#define LODGE_RAW_ARGS(name, fn, where, help) \
+    AP_INIT_RAW_ARGS(name, fn, NULL, where, help)
 #define LODGE_CMD_END { NULL }
 
 #define lodge_cmd_file(cmd) \
@@ -332,6 +436,78 @@ typedef int lodge_mutex_t;
 #define lodge_mutex_lock(m) ((void)(m))
 #define lodge_mutex_unlock(m) ((void)(m))
 #endif
+
+/*
+ * Supervising lodged (lodge_daemon.c) from the parent process.
+ *
+ * post_config runs once in a preflight pass (which may be the process
+ * that detaches and exits, or `-k stop` about to signal), then in the
+ * parent that runs the server, at start and after every restart.
+ */
+#define lodge_in_server_parent() \
+    (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
+
+/*
+ * Whether pconf goes because the parent exits (a stop, or a restart that
+ * failed) rather than restarts. By then the error log is closed (its pool
+ * goes before pconf).
+ */
+#define lodge_generation() ((long)ap_state_query(AP_SQ_CONFIG_GEN))
+#define lodge_parent_exiting(gen) \
+    ((void)(gen), ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_EXITING)
+
+/*
+ * The parent's last moment with its logs open: a pre-cleanup of the
+ * process pool runs before that pool's sub-pools (pconf, the error log's)
+ * are destroyed. The function is in the module, so it is taken off again
+ * before each restart unloads the module.
+ */
+#define lodge_at_parent_exit(s, data, fn) \
+    apr_pool_pre_cleanup_register((s)->process->pool, (data), (fn))
+#define lodge_at_parent_exit_kill(s, data, fn) \
+    apr_pool_cleanup_kill((s)->process->pool, (data), (fn))
+
+/*
+ * Memory that outlives a restart, during which the module itself is
+ * unloaded and loaded again: the process pool lives as long as the parent.
+ */
+static LODGE_INLINE void *lodge_process_data(server_rec *s, const char *key,
+                                             size_t size)
+{
+    void *data = NULL;
+
+    apr_pool_userdata_get(&data, key, s->process->pool);
+    if (data == NULL) {
+        data = apr_pcalloc(s->process->pool, size);
+        apr_pool_userdata_set(data, key, apr_pool_cleanup_null,
+                              s->process->pool);
+    }
+    return data;
+}
+#define lodge_env_is_private(entry, key) ((void)(entry), (void)(key), 0)
+
+/* The parent watches a process of its own through the "other child" list. */
+typedef apr_proc_t lodge_proc_t;
+typedef int lodge_wait_t;
+#define LODGE_OC_DEATH APR_OC_REASON_DEATH
+#define LODGE_OC_RESTART APR_OC_REASON_RESTART
+#define LODGE_OC_UNREGISTER APR_OC_REASON_UNREGISTER
+#define LODGE_OC_LOST APR_OC_REASON_LOST
+
+/* APR unlists the entry itself when p is cleared. */
+#define lodge_other_child_register(proc, fn, data, p) \
+    apr_proc_other_child_register((proc), (fn), (data), NULL, (p))
+#define lodge_other_child_unregister(data, p) \
+    ((void)(p), apr_proc_other_child_unregister(data))
+
+/*
+ * When the MPM reaps the child it passes the exit status, or the number
+ * of the signal that ended it, without saying which (and logs the signal
+ * itself unless it is TERM, HUP, USR1 or KILL); APR's own waitpid() while
+ * the MPM stops its children passes the raw status. A raw exit status is
+ * a multiple of 256, so anything above 255 is raw.
+ */
+#define lodge_wait_status_is_raw(status) ((status) > 255)
 
 #endif /* LODGE_APACHE13 */
 

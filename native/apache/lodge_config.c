@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 /* The largest LodgeProcesses: a cap a host can raise lodged-side, not here. */
 #define LODGE_PROCESSES_MAX 1000
@@ -371,6 +372,44 @@ const char *lodge_set_daemon(cmd_parms *cmd, void *conf, int on)
     return NULL;
 }
 
+const char *lodge_set_daemon_command(cmd_parms *cmd, void *conf,
+                                     const char *args)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_array_header_t *argv;
+    const char *program;
+    char *word;
+
+    (void)conf;
+    if (err != NULL) {
+        return err;
+    }
+    argv = apr_array_make(cmd->pool, 8, sizeof(const char *));
+    while (*(word = ap_getword_conf(cmd->pool, &args)) != '\0') {
+        *(const char **)apr_array_push(argv) = word;
+    }
+    if (argv->nelts == 0) {
+        return "LodgeDaemonCommand takes the program that runs lodged, then "
+               "its arguments (e.g. LodgeDaemonCommand /usr/bin/node "
+               "/opt/lodge/dist/sidecar/src/main.js --config "
+               "/etc/lodge/lodged.json)";
+    }
+    program = ap_server_root_relative(cmd->pool,
+                                      ((char **)argv->elts)[0]);
+    /* Said here, a typo shows in `apachectl configtest`, not in a 503. */
+    if (program == NULL || access(program, X_OK) != 0) {
+        return apr_psprintf(cmd->pool,
+                            "LodgeDaemonCommand: '%s' is not a program "
+                            "Apache can run (%s)",
+                            ((char **)argv->elts)[0],
+                            program ? lodge_errstr(cmd->pool, errno)
+                                    : "bad path");
+    }
+    ((const char **)argv->elts)[0] = program;
+    server_conf(cmd)->daemon_command = argv;
+    return NULL;
+}
+
 const char *lodge_set_runtimes(cmd_parms *cmd, void *conf, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
@@ -482,6 +521,8 @@ void *lodge_merge_server_conf(apr_pool_t *p, void *basev, void *overv)
 
     m->socket = over->socket ? over->socket : base->socket;
     m->runtimes = over->runtimes ? over->runtimes : base->runtimes;
+    m->daemon_command = over->daemon_command ? over->daemon_command
+                                             : base->daemon_command;
     MERGE(daemon);
     MERGE(limit_timeout);
     MERGE(limit_processes);

@@ -15,6 +15,18 @@
 /* Where lodged listens unless the host says otherwise (LodgeSocket). */
 #define LODGE_DEFAULT_SOCKET "/run/lodge/lodged.sock"
 
+/*
+ * What LodgeDaemon runs unless LodgeDaemonCommand says otherwise: build.sh
+ * passes the node and the lodged of the tree the module was built from;
+ * without them, the paths of the install the top-level README describes.
+ */
+#ifndef LODGE_DEFAULT_NODE
+#define LODGE_DEFAULT_NODE "/usr/bin/node"
+#endif
+#ifndef LODGE_DEFAULT_LODGED
+#define LODGE_DEFAULT_LODGED "/opt/lodge/dist/sidecar/src/main.js"
+#endif
+
 typedef struct {
     const char *name;
     const char *value;
@@ -40,6 +52,8 @@ typedef struct {
 typedef struct {
     const char *socket;     /* LodgeSocket; NULL: LODGE_DEFAULT_SOCKET */
     int daemon;             /* LodgeDaemon: LODGE_UNSET, 0 or 1 */
+    /* LodgeDaemonCommand: the program, then its arguments; NULL: the default */
+    apr_array_header_t *daemon_command;
     const char *runtimes;   /* LodgeRuntimes */
 
     /* LodgeLimit: the host's caps, which lodged applies. */
@@ -70,6 +84,8 @@ const char *lodge_set_socket(cmd_parms *cmd, void *conf, const char *arg);
 const char *lodge_set_limit(cmd_parms *cmd, void *conf, const char *what,
                             const char *max);
 const char *lodge_set_daemon(cmd_parms *cmd, void *conf, int on);
+const char *lodge_set_daemon_command(cmd_parms *cmd, void *conf,
+                                     const char *args);
 const char *lodge_set_runtimes(cmd_parms *cmd, void *conf, const char *arg);
 
 const char *lodge_socket_path(const lodge_server_conf *s);

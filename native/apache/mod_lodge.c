@@ -3,14 +3,16 @@
  *
  * This file is the module record, the directive table and the hooks; the
  * work is in lodge_config.c (directives), lodge_request.c (the request
- * path), lodge_conn.c (connections to lodged) and lodge_frame.c (the
- * protocol). lodge_compat.h hides what differs between Apache 1.3 and 2.4.
+ * path), lodge_conn.c (connections to lodged), lodge_frame.c (the
+ * protocol) and lodge_daemon.c (Apache running lodged). lodge_compat.h
+ * hides what differs between Apache 1.3 and 2.4.
  *
- * Log numbers: LG00001..LG00030 are taken; the next free one is LG00031.
+ * Log numbers: LG00001..LG00047 are taken; the next free one is LG00048.
  */
 #include "lodge_compat.h"
 #include "lodge_config.h"
 #include "lodge_conn.h"
+#include "lodge_daemon.h"
 #include "lodge_request.h"
 
 static const command_rec lodge_cmds[] = {
@@ -39,13 +41,22 @@ static const command_rec lodge_cmds[] = {
                 "timeout|memory|processes|cpu|tasks|idle, then the most a "
                 "tenant may set"),
     LODGE_FLAG("LodgeDaemon", lodge_set_daemon, RSRC_CONF,
-               "on: Apache starts and watches lodged itself"),
+               "on (the default): Apache starts lodged, and again if it "
+               "dies; off: lodged runs on its own (systemd)"),
+    LODGE_RAW_ARGS("LodgeDaemonCommand", lodge_set_daemon_command, RSRC_CONF,
+                   "the program that runs lodged, then its arguments "
+                   "(--socket LodgeSocket is added)"),
     LODGE_TAKE1("LodgeRuntimes", lodge_set_runtimes, RSRC_CONF,
                 "the directory holding the Lodge worker runtimes"),
     LODGE_CMD_END
 };
 
 #if LODGE_APACHE13
+
+static void lodge_init13(server_rec *s, pool *p)
+{
+    lodge_daemon_config(p, s);
+}
 
 static void lodge_child_init13(server_rec *s, pool *p)
 {
@@ -68,7 +79,7 @@ static const handler_rec lodge_handlers[] = {
  */
 module LODGE_MODULE_DATA lodge_module = {
     STANDARD_MODULE_STUFF,
-    NULL,                       /* init */
+    lodge_init13,               /* init */
     lodge_create_dir_conf,
     lodge_merge_dir_conf,
     lodge_create_server_conf,
@@ -89,6 +100,15 @@ module LODGE_MODULE_DATA lodge_module = {
 };
 
 #else /* Apache 2.4 */
+
+static int lodge_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                             apr_pool_t *ptemp, server_rec *s)
+{
+    (void)plog;
+    (void)ptemp;
+    lodge_daemon_config(pconf, s);
+    return OK;
+}
 
 static void lodge_child_init(apr_pool_t *p, server_rec *s)
 {
@@ -134,6 +154,7 @@ static void lodge_register_hooks(apr_pool_t *p)
     static const char * const mod_dir[] = { "mod_dir.c", NULL };
 
     (void)p;
+    ap_hook_post_config(lodge_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(lodge_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* Before mod_negotiation (FIRST) and mod_mime (MIDDLE): see lodge_claim. */
     ap_hook_type_checker(lodge_claim, NULL, NULL, APR_HOOK_REALLY_FIRST);

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import { ConfigError } from './errors';
 import { loadConfig } from './config/load';
 import { log, openLog } from './log';
@@ -51,6 +52,7 @@ export async function lodgedMain(argv: string[]): Promise<number> {
     registry,
   );
   log.info(`listening on ${settings.socket}${asRoot ? '' : ' (not root: every app runs as ' + process.getuid!() + ')'}`);
+  if (settings.pidFile) writePidFile(settings.pidFile);
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;
@@ -72,6 +74,22 @@ export async function lodgedMain(argv: string[]): Promise<number> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   return -1; // keeps running
+}
+
+// Written once lodged listens, so that its presence means "ready"; removed at exit
+// unless another lodged has written its own pid there since.
+function writePidFile(file: string): void {
+  const mine = `${process.pid}\n`;
+  const tmp = `${file}.${process.pid}`;
+  fs.writeFileSync(tmp, mine);
+  fs.renameSync(tmp, file);
+  process.on('exit', () => {
+    try {
+      if (fs.readFileSync(file, 'utf8') === mine) fs.unlinkSync(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.warn(`cannot remove the pid file ${file}: ${(err as Error).message}`);
+    }
+  });
 }
 
 if (require.main === module) {

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { ApacheVersion, Sandbox, apacheMissing, startSandbox } from '../../sidecar/src/sandbox/sandbox';
+import { ApacheVersion, LodgedRunner, Sandbox, apacheMissing, startSandbox } from '../../sidecar/src/sandbox/sandbox';
 import { Reply, RequestOptions, request } from './http';
 import { TestUser, createUser, removeUser } from './users';
 
@@ -61,12 +61,17 @@ export function forEachApache(cases: (apache: ApacheVersion) => void): void {
   if (!versions.includes('1.3')) test.skip(apacheMissing('1.3') ?? 'Apache 1.3: not available', () => {});
 }
 
+export interface SiteOptions {
+  /** Who runs lodged: Apache (LodgeDaemon on, the default), or the sandbox, which can stop it. */
+  daemon?: LodgedRunner;
+}
+
 /**
  * A private host for one test file: a temp folder with one sub-folder per tenant,
  * each owned by a real Unix user created for the run, served by the sandbox on the
  * given Apache.
  */
-export async function startSite(tenants: Record<string, Files>, lodged?: Record<string, unknown>, apache: ApacheVersion = '2.4'): Promise<Site> {
+export async function startSite(tenants: Record<string, Files>, lodged?: Record<string, unknown>, apache: ApacheVersion = '2.4', opts: SiteOptions = {}): Promise<Site> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lodge-test-'));
   fs.chmodSync(root, 0o755);
   const users: Record<string, TestUser> = {};
@@ -79,7 +84,7 @@ export async function startSite(tenants: Record<string, Files>, lodged?: Record<
   }
   let sb: Sandbox;
   try {
-    sb = await startSandbox({ root, port: await freePort(), lodged, logLevel: 'warn', apache });
+    sb = await startSandbox({ root, port: await freePort(), lodged, logLevel: 'warn', apache, daemon: opts.daemon });
   } catch (err) {
     for (const u of Object.values(users)) await removeUser(u);
     fs.rmSync(root, { recursive: true, force: true });

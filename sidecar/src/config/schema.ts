@@ -55,6 +55,8 @@ export const configSchema = z
     tenantLog: z.string().min(1).refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), 'a path inside the app directory').default('logs/lodge.log'),
     /** lodged's own log; stderr when absent. */
     log: absolute.optional(),
+    /** Where lodged writes its pid once it listens (for whoever supervises it). */
+    pidFile: absolute.optional(),
     defaults: appSettings.partial().default({}),
     limits: appSettings.partial().default({}),
   })

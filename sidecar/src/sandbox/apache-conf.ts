@@ -11,6 +11,13 @@ export interface ApacheConfOptions {
   user?: string;
   group?: string;
   logLevel?: string;
+  /** Apache runs lodged with this command (LodgeDaemon on); absent: LodgeDaemon off. */
+  daemonCommand?: string[];
+}
+
+function daemonLines(o: ApacheConfOptions): string[] {
+  if (!o.daemonCommand) return ['LodgeDaemon off'];
+  return ['LodgeDaemon on', `LodgeDaemonCommand ${o.daemonCommand.map((a) => `"${a}"`).join(' ')}`];
 }
 
 const MODDIR = '/usr/lib/apache2/modules';
@@ -59,6 +66,7 @@ export function apache24Conf(o: ApacheConfOptions): string {
     `LogFormat "%h %l %u %t \\"%r\\" %>s %b %D" lodge`,
     `CustomLog "${path.join(o.runDir, 'access.log')}" lodge`,
     `LodgeSocket "${o.socket}"`,
+    ...daemonLines(o),
     '',
     '<Directory />',
     '  AllowOverride None',
@@ -140,6 +148,7 @@ export function apache13Conf(o: ApacheConfOptions): string {
     `LogFormat "%h %l %u %t \\"%r\\" %>s %b" lodge`,
     `CustomLog ${file('access.log')} lodge`,
     `LodgeSocket "${o.socket}"`,
+    ...daemonLines(o),
     '',
     '<Directory />',
     '  AllowOverride None',

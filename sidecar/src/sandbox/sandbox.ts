@@ -79,11 +79,20 @@ export function apacheMissing(version: ApacheVersion): string | undefined {
   }
 }
 
+/**
+ * Who runs lodged: Apache (`LodgeDaemon on`, as a host that installs only the
+ * module), or the sandbox itself, beside an Apache with `LodgeDaemon off` (as a
+ * host whose lodged is a systemd service), which can then stop and start it.
+ */
+export type LodgedRunner = 'apache' | 'sandbox';
+
 export interface SandboxOptions {
   root: string;
   port: number;
-  /** Extra lodged settings (merged over the sandbox's own socket and log). */
+  /** Extra lodged settings (merged over the sandbox's own socket, log and pid file). */
   lodged?: Record<string, unknown>;
+  /** Who runs lodged (default 'apache'). */
+  daemon?: LodgedRunner;
   /** Keep the run directory after stop (for looking at the logs). */
   keep?: boolean;
   logLevel?: string;
@@ -91,25 +100,48 @@ export interface SandboxOptions {
   apache?: ApacheVersion;
 }
 
+/** lodged as the sandbox knows it. */
+export interface LodgedHandle {
+  /** From the pid file lodged writes once it listens (it stays behind a lodged that was killed). */
+  readonly pid: number | undefined;
+  /** The process, when the sandbox runs lodged itself. */
+  readonly child: ChildProcess | undefined;
+}
+
 export interface Sandbox {
   apacheVersion: ApacheVersion;
+  daemon: LodgedRunner;
   runDir: string;
   port: number;
   tenants: Tenant[];
   socket: string;
   errorLog: string;
   lodgedLog: string;
+  lodgedPidFile: string;
   apache: ChildProcess;
-  lodged: ChildProcess;
+  lodged: LodgedHandle;
   url(tenant: string, p?: string): string;
+  /**
+   * What `apachectl graceful|restart|stop` does: 2.4's `-k`, which signals the pid
+   * in PidFile; 1.3's apachectl sends that pid USR1, HUP or TERM itself.
+   */
+  apachectl(action: 'graceful' | 'restart' | 'stop'): void;
+  /** Only with daemon 'sandbox': stop lodged, or start it again. */
   stopLodged(): Promise<void>;
   startLodged(): Promise<void>;
   stop(): Promise<void>;
 }
 
-/** Starts lodged and a private Apache (2.4, or 1.3) serving every tenant folder of `root`. */
+// Apache's stop includes lodged's (SIGTERM, SIGKILL 5 s later): give it that and more.
+const APACHE_STOP_GRACE_MS = 15_000;
+
+/**
+ * Starts a private Apache (2.4, or 1.3) serving every tenant folder of `root`, and
+ * lodged: Apache runs it, or with daemon 'sandbox' the sandbox does.
+ */
 export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const server = findApache(opts.apache ?? '2.4');
+  const daemon = opts.daemon ?? 'apache';
   const root = fs.realpathSync(opts.root);
   const tenants = findTenants(root);
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lodge-sandbox-'));
@@ -119,7 +151,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const lodgedLog = path.join(runDir, 'lodged.log');
   const errorLog = path.join(runDir, 'error.log');
   const lodgedConf = path.join(runDir, 'lodged.json');
-  fs.writeFileSync(lodgedConf, JSON.stringify({ socket, log: lodgedLog, ...opts.lodged }, null, 2));
+  const lodgedPidFile = path.join(runDir, 'lodged.pid');
+  fs.writeFileSync(lodgedConf, JSON.stringify({ socket, log: lodgedLog, pidFile: lodgedPidFile, ...opts.lodged }, null, 2));
+  const lodgedCommand = [process.execPath, LODGED, '--config', lodgedConf];
 
   const indexDir = path.join(runDir, 'index');
   fs.mkdirSync(indexDir);
@@ -128,51 +162,122 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   fs.writeFileSync(conf, server.conf({
     runDir, port: opts.port, modulePath: server.modulePath, socket, tenants, indexDir,
     user: asRoot ? 'www-data' : undefined, group: asRoot ? 'www-data' : undefined, logLevel: opts.logLevel,
+    daemonCommand: daemon === 'apache' ? lodgedCommand : undefined,
   }));
 
   const children: ChildProcess[] = [];
   const startLodged = async (): Promise<ChildProcess> => {
-    const child = spawn(process.execPath, [LODGED, '--config', lodgedConf], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const [node, ...args] = lodgedCommand;
+    const child = spawn(node, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     children.push(child);
     await waitFor(() => fs.existsSync(socket) && child.exitCode === null, 10_000, () => `lodged did not start (see ${lodgedLog})`);
     return child;
   };
-  let lodged: ChildProcess;
+  const lodgedPid = () => readPid(lodgedPidFile);
+  let lodged: ChildProcess | undefined;
   let apache: ChildProcess | undefined;
   try {
-    lodged = await startLodged();
+    if (daemon === 'sandbox') lodged = await startLodged();
     const httpd = spawn(server.bin, server.args(conf), { stdio: ['ignore', 'inherit', 'inherit'] });
     apache = httpd;
     children.push(httpd);
     await waitFor(async () => {
       if (httpd.exitCode !== null) throw new Error(`Apache ${server.version} exited at start (status ${httpd.exitCode}): ${tail(errorLog)}`);
+      if (daemon === 'apache' && !isAlive(lodgedPid())) return false;
       return portOpen(opts.port);
-    }, 10_000, () => `Apache ${server.version} did not start: ${tail(errorLog)}`);
+    }, 15_000, () => `Apache ${server.version} did not start${daemon === 'apache' ? ' with lodged' : ''}: ${tail(errorLog)}\n${tail(lodgedLog)}`);
   } catch (err) {
     if (apache) await stopApache(apache, server.version);
     for (const c of children) await stopChild(c);
+    if (daemon === 'apache') killLeftLodged(lodgedPid(), lodgedConf);
     if (!opts.keep) fs.rmSync(runDir, { recursive: true, force: true });
     throw err;
   }
   const httpd = apache;
+  const sandboxOnly = (what: string) => {
+    if (daemon !== 'sandbox') throw new Error(`${what}: Apache runs lodged here (start the sandbox with daemon 'sandbox')`);
+  };
 
   const sandbox: Sandbox = {
-    apacheVersion: server.version, runDir, port: opts.port, tenants, socket, errorLog, lodgedLog, apache: httpd,
-    get lodged() { return lodged; },
+    apacheVersion: server.version, daemon, runDir, port: opts.port, tenants, socket, errorLog, lodgedLog, lodgedPidFile, apache: httpd,
+    lodged: {
+      get pid() { return daemon === 'sandbox' ? lodged?.pid : lodgedPid(); },
+      get child() { return lodged; },
+    },
     url: (tenant, p = '/') => `http://${tenant}.localhost:${opts.port}${p}`,
+    apachectl(action) {
+      if (server.version === '2.4') {
+        execFileSync(server.bin, ['-f', conf, '-k', action], { stdio: 'pipe' });
+        return;
+      }
+      const pid = readPid(path.join(runDir, 'httpd.pid'));
+      if (pid === undefined) throw new Error(`apachectl ${action}: Apache 1.3 wrote no pid file`);
+      process.kill(pid, { graceful: 'SIGUSR1', restart: 'SIGHUP', stop: 'SIGTERM' }[action] as NodeJS.Signals);
+    },
     async stopLodged() {
-      await stopChild(lodged);
+      sandboxOnly('stopLodged');
+      if (lodged) await stopChild(lodged);
     },
     async startLodged() {
+      sandboxOnly('startLodged');
       lodged = await startLodged();
     },
     async stop() {
       await stopApache(httpd, server.version);
-      await stopChild(lodged);
+      if (lodged) await stopChild(lodged);
+      // Apache stops the lodged it runs; one that outlived it is a bug the tests
+      // look for, not something to leave running after them.
+      if (daemon === 'apache') killLeftLodged(lodgedPid(), lodgedConf);
       if (!opts.keep) fs.rmSync(runDir, { recursive: true, force: true });
     },
   };
   return sandbox;
+}
+
+/** The pid in a pid file, or undefined when there is none (yet). */
+export function readPid(file: string): number | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const pid = Number(text.trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** Whether pid names a running process (a zombie counts as gone). */
+export function isAlive(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+// Only a process whose command line names this sandbox's lodged.json: a pid file can
+// outlive its process, and the pid be someone else's by now.
+function killLeftLodged(pid: number | undefined, conf: string): void {
+  if (!isAlive(pid)) return;
+  let cmdline = '';
+  try {
+    cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return;
+  }
+  if (!cmdline.split('\0').includes(conf)) return;
+  signalPid(pid!, 'SIGKILL');
+}
+
+function signalPid(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
 }
 
 function indexPage(tenants: Tenant[], port: number): string {
@@ -202,10 +307,10 @@ export async function stopChild(child: ChildProcess, graceMs = 5000): Promise<vo
  */
 async function stopApache(httpd: ChildProcess, version: ApacheVersion): Promise<void> {
   const pid = httpd.pid;
-  if (version !== '1.3' || pid === undefined) return stopChild(httpd);
+  if (version !== '1.3' || pid === undefined) return stopChild(httpd, APACHE_STOP_GRACE_MS);
   const again = setInterval(() => signalGroup(pid, 'SIGTERM'), 100);
   try {
-    await stopChild(httpd);
+    await stopChild(httpd, APACHE_STOP_GRACE_MS);
   } finally {
     clearInterval(again);
   }
