@@ -253,6 +253,21 @@ static long long or_zero(long long v)
     return v == LODGE_UNSET ? 0 : v;
 }
 
+/* The host's LodgeLimit caps, only those it set: lodged takes the lower of each
+ * and its own, so a cap here can only tighten what lodged.json allows. */
+static void add_host_limits(lodge_buf *b, const lodge_server_conf *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    if (s->limit_timeout > 0) lodge_pair_add_num(b, "limit.timeout", s->limit_timeout);
+    if (s->limit_memory > 0) lodge_pair_add_num(b, "limit.memory", s->limit_memory);
+    if (s->limit_processes > 0) lodge_pair_add_num(b, "limit.processes", s->limit_processes);
+    if (s->limit_cpu > 0) lodge_pair_add_num(b, "limit.cpu", s->limit_cpu);
+    if (s->limit_idle > 0) lodge_pair_add_num(b, "limit.idle", s->limit_idle);
+    if (s->limit_tasks > 0) lodge_pair_add_num(b, "limit.tasks", s->limit_tasks);
+}
+
 /* APP: in a fixed order, because lodged keys its pools by these bytes. */
 static int add_app(lodge_exchange *x)
 {
@@ -281,6 +296,8 @@ static int add_app(lodge_exchange *x)
     lodge_pair_add_num(b, "processes", or_zero(d->processes));
     lodge_pair_add_num(b, "cpu", or_zero(d->cpu));
     lodge_pair_add_num(b, "idle", or_zero(d->idle));
+    add_host_limits(b, ap_get_module_config(x->r->server->module_config,
+                                            &lodge_module));
     lodge_pair_add_str(b, "config", d->config);
     if (d->env != NULL) {
         const lodge_env *e = (const lodge_env *)d->env->elts;

@@ -64,6 +64,8 @@ export function forEachApache(cases: (apache: ApacheVersion) => void): void {
 export interface SiteOptions {
   /** Who runs lodged: Apache (LodgeDaemon on, the default), or the sandbox, which can stop it. */
   daemon?: LodgedRunner;
+  /** More host directives for Apache's server config. */
+  hostDirectives?: string[];
 }
 
 /**
@@ -84,7 +86,7 @@ export async function startSite(tenants: Record<string, Files>, lodged?: Record<
   }
   let sb: Sandbox;
   try {
-    sb = await startSandbox({ root, port: await freePort(), lodged, logLevel: 'warn', apache, daemon: opts.daemon });
+    sb = await startSandbox({ root, port: await freePort(), lodged, logLevel: 'warn', apache, daemon: opts.daemon, hostDirectives: opts.hostDirectives });
   } catch (err) {
     for (const u of Object.values(users)) await removeUser(u);
     fs.rmSync(root, { recursive: true, force: true });

@@ -13,11 +13,14 @@ export interface ApacheConfOptions {
   logLevel?: string;
   /** Apache runs lodged with this command (LodgeDaemon on); absent: LodgeDaemon off. */
   daemonCommand?: string[];
+  /** More host directives for the server config (e.g. `LodgeLimit processes 3`). */
+  hostDirectives?: string[];
 }
 
 function daemonLines(o: ApacheConfOptions): string[] {
-  if (!o.daemonCommand) return ['LodgeDaemon off'];
-  return ['LodgeDaemon on', `LodgeDaemonCommand ${o.daemonCommand.map((a) => `"${a}"`).join(' ')}`];
+  const host = o.hostDirectives ?? [];
+  if (!o.daemonCommand) return ['LodgeDaemon off', ...host];
+  return ['LodgeDaemon on', `LodgeDaemonCommand ${o.daemonCommand.map((a) => `"${a}"`).join(' ')}`, ...host];
 }
 
 const MODDIR = '/usr/lib/apache2/modules';

@@ -98,6 +98,8 @@ export interface SandboxOptions {
   logLevel?: string;
   /** Which Apache serves the tenants (default 2.4). */
   apache?: ApacheVersion;
+  /** More host directives for Apache's server config. */
+  hostDirectives?: string[];
 }
 
 /** lodged as the sandbox knows it. */
@@ -163,6 +165,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     runDir, port: opts.port, modulePath: server.modulePath, socket, tenants, indexDir,
     user: asRoot ? 'www-data' : undefined, group: asRoot ? 'www-data' : undefined, logLevel: opts.logLevel,
     daemonCommand: daemon === 'apache' ? lodgedCommand : undefined,
+    hostDirectives: opts.hostDirectives,
   }));
 
   const children: ChildProcess[] = [];
