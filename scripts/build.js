@@ -15,6 +15,8 @@ const say = (msg) => { if (!quiet) console.log(msg); };
 
 // What the tests, the demo and the module build need from Debian.
 const APT_PACKAGES = ['apache2', 'apache2-dev', 'python3', 'python3-flask', 'curl', 'procps'];
+// What `npm run bench` adds: the load generator and the peers Lodge is measured against.
+const BENCH_PACKAGES = ['wrk', 'libapache2-mod-wsgi-py3', 'libapache2-mod-passenger', 'passenger'];
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', ...opts, stdio: 'pipe' });
@@ -48,7 +50,8 @@ function stale(output, inputs) {
 
 function aptPackages() {
   if (process.getuid() !== 0) return;
-  const missing = APT_PACKAGES.filter((p) => {
+  const wanted = process.argv.includes('--bench') ? [...APT_PACKAGES, ...BENCH_PACKAGES] : APT_PACKAGES;
+  const missing = wanted.filter((p) => {
     const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', p], { encoding: 'utf8' });
     return r.status !== 0 || !r.stdout.includes('install ok installed');
   });
