@@ -1,0 +1,15 @@
+/*
+ * lodge_environ.h: the APP and REQ frames of a request (internal).
+ */
+#ifndef LODGE_ENVIRON_H
+#define LODGE_ENVIRON_H
+
+#include "lodge_exchange.h"
+
+/* APP into x->first; OK, or the status to answer when the root is gone. */
+int lodge_add_app(lodge_exchange *x);
+
+/* REQ into x->first. */
+void lodge_add_req(lodge_exchange *x);
+
+#endif /* LODGE_ENVIRON_H */

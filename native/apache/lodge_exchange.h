@@ -1,0 +1,67 @@
+/*
+ * lodge_exchange.h: one request's exchange with lodged, as the files that
+ * carry it share it (internal to mod_lodge):
+ *
+ *   lodge_request.c   the handler, and the exchange tying the rest together
+ *   lodge_environ.c   the APP and REQ frames, built from the request
+ *   lodge_send.c      the first write, and the rest of the body after it
+ *   lodge_response.c  HEAD DATA... END (or ERROR) from lodged, onto Apache
+ */
+#ifndef LODGE_EXCHANGE_H
+#define LODGE_EXCHANGE_H
+
+#include "lodge_compat.h"
+#include "lodge_config.h"
+#include "lodge_conn.h"
+#include "lodge_frame.h"
+
+/*
+ * Not an HTTP status, and far from Apache's own negative codes: the
+ * connection died before any response byte, so the request may go again
+ * on a fresh connection.
+ */
+#define LODGE_AGAIN (-1000)
+
+typedef struct {
+    request_rec *r;
+    const lodge_dir_conf *dir;
+    const char *socket;
+    int timeout;                /* seconds per read from lodged */
+
+    lodge_conn *conn;           /* held by this request; NULL when not */
+    int conn_broken;            /* a send failed: never give it back */
+
+    lodge_buf first;            /* APP REQ [BODY] [BODY_END], as first sent */
+    long long body_read;
+    int body_done;              /* BODY_END is in first, or was sent */
+    int body_streamed;          /* BODY went out after first: no resend */
+    unsigned char *chunk;       /* BODY frames after the first write */
+
+    int responded;              /* lodged sent at least one byte */
+    int committed;              /* the client may have seen the status */
+    int unflushed;              /* the client has not seen all given it */
+    long long declared;         /* the app's Content-Length, or -1 */
+    long long sent;             /* body bytes given to Apache */
+} lodge_exchange;
+
+/* Decimal text of a 64-bit count, in p. */
+const char *lodge_count_text(apr_pool_t *p, long long v);
+
+/* The length of an app root to compare paths with; 0 for "/". */
+size_t lodge_root_len(const char *root);
+
+/* Closes the connection held, if any: its state is unknown. */
+void lodge_drop(lodge_exchange *x);
+
+/* Logs one error line and returns status, for a return in one line. */
+int lodge_fail(request_rec *r, int status, const char *fmt, ...)
+    LODGE_PRINTF(3, 4);
+
+/*
+ * lodged (or the stream from it) went wrong: logs, closes the connection,
+ * and returns status, or cuts the client off if it may have seen the start.
+ */
+int lodge_broken(lodge_exchange *x, int status, const char *fmt, ...)
+    LODGE_PRINTF(3, 4);
+
+#endif /* LODGE_EXCHANGE_H */

@@ -1,0 +1,180 @@
+/*
+ * lodge_send.c: the request, out to lodged. APP, REQ and as much of the
+ * body as has come leave in one first write; the rest of the body follows,
+ * a BODY frame per read, BODY_END with the last.
+ */
+#include "lodge_send.h"
+#include "lodge_environ.h"
+
+#include <poll.h>
+
+/*
+ * Request body bytes per BODY frame: well under the protocol's 256 KiB,
+ * big enough that an upload costs few writes on both sides.
+ */
+#define LODGE_BODY_CHUNK (64 * 1024)
+
+/* The first write's buffer; APP and REQ of an ordinary request fit. */
+#define LODGE_FIRST_SIZE 8192
+
+/* Whether the client has sent more than Apache has read, right now. */
+static int client_has_more(request_rec *r)
+{
+    struct pollfd p;
+
+    p.fd = lodge_client_fd(r);
+    p.events = POLLIN;
+    p.revents = 0;
+    return p.fd >= 0 && poll(&p, 1, 0) > 0;
+}
+
+/*
+ * Reads up to room bytes of the request body: what the client has sent so
+ * far, not waiting for more once the socket is drained, so that a slow
+ * upload reaches the app as it comes. Returns the count, or -1 when the
+ * body could not be read; *done at its end.
+ */
+static long read_body(lodge_exchange *x, char *to, size_t room, int *done)
+{
+    request_rec *r = x->r;
+    size_t got = 0;
+
+    while (got < room) {
+        long n;
+
+        lodge_client_timeout_reset(r);
+        n = ap_get_client_block(r, to + got, room - got);
+        if (n < 0) {
+            return -1;
+        }
+        if (n == 0) {
+            *done = 1;
+            break;
+        }
+        got += (size_t)n;
+        x->body_read += n;
+        /*
+         * Both versions mark the end of the body here once they have seen
+         * it, and the next call then returns 0 without waiting.
+         */
+        if (r->remaining < 0 || (!r->read_chunked && r->remaining == 0)) {
+            continue;
+        }
+        if (!client_has_more(r)) {
+            break;
+        }
+    }
+    return (long)got;
+}
+
+static int body_failed(lodge_exchange *x)
+{
+    /* Without BODY_END lodged stops the app's request when the socket closes. */
+    lodge_drop(x);
+    lodge_rlog(APLOG_INFO, x->r, LODGE_LOGNO(00004)
+               "the request body could not be read from the client "
+               "(after %s bytes); request dropped (app %s)",
+               lodge_count_text(x->r->pool, x->body_read), x->dir->root);
+    return HTTP_BAD_REQUEST;
+}
+
+/* APP REQ, then as much of the body as has come, then BODY_END if it all has. */
+int lodge_build_first(lodge_exchange *x)
+{
+    request_rec *r = x->r;
+    lodge_buf *b = &x->first;
+    int rv;
+
+    lodge_buf_init(b, r->pool, LODGE_FIRST_SIZE);
+    if ((rv = lodge_add_app(x)) != OK) {
+        return rv;
+    }
+    lodge_add_req(x);
+
+    rv = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
+    if (rv != OK) {
+        return rv;
+    }
+    if (ap_should_client_block(r)) {
+        size_t at = lodge_frame_open(b, LODGE_FRAME_BODY);
+        char *to = (char *)lodge_buf_extend(b, LODGE_BODY_CHUNK);
+        long n = read_body(x, to, LODGE_BODY_CHUNK, &x->body_done);
+
+        if (n < 0) {
+            return body_failed(x);
+        }
+        b->len = at + (n > 0 ? LODGE_FRAME_HEADER_SIZE + (size_t)n : 0);
+        if (n > 0) {
+            lodge_frame_close(b, at);
+        }
+    }
+    else {
+        x->body_done = 1;
+    }
+    if (x->body_done) {
+        lodge_frame_add_empty(b, LODGE_FRAME_BODY_END);
+    }
+    if (b->failed) {
+        return lodge_fail(r, HTTP_BAD_REQUEST, LODGE_LOGNO(00005)
+                          "request too large for the frame protocol (a "
+                          "name over 64 KiB or a frame over 16 MiB; app %s)",
+                          x->dir->root);
+    }
+    return OK;
+}
+
+/* The rest of the body, a BODY frame per read, BODY_END with the last. */
+static int stream_body(lodge_exchange *x)
+{
+    const size_t h = LODGE_FRAME_HEADER_SIZE;
+
+    if (x->chunk == NULL) {
+        x->chunk = apr_palloc(x->r->pool, h + LODGE_BODY_CHUNK + h);
+    }
+    while (!x->body_done) {
+        long n = read_body(x, (char *)x->chunk + h, LODGE_BODY_CHUNK,
+                           &x->body_done);
+        size_t len = 0;
+        int rv;
+
+        if (n < 0) {
+            return body_failed(x);
+        }
+        if (n > 0) {
+            lodge_frame_put_header(x->chunk, LODGE_FRAME_BODY, (size_t)n);
+            len = h + (size_t)n;
+        }
+        if (x->body_done) {
+            lodge_frame_put_header(x->chunk + len, LODGE_FRAME_BODY_END, 0);
+            len += h;
+        }
+        x->body_streamed = 1;
+        rv = lodge_conn_send(x->conn, x->chunk, len);
+        if (rv == -ETIMEDOUT) {
+            return lodge_broken(x, HTTP_GATEWAY_TIME_OUT, LODGE_LOGNO(00006)
+                                "lodged took no request body for %d s",
+                                x->timeout);
+        }
+        if (rv != 0) {
+            /* Maybe lodged answered early and closed: read what it said. */
+            x->conn_broken = 1;
+            return OK;
+        }
+    }
+    return OK;
+}
+
+int lodge_send_request(lodge_exchange *x)
+{
+    int rv = lodge_conn_send(x->conn, x->first.data, x->first.len);
+
+    if (rv == -ETIMEDOUT) {
+        return lodge_broken(x, HTTP_GATEWAY_TIME_OUT, LODGE_LOGNO(00007)
+                            "lodged took no request for %d s", x->timeout);
+    }
+    if (rv != 0) {
+        x->conn_broken = 1;
+        return OK;
+    }
+    return x->body_done ? OK : stream_body(x);
+}
