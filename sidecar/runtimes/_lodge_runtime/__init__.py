@@ -1,0 +1,11 @@
+"""The Lodge WSGI worker's own modules, imported by ../wsgi_worker.py before anything of
+the tenant's (the package name is one no tenant will use, so the app cannot shadow it):
+
+    frames     frame codes and layouts (PROTOCOL.md), frame building
+    process    exit, the tenant's log, FAIL, arguments, cgroups, privileges, hang-up
+    channel    lodged's socket: the input buffer, frame parsing, ABORT polling, sending
+    body       wsgi.input and wsgi.file_wrapper
+    response   start_response, header validation, the response's frames
+    loader     source-only imports, load_app, tracebacks and error descriptions
+    serve      the request loop: REQ to environ, the app's call, END or ERROR
+"""

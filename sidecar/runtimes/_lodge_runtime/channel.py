@@ -1,0 +1,190 @@
+"""lodged's socket: the input buffer, frame parsing, ABORT polling, and sending."""
+
+import select
+import socket
+
+from .frames import ABORT, BODY, BODY_END, BODY_END_HDR, FRAME_MAX, HDR, IOV_BATCH
+from .process import _exit, protocol_error
+
+# Room for a whole 256 KiB frame plus what follows it, so that the abort check can look
+# past the body the app has not read yet without growing the buffer.
+BUF_SIZE = 512 << 10
+
+
+class Channel:
+    """lodged's socket: frames in through one reusable buffer, frames out.
+
+    It also holds the input state of the current request (bytes left in the current BODY
+    frame, end of input, abort), so wsgi.input, the abort check between response chunks
+    and the final drain all move one stream position.
+    """
+
+    __slots__ = ('sock', 'buf', 'mv', 'pos', 'end', 'left', 'done', 'aborted', 'poll',
+                 'idle', 'filebuf')
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = bytearray(BUF_SIZE)
+        self.mv = memoryview(self.buf)
+        self.pos = self.end = 0
+        self.left = 0
+        self.done = True
+        self.aborted = False
+        self.poll = select.poll()
+        self.poll.register(sock.fileno(), select.POLLIN)
+        self.idle = False
+        self.filebuf = None
+
+    # -- input --
+
+    def recv(self):
+        try:
+            n = self.sock.recv_into(self.mv[self.end:])
+        except ConnectionResetError:
+            n = 0
+        if not n:
+            _exit(0)
+        self.end += n
+
+    def need(self, n):
+        """Block until n bytes are buffered at pos."""
+        if self.pos == self.end:
+            self.pos = self.end = 0
+            if len(self.buf) > BUF_SIZE:
+                # a one-off huge REQ must not keep its buffer for the worker's life
+                self.buf = bytearray(BUF_SIZE)
+                self.mv = memoryview(self.buf)
+        if self.pos + n > len(self.buf):
+            self.compact(n)
+        while self.end - self.pos < n:
+            self.recv()
+
+    def compact(self, room):
+        have = self.end - self.pos
+        if have + room > len(self.buf):
+            # Only a REQ larger than the buffer gets here; BODY frames are streamed.
+            nb = bytearray(have + room)
+            nb[:have] = self.mv[self.pos:self.end]
+            self.buf = nb
+            self.mv = memoryview(nb)
+        else:
+            self.mv[:have] = self.mv[self.pos:self.end]
+        self.pos = 0
+        self.end = have
+
+    def header(self):
+        if self.end - self.pos < 8:
+            self.need(8)
+        t, n = HDR.unpack_from(self.buf, self.pos)
+        self.pos += 8
+        if n > FRAME_MAX:
+            protocol_error('frame type 0x%02x of %d bytes (limit %d)' % (t, n, FRAME_MAX))
+        return t, n
+
+    def begin(self):
+        self.left = 0
+        self.done = self.aborted = False
+        # Most requests arrive as REQ + BODY_END in one read: see the end of input now,
+        # so a bodyless request needs no further socket read at all.
+        if self.end - self.pos >= 8 and HDR.unpack_from(self.buf, self.pos) == BODY_END_HDR:
+            self.pos += 8
+            self.done = True
+
+    def more(self):
+        """Make body bytes of the current BODY frame available; False at end of input
+        (BODY_END, or ABORT: a client gone mid-upload sends no BODY_END)."""
+        while not self.left:
+            if self.done:
+                return False
+            t, n = self.header()
+            if t == BODY:
+                self.left = n
+            elif t == BODY_END and not n:
+                self.done = True
+            elif t == ABORT and not n:
+                self.done = self.aborted = True
+            else:
+                protocol_error('frame type 0x%02x (%d bytes) inside a request body' % (t, n))
+        if self.pos == self.end:
+            self.pos = self.end = 0
+            self.recv()
+        return True
+
+    def skip(self, n):
+        while n:
+            if self.pos == self.end:
+                self.pos = self.end = 0
+                self.recv()
+            take = min(n, self.end - self.pos)
+            self.pos += take
+            n -= take
+
+    def drain(self):
+        while self.more():
+            take = min(self.left, self.end - self.pos)
+            self.pos += take
+            self.left -= take
+
+    def poll_abort(self):
+        """Has lodged sent ABORT? Never blocks, and never consumes body bytes that the
+        application may still read: it looks ahead only as far as the buffer reaches."""
+        if self.aborted:
+            return True
+        if not self.poll.poll(0):
+            return False
+        if self.end == len(self.buf):
+            if not self.pos:
+                return False
+            self.compact(0)
+        try:
+            n = self.sock.recv_into(self.mv[self.end:], 0, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except ConnectionResetError:
+            n = 0
+        if not n:
+            _exit(0)
+        self.end += n
+        s = self.pos + self.left
+        while s + 8 <= self.end:
+            t, n = HDR.unpack_from(self.buf, s)
+            if t == ABORT:
+                self.pos = s + 8
+                self.left = 0
+                self.done = self.aborted = True
+                return True
+            if t != BODY and t != BODY_END:
+                break   # the regular reader reports it
+            s += 8 + n
+        return False
+
+    # -- output --
+
+    def send(self, data):
+        try:
+            self.sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            _exit(0)
+
+    def sendv(self, parts, total):
+        if total <= 4096:
+            # Joining a small response costs less than sendmsg's iovec set-up.
+            return self.send(b''.join(parts))
+        if len(parts) > IOV_BATCH:
+            for i in range(0, len(parts), IOV_BATCH):
+                batch = parts[i:i + IOV_BATCH]
+                self.sendv(batch, sum(map(len, batch)))
+            return
+        try:
+            n = self.sock.sendmsg(parts)
+            if n < total:
+                # A signal cut the write short: finish piece by piece.
+                for p in parts:
+                    size = len(p)
+                    if n >= size:
+                        n -= size
+                        continue
+                    self.sock.sendall(memoryview(p)[n:] if n else p)
+                    n = 0
+        except (BrokenPipeError, ConnectionResetError):
+            _exit(0)

@@ -1,0 +1,233 @@
+"""The request loop: REQ to environ, the app's call, its body out as DATA frames, END or
+ERROR. The hot path: names it uses per request are this module's globals, as they were
+when the worker was one file."""
+
+import struct
+
+from . import process
+from .body import FileWrapper, Input
+from .frames import ABORT, BODY, BODY_END, CHUNK, END_FRAME, ERR, ERROR, REQ, U16, U32
+from .loader import describe, print_exception
+from .process import _exit, log, protocol_error
+from .response import ContractError, Exchange
+
+# Here rather than in process.py: the loop reads _term once per request.
+_term = False
+_ch = None   # set by the entry once the channel exists: on_term looks at its idle flag
+
+
+def on_term(signum, frame):
+    global _term
+    _term = True
+    if _ch is not None and _ch.idle:
+        _exit(0)
+
+
+class Worker:
+    def __init__(self, ch, app, root, label):
+        self.ch = ch
+        self.app = app
+        self.root = root.rstrip('/') + '/'
+        self.label = label
+        self.base = {
+            'SCRIPT_NAME': '',
+            'PATH_INFO': '',
+            'QUERY_STRING': '',
+            'wsgi.version': (1, 0),
+            'wsgi.url_scheme': 'http',
+            'wsgi.errors': process._errlog,
+            'wsgi.multithread': False,
+            'wsgi.multiprocess': True,
+            'wsgi.run_once': False,
+            'wsgi.file_wrapper': FileWrapper,
+            # The body ends exactly at BODY_END, chunked uploads too (mod_wsgi's flag,
+            # which werkzeug needs to read a body that has no CONTENT_LENGTH).
+            'wsgi.input_terminated': True,
+        }
+
+    def serve(self):
+        ch = self.ch
+        while True:
+            # idle before the check: a SIGTERM between the two still ends the worker
+            ch.idle = True
+            if _term:
+                _exit(0)
+            t, n = ch.header()
+            if t == REQ:
+                ch.idle = False
+                ch.need(n)
+                env = self.environ(ch.pos, n)
+                ch.pos += n
+                ch.begin()
+                self.handle(env)
+            elif t == BODY:
+                # Leftovers of the request just finished: lodged forwards body frames
+                # until it has seen our END or ERROR, then drops the rest itself.
+                ch.skip(n)
+            elif (t == BODY_END or t == ABORT) and not n:
+                continue   # leftover too; an ABORT here came after our END
+            else:
+                protocol_error('frame type 0x%02x (%d bytes) while idle' % (t, n))
+
+    def environ(self, p, n):
+        env = self.base.copy()
+        raw = self.ch.mv[p:p + n]
+        # latin-1 maps byte i to code point i, so the byte offsets of the pairs are
+        # string offsets too: one decode for the whole payload, then slices.
+        s = str(raw, 'latin-1')
+        unpack16 = U16.unpack_from
+        unpack32 = U32.unpack_from
+        i = 0
+        try:
+            while i < n:
+                k, = unpack16(raw, i)
+                i += 2
+                name = s[i:i + k]
+                i += k
+                v, = unpack32(raw, i)
+                i += 4
+                env[name] = s[i:i + v]
+                i += v
+        except struct.error:
+            i = n + 1
+        raw.release()
+        if i != n:
+            protocol_error('REQ pairs overrun the frame (%d bytes)' % n)
+        https = env.get('HTTPS')
+        if https and https.lower() in ('on', '1'):
+            env['wsgi.url_scheme'] = 'https'
+        return env
+
+    def handle(self, env):
+        ch = self.ch
+        ex = Exchange(ch)
+        env['wsgi.input'] = inp = Input(ch)
+        result = None
+        err = None
+        try:
+            result = self.app(env, ex.start_response)
+            if type(result) is FileWrapper:
+                self.send_file(ex, result.filelike)
+            else:
+                self.send_iter(ex, result)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:
+            err = self.failed(env, e, ex)
+        if result is not None and type(result) is not list:
+            close = getattr(result, 'close', None)
+            if close is not None:
+                try:
+                    close()
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as e:
+                    err = err or self.failed(env, e, ex)
+        inp.ch = None
+        if ch.aborted:
+            ch.send(END_FRAME)
+            return
+        if err is None:
+            err = self.finish(env, ex)
+            if err is None:
+                return
+        # Read the body to BODY_END first, as before END: lodged then never has to pause
+        # Apache on behalf of a request that has already ended.
+        ch.drain()
+        if ch.aborted:
+            ch.send(END_FRAME)
+            return
+        msg = err[1].encode('utf-8', 'replace')[:4000]
+        ch.send(ERR.pack(ERROR, 4 + len(msg), err[0], 0) + msg)
+
+    def send_iter(self, ex, result):
+        ch = self.ch
+        # A list is all there already: hold it and send once, with END when possible.
+        # Anything else may be a stream, so each chunk goes out as it comes.
+        held = type(result) is list
+        for chunk in result:
+            if type(chunk) is not bytes and not isinstance(chunk, bytes):
+                raise ContractError('response body item is %s, not bytes' % type(chunk).__name__)
+            if not chunk:
+                continue
+            if ex.head is None:
+                raise ContractError('response body before start_response()')
+            if ex.emit(chunk):
+                return
+            if not held or ex.size >= CHUNK:
+                ex.flush()
+                if ch.poll_abort():
+                    return
+
+    def send_file(self, ex, f):
+        ch = self.ch
+        readinto = getattr(f, 'readinto', None)
+        if readinto is not None:
+            if ch.filebuf is None:
+                ch.filebuf = memoryview(bytearray(CHUNK))
+            buf = ch.filebuf
+        while True:
+            want = CHUNK if ex.left is None else min(CHUNK, ex.left)
+            if not want:
+                return
+            if readinto is not None:
+                n = readinto(buf[:want])
+                if not n:
+                    return
+                data = buf[:n]
+            else:
+                data = f.read(want)
+                if not data:
+                    return
+                if not isinstance(data, bytes):
+                    raise ContractError('file_wrapper file gave %s, not bytes'
+                                        % type(data).__name__)
+            if ex.head is None:
+                raise ContractError('response body before start_response()')
+            if ex.emit(data):
+                return
+            ex.flush()
+            if ch.poll_abort():
+                return
+
+    def finish(self, env, ex):
+        ch = self.ch
+        if not ex.queued:
+            if ex.head is None:
+                return self.broken(env, ContractError(
+                    'application returned without calling start_response()'))
+            ex.queue_head()
+        if ex.left and ex.code >= 200 and ex.code not in (204, 304) \
+                and env.get('REQUEST_METHOD') != 'HEAD':
+            # Sending less than announced would leave the client waiting: cut instead.
+            return self.broken(env, ContractError(
+                'response is %d bytes shorter than its Content-Length' % ex.left))
+        if not ch.done:
+            ch.drain()
+        if ch.aborted:
+            ch.send(END_FRAME)
+            return None
+        ex.out.append(END_FRAME)
+        ex.size += 8
+        ex.flush()
+        return None
+
+    def failed(self, env, e, ex):
+        if self.ch.aborted:
+            return None   # the client left; what the app did about it is no error
+        if isinstance(e, ContractError):
+            return self.broken(env, e)
+        log('%s: exception in the application' % request_line(env))
+        print_exception(e)
+        return 500, describe(e, self.root, self.label)
+
+    def broken(self, env, e):
+        msg = '%s: %s' % (self.label, e)
+        log('%s: %s' % (request_line(env), msg))
+        if e.__traceback__ is not None:
+            print_exception(e)
+        return 502, msg
+
+
+def request_line(env):
+    return '%s %s' % (env.get('REQUEST_METHOD'), env.get('REQUEST_URI', env.get('PATH_INFO')))
