@@ -46,6 +46,7 @@ def application(environ, start_response):
     const r = await site.get('broken', '/');
     assert.equal(r.status, 502);
     assert.doesNotMatch(r.text, /no_such_module_here/, 'visitors do not see the traceback');
+    assert.match(r.text, /failed to answer.*logs\/lodge\.log/s, 'the page tells the site owner where to look');
     await eventually(() => /app\.py.*ModuleNotFoundError.*no_such_module_here/.test(site.errorLog()), 'Apache error log line');
     const tenant = site.tenantLog('broken');
     assert.match(tenant, /Traceback/);

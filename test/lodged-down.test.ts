@@ -17,6 +17,7 @@ forEachApache((apache) => {
     const r = await site.get('up', '/');
     assert.equal(r.status, 503);
     assert.doesNotMatch(r.text, /lodged\.sock/, 'the socket path is for the log, not for visitors');
+    assert.match(r.text, /try again/, 'the page says what a visitor can do');
     const lines = site.errorLog().split('\n').filter((l) => /cannot reach lodged/.test(l));
     assert.equal(lines.length, 1, site.errorLog());
     assert.match(lines[0], /lodged\.sock/);

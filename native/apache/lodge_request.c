@@ -188,6 +188,43 @@ static int exchange(lodge_exchange *x)
     }
 }
 
+/*
+ * The page a visitor gets when the app could not answer: what happened in words a
+ * site's owner can act on, never a path or a message from the logs. An
+ * ErrorDocument the site set for that status wins.
+ */
+static void explain(request_rec *r, int status)
+{
+    const char *text;
+
+    if (ap_response_code_string(r, ap_index_of_response(status)) != NULL) {
+        return;
+    }
+    switch (status) {
+    case HTTP_BAD_GATEWAY:
+        text = "The application behind this page failed to answer. "
+               "If this is your site, its log (logs/lodge.log in the "
+               "application's folder) says why.";
+        break;
+    case HTTP_GATEWAY_TIME_OUT:
+        text = "The application took too long to answer and was stopped. "
+               "If this is your site, see logs/lodge.log in the "
+               "application's folder, or raise LodgeTimeout.";
+        break;
+    case HTTP_SERVICE_UNAVAILABLE:
+        text = "The application is busy or restarting. Please try again "
+               "in a moment.";
+        break;
+    case HTTP_INTERNAL_SERVER_ERROR:
+        text = "The application could not be run. If this is your site, "
+               "see logs/lodge.log in the application's folder.";
+        break;
+    default:
+        return;
+    }
+    ap_custom_response(r, status, (char *)text);
+}
+
 int lodge_handle(request_rec *r)
 {
     const lodge_server_conf *s;
@@ -229,5 +266,9 @@ int lodge_handle(request_rec *r)
         rv = exchange(x);
     }
     lodge_client_timeout_end(r);
-    return ap_is_HTTP_ERROR(rv) ? lodge_error_status(r, rv) : rv;
+    if (ap_is_HTTP_ERROR(rv)) {
+        explain(r, rv);
+        return lodge_error_status(r, rv);
+    }
+    return rv;
 }
