@@ -79,28 +79,8 @@ export function apache24Conf(o: ApacheConfOptions): string {
     '  Require all denied',
     '</Files>',
     '',
-    `<VirtualHost 127.0.0.1:${o.port}>`,
-    '  ServerName localhost',
-    `  DocumentRoot "${o.indexDir}"`,
-    `  <Directory "${o.indexDir}">`,
-    '    Require all granted',
-    '  </Directory>',
-    '</VirtualHost>',
+    ...virtualHosts(o, ['Require all granted']),
   ];
-  for (const t of o.tenants) {
-    lines.push(
-      '',
-      `<VirtualHost 127.0.0.1:${o.port}>`,
-      `  ServerName ${t.name}.localhost`,
-      `  DocumentRoot "${t.dir}"`,
-      `  <Directory "${t.dir}">`,
-      '    AllowOverride All',
-      '    Options -Indexes +SymLinksIfOwnerMatch',
-      '    Require all granted',
-      '  </Directory>',
-      '</VirtualHost>',
-    );
-  }
   return lines.join('\n') + '\n';
 }
 
@@ -164,29 +144,29 @@ export function apache13Conf(o: ApacheConfOptions): string {
     '</Files>',
     '',
     `NameVirtualHost 127.0.0.1:${o.port}`,
+    ...virtualHosts(o, ['Order allow,deny', 'Allow from all']),
+  ];
+  return lines.join('\n') + '\n';
+}
+
+/**
+ * The index host first (the default for any other name), then one host per tenant
+ * whose own .htaccess decides. `allow` is how this Apache grants access (2.4's
+ * Require, 1.3's Order/Allow); everything else is the same on both.
+ */
+function virtualHosts(o: ApacheConfOptions, allow: string[]): string[] {
+  const host = (name: string, dir: string, extra: string[]) => [
     `<VirtualHost 127.0.0.1:${o.port}>`,
-    '  ServerName localhost',
-    `  DocumentRoot "${o.indexDir}"`,
-    `  <Directory "${o.indexDir}">`,
-    '    Order allow,deny',
-    '    Allow from all',
+    `  ServerName ${name}`,
+    `  DocumentRoot "${dir}"`,
+    `  <Directory "${dir}">`,
+    ...[...extra, ...allow].map((l) => `    ${l}`),
     '  </Directory>',
     '</VirtualHost>',
   ];
+  const lines = host('localhost', o.indexDir, []);
   for (const t of o.tenants) {
-    lines.push(
-      '',
-      `<VirtualHost 127.0.0.1:${o.port}>`,
-      `  ServerName ${t.name}.localhost`,
-      `  DocumentRoot "${t.dir}"`,
-      `  <Directory "${t.dir}">`,
-      '    AllowOverride All',
-      '    Options -Indexes +SymLinksIfOwnerMatch',
-      '    Order allow,deny',
-      '    Allow from all',
-      '  </Directory>',
-      '</VirtualHost>',
-    );
+    lines.push('', ...host(`${t.name}.localhost`, t.dir, ['AllowOverride All', 'Options -Indexes +SymLinksIfOwnerMatch']));
   }
-  return lines.join('\n') + '\n';
+  return lines;
 }
