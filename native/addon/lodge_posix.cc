@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,7 +28,8 @@ Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall) {
                    : err == EBADF ? "EBADF" : err == ENOTSOCK ? "ENOTSOCK" : err == EACCES ? "EACCES"
                    : err == ENOENT ? "ENOENT" : err == ELOOP ? "ELOOP" : err == ENOTDIR ? "ENOTDIR"
                    : err == ENXIO ? "ENXIO" : err == ECHILD ? "ECHILD" : err == EEXIST ? "EEXIST"
-                   : err == ENOSPC ? "ENOSPC" : err == EROFS ? "EROFS" : "EOTHER";
+                   : err == ENOSPC ? "ENOSPC" : err == EROFS ? "EROFS" : err == EAGAIN ? "EAGAIN" : err == EPIPE ? "EPIPE"
+                   : err == ECONNRESET ? "ECONNRESET" : "EOTHER";
   e.Set("code", Napi::String::New(env, code));
   e.Set("errno", Napi::Number::New(env, err));
   e.Set("syscall", Napi::String::New(env, syscall));
@@ -236,6 +238,60 @@ Napi::Value OpenAppendAs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// socketPair() -> [a, b]: a connected unix stream pair, both close-on-exec. A worker's
+// end becomes its fd 3 (spawn dup2s it, which clears the flag there); lodged's end can
+// be lent to Apache (sendWithFd) because it is a plain socket lodged owns.
+Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+    return ThrowErrno(env, errno, "socketpair");
+  }
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(uint32_t(0), Napi::Number::New(env, sv[0]));
+  out.Set(uint32_t(1), Napi::Number::New(env, sv[1]));
+  return out;
+}
+
+// sendWithFd(sock, data, fd) -> bytes sent: data on `sock` with a copy of descriptor
+// `fd` attached (SCM_RIGHTS), without waiting. The caller sends only when nothing else
+// is queued on `sock`, and treats a short count as the peer being stuck.
+Napi::Value SendWithFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsNumber()) {
+    Napi::TypeError::New(env, "sendWithFd(sock, data, fd): numbers and a Buffer").ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  int sock = info[0].As<Napi::Number>().Int32Value();
+  Napi::Buffer<char> data = info[1].As<Napi::Buffer<char>>();
+  int fd = info[2].As<Napi::Number>().Int32Value();
+  struct iovec iov;
+  iov.iov_base = data.Data();
+  iov.iov_len = data.Length();
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } ctl;
+  memset(&ctl, 0, sizeof ctl);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl.buf;
+  msg.msg_controllen = sizeof ctl.buf;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  ssize_t n;
+  do {
+    n = sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (n == -1 && errno == EINTR);
+  if (n == -1) return ThrowErrno(env, errno, "sendmsg");
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getPeerCred", Napi::Function::New(env, GetPeerCred));
   exports.Set("killGroup", Napi::Function::New(env, KillGroup));
@@ -243,6 +299,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setChildSubreaper", Napi::Function::New(env, SetChildSubreaper));
   exports.Set("reapChild", Napi::Function::New(env, ReapChild));
   exports.Set("openAppendAs", Napi::Function::New(env, OpenAppendAs));
+  exports.Set("socketPair", Napi::Function::New(env, SocketPair));
+  exports.Set("sendWithFd", Napi::Function::New(env, SendWithFd));
   exports.Set("CLK_TCK", Napi::Number::New(env, static_cast<double>(sysconf(_SC_CLK_TCK))));
   exports.Set("PAGE_SIZE", Napi::Number::New(env, static_cast<double>(sysconf(_SC_PAGESIZE))));
   Napi::Object res = Napi::Object::New(env);

@@ -314,6 +314,8 @@ static LODGE_INLINE void lodge_other_child_unregister(void *data,
 #include "apr_network_io.h"
 #include "apr_portable.h"
 #include "apr_thread_proc.h"
+/* ap_response_code_string: 1.3 declares it in http_core.h. */
+#include "mod_core.h"
 #if APR_HAS_THREADS
 #include "apr_thread_mutex.h"
 #endif

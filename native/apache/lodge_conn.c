@@ -6,13 +6,18 @@
  * read from lodged is one recv() rather than poll() plus recv(); a read
  * that must not wait (is more of the response already here?) passes
  * MSG_DONTWAIT. Errors come back as negative errno values.
+ *
+ * A lent worker socket shares its open file (and so O_NONBLOCK) with
+ * lodged, which must not block on it; on that one every wait is a poll().
  */
 #include "lodge_conn.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -100,6 +105,10 @@ int lodge_conn_set_timeout(lodge_conn *c, int seconds)
     if (c->timeout == seconds && !c->timeout_left) {
         return 0;
     }
+    if (c->polled) {
+        c->timeout = seconds;
+        return 0;
+    }
     rv = set_timeouts(c->fd, seconds);
     if (rv == 0) {
         c->timeout = seconds;
@@ -125,6 +134,29 @@ static int new_socket(void)
     }
 #endif
     return fd;
+}
+
+/* One block: it outlives every request pool, and is freed as one. */
+static lodge_conn *wrap(int fd, const char *path, size_t n)
+{
+    lodge_conn *c = malloc(sizeof(*c) + LODGE_CONN_BUFSIZE + n + 1);
+
+    if (c == NULL) {
+        return NULL;
+    }
+    c->fd = fd;
+    c->reused = 0;
+    c->timeout = 0;
+    c->timeout_left = 0;
+    c->buf = (unsigned char *)(c + 1);
+    c->path = (char *)c->buf + LODGE_CONN_BUFSIZE;
+    memcpy(c->path, path, n + 1);
+    c->pos = 0;
+    c->end = 0;
+    c->passed_fd = -1;
+    c->polled = 0;
+    c->next = NULL;
+    return c;
 }
 
 int lodge_conn_open(const char *path, lodge_conn **out)
@@ -159,22 +191,24 @@ int lodge_conn_open(const char *path, lodge_conn **out)
         return rv;
     }
 
-    /* One block: it outlives every request pool, and is freed as one. */
-    c = malloc(sizeof(*c) + LODGE_CONN_BUFSIZE + n + 1);
+    c = wrap(fd, path, n);
     if (c == NULL) {
         close(fd);
         return -ENOMEM;
     }
-    c->fd = fd;
-    c->reused = 0;
     c->timeout = LODGE_CONNECT_TIMEOUT;
-    c->timeout_left = 0;
-    c->buf = (unsigned char *)(c + 1);
-    c->path = (char *)c->buf + LODGE_CONN_BUFSIZE;
-    memcpy(c->path, path, n + 1);
-    c->pos = 0;
-    c->end = 0;
-    c->next = NULL;
+    *out = c;
+    return 0;
+}
+
+int lodge_conn_adopt(int fd, int polled, lodge_conn **out)
+{
+    lodge_conn *c = wrap(fd, "", 0);
+
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    c->polled = polled;
     *out = c;
     return 0;
 }
@@ -207,6 +241,9 @@ int lodge_conn_take(const char *path, lodge_conn **out)
 
 void lodge_conn_close(lodge_conn *c)
 {
+    if (c->passed_fd >= 0) {
+        close(c->passed_fd);
+    }
     close(c->fd);
     free(c);
 }
@@ -216,6 +253,10 @@ void lodge_conn_give_back(lodge_conn *c)
 {
     c->pos = 0;
     c->end = 0;
+    if (c->passed_fd >= 0) {
+        close(c->passed_fd);
+        c->passed_fd = -1;
+    }
     if (keeping) {
         lodge_mutex_lock(free_lock);
         if (free_count < LODGE_CONN_KEEP) {
@@ -231,20 +272,56 @@ void lodge_conn_give_back(lodge_conn *c)
     }
 }
 
+/*
+ * On a polled connection: waits until the socket is ready for events, at
+ * most what is left of the timeout since started. 0, -ETIMEDOUT or -errno.
+ */
+static int wait_ready(lodge_conn *c, short events, long long started)
+{
+    for (;;) {
+        struct pollfd p;
+        long long left = started + c->timeout * 1000LL - now_ms();
+        int n;
+
+        if (left <= 0) {
+            return -ETIMEDOUT;
+        }
+        p.fd = c->fd;
+        p.events = events;
+        p.revents = 0;
+        n = poll(&p, 1, left > 0x7fffffff ? 0x7fffffff : (int)left);
+        if (n > 0) {
+            /* An error or hang-up is for the next call to report. */
+            return 0;
+        }
+        if (n < 0 && errno != EINTR) {
+            return -errno;
+        }
+    }
+}
+
 /* Sends all n bytes: 0, -ETIMEDOUT past the timeout, or -errno. */
 int lodge_conn_send(lodge_conn *c, const void *data, size_t n)
 {
     const char *p = data;
     long long started = now_ms();
+    int flags = MSG_NOSIGNAL | (c->polled ? MSG_DONTWAIT : 0);
 
     while (n > 0) {
-        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = send(c->fd, p, n, flags);
 
         if (w < 0) {
             int rv;
 
+            if (c->polled && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                if ((rv = wait_ready(c, POLLOUT, started)) != 0) {
+                    return rv;
+                }
+                continue;
+            }
             if (errno == EINTR) {
-                if ((rv = after_signal(c, SO_SNDTIMEO, started)) != 0) {
+                if (!c->polled
+                    && (rv = after_signal(c, SO_SNDTIMEO, started)) != 0) {
                     return rv;
                 }
                 continue;
@@ -261,6 +338,56 @@ int lodge_conn_send(lodge_conn *c, const void *data, size_t n)
         }
     }
     return 0;
+}
+
+/*
+ * One recvmsg() into the buffer, keeping a descriptor that came along
+ * (only GRANT carries one; a second before the first is taken is closed).
+ */
+static ssize_t receive(lodge_conn *c, int flags)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov;
+    struct msghdr msg;
+    struct cmsghdr *cm;
+    ssize_t n;
+
+    iov.iov_base = c->buf + c->end;
+    iov.iov_len = LODGE_CONN_BUFSIZE - c->end;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = sizeof(ctl.buf);
+#ifdef MSG_CMSG_CLOEXEC
+    flags |= MSG_CMSG_CLOEXEC;
+#endif
+    n = recvmsg(c->fd, &msg, flags);
+    if (n < 0) {
+        return n;
+    }
+    for (cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
+        int fd;
+
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS
+            || cm->cmsg_len < CMSG_LEN(sizeof(int))) {
+            continue;
+        }
+        memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+#ifndef MSG_CMSG_CLOEXEC
+        (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
+        if (c->passed_fd >= 0) {
+            close(fd);
+        }
+        else {
+            c->passed_fd = fd;
+        }
+    }
+    return n;
 }
 
 /*
@@ -285,12 +412,21 @@ long lodge_conn_fill(lodge_conn *c, int wait)
     }
     started = wait ? now_ms() : 0;
     for (;;) {
-        n = recv(c->fd, c->buf + c->end, LODGE_CONN_BUFSIZE - c->end,
-                 wait ? 0 : MSG_DONTWAIT);
-        if (n >= 0 || errno != EINTR) {
+        n = receive(c, (wait && !c->polled) ? 0 : MSG_DONTWAIT);
+        if (n >= 0) {
             break;
         }
-        if (wait && (rv = after_signal(c, SO_RCVTIMEO, started)) != 0) {
+        if (wait && c->polled && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if ((rv = wait_ready(c, POLLIN, started)) != 0) {
+                return rv;
+            }
+            continue;
+        }
+        if (errno != EINTR) {
+            break;
+        }
+        if (wait && !c->polled
+            && (rv = after_signal(c, SO_RCVTIMEO, started)) != 0) {
             return rv;
         }
     }

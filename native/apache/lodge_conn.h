@@ -6,6 +6,10 @@
  * exactly one exchange, and puts it back only after a clean END or
  * ERROR; on anything else it closes it, because the state of the stream
  * is then unknown.
+ *
+ * A worker's socket that lodged lends for one request (GRANT) is wrapped
+ * the same way (lodge_conn_adopt), so the response is read from it by the
+ * same code. It is lodged's non-blocking socket, so waits on it are poll().
  */
 #ifndef LODGE_CONN_H
 #define LODGE_CONN_H
@@ -31,6 +35,8 @@ struct lodge_conn {
     unsigned char *buf;     /* LODGE_CONN_BUFSIZE bytes */
     size_t pos;             /* first unread byte in buf */
     size_t end;             /* one past the last byte read into buf */
+    int passed_fd;          /* a descriptor lodged sent along (GRANT), or -1 */
+    int polled;             /* non-blocking socket: waits are poll()s */
     lodge_conn *next;       /* in the free list */
 };
 
@@ -38,6 +44,7 @@ int lodge_conn_child_init(apr_pool_t *pchild);
 
 int lodge_conn_take(const char *path, lodge_conn **out);
 int lodge_conn_open(const char *path, lodge_conn **out);
+int lodge_conn_adopt(int fd, int polled, lodge_conn **out);
 void lodge_conn_give_back(lodge_conn *c);
 void lodge_conn_close(lodge_conn *c);
 

@@ -6,6 +6,7 @@
  *   lodge_environ.c   the APP and REQ frames, built from the request
  *   lodge_send.c      the first write, and the rest of the body after it
  *   lodge_response.c  HEAD DATA... END (or ERROR) from lodged, onto Apache
+ *   lodge_lease.c     the worker lodged lends (GRANT), and handing it back
  */
 #ifndef LODGE_EXCHANGE_H
 #define LODGE_EXCHANGE_H
@@ -22,6 +23,9 @@
  */
 #define LODGE_AGAIN (-1000)
 
+/* The longest message from lodged or an app copied into one log line. */
+#define LODGE_LOG_MESSAGE_MAX 2048
+
 typedef struct {
     request_rec *r;
     const lodge_dir_conf *dir;
@@ -30,6 +34,13 @@ typedef struct {
 
     lodge_conn *conn;           /* held by this request; NULL when not */
     int conn_broken;            /* a send failed: never give it back */
+
+    lodge_conn *worker;         /* the lent worker's socket, after GRANT */
+    int worker_timeout;         /* seconds without progress (GRANT) */
+    const char *worker_pid;     /* for the log */
+    int worker_done;            /* its END or ERROR has been read */
+    int worker_broken;          /* a send to it failed */
+    unsigned long frame_left;   /* unread payload of the frame being read */
 
     lodge_buf first;            /* APP REQ [BODY] [BODY_END], as first sent */
     long long body_read;
@@ -43,6 +54,12 @@ typedef struct {
     long long declared;         /* the app's Content-Length, or -1 */
     long long sent;             /* body bytes given to Apache */
 } lodge_exchange;
+
+/* Control characters replaced, at most LODGE_LOG_MESSAGE_MAX bytes. */
+const char *lodge_loggable(apr_pool_t *p, const unsigned char *s, size_t n);
+
+/* The stream the response comes on: the lent worker's, else lodged's. */
+#define LODGE_IN(x) ((x)->worker != NULL ? (x)->worker : (x)->conn)
 
 /* Decimal text of a 64-bit count, in p. */
 const char *lodge_count_text(apr_pool_t *p, long long v);
@@ -58,10 +75,22 @@ int lodge_fail(request_rec *r, int status, const char *fmt, ...)
     LODGE_PRINTF(3, 4);
 
 /*
- * lodged (or the stream from it) went wrong: logs, closes the connection,
- * and returns status, or cuts the client off if it may have seen the start.
+ * lodged or the worker (or the stream from it) went wrong: logs, lets go
+ * of both (lodged stops a lent worker), and returns status, or cuts the
+ * client off if it may have seen the start.
  */
 int lodge_broken(lodge_exchange *x, int status, const char *fmt, ...)
     LODGE_PRINTF(3, 4);
+
+/*
+ * The app's response cannot be passed on, though its stream is in step
+ * (a bad header, a wrong length): as lodge_broken, but the worker is told
+ * to stop and handed back, not stopped.
+ */
+int lodge_refused(lodge_exchange *x, int status, const char *fmt, ...)
+    LODGE_PRINTF(3, 4);
+
+/* The client went away: the app is told (ABORT), the response cut off. */
+int lodge_client_gone(lodge_exchange *x, const char *when);
 
 #endif /* LODGE_EXCHANGE_H */

@@ -18,10 +18,12 @@ const char *lodge_frame_name(int type)
     case LODGE_FRAME_BODY:     return "BODY";
     case LODGE_FRAME_BODY_END: return "BODY_END";
     case LODGE_FRAME_ABORT:    return "ABORT";
+    case LODGE_FRAME_RELEASE:  return "RELEASE";
     case LODGE_FRAME_HEAD:     return "HEAD";
     case LODGE_FRAME_DATA:     return "DATA";
     case LODGE_FRAME_END:      return "END";
     case LODGE_FRAME_ERROR:    return "ERROR";
+    case LODGE_FRAME_GRANT:    return "GRANT";
     case LODGE_FRAME_READY:    return "READY";
     case LODGE_FRAME_FAIL:     return "FAIL";
     default:                   return "unknown";
@@ -110,6 +112,12 @@ size_t lodge_frame_open(lodge_buf *b, int type)
     lodge_frame_put_header(lodge_buf_extend(b, LODGE_FRAME_HEADER_SIZE),
                            type, 0);
     return at;
+}
+
+/* The flags byte of the frame opened at `at`. */
+void lodge_frame_set_flags(lodge_buf *b, size_t at, int flags)
+{
+    b->data[at + 1] = (unsigned char)flags;
 }
 
 void lodge_frame_close(lodge_buf *b, size_t at)

@@ -16,12 +16,24 @@
 #define LODGE_FRAME_BODY     0x03
 #define LODGE_FRAME_BODY_END 0x04
 #define LODGE_FRAME_ABORT    0x05
+#define LODGE_FRAME_RELEASE  0x06
 #define LODGE_FRAME_HEAD     0x10
 #define LODGE_FRAME_DATA     0x11
 #define LODGE_FRAME_END      0x12
 #define LODGE_FRAME_ERROR    0x13
+#define LODGE_FRAME_GRANT    0x14
 #define LODGE_FRAME_READY    0x20
 #define LODGE_FRAME_FAIL     0x21
+
+/* APP flags: mod_lodge takes the worker's socket itself (GRANT). */
+#define LODGE_APP_BORROW 0x01
+
+/* RELEASE verdicts: how the borrowed worker is handed back. */
+#define LODGE_RELEASE_DONE    0   /* its END or ERROR was read: idle again */
+#define LODGE_RELEASE_TIMEOUT 1   /* no progress for the GRANT's timeout */
+#define LODGE_RELEASE_BROKEN  2   /* it broke the frame protocol */
+#define LODGE_RELEASE_LOST    3   /* its socket closed: lodged says why */
+#define LODGE_RELEASE_STUCK   4   /* told ABORT, it did not finish in time */
 
 /* type, flags, two reserved bytes, then the payload length (big-endian). */
 #define LODGE_FRAME_HEADER_SIZE 8
@@ -69,6 +81,7 @@ typedef struct {
 const char *lodge_frame_name(int type);
 
 void lodge_frame_put_header(unsigned char *at, int type, size_t length);
+void lodge_frame_set_flags(lodge_buf *b, size_t at, int flags);
 int lodge_frame_get_header(const unsigned char *at, lodge_frame_head *head);
 
 unsigned lodge_get_u16(const unsigned char *at);

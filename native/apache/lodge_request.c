@@ -12,6 +12,7 @@
  */
 #include "lodge_request.h"
 #include "lodge_exchange.h"
+#include "lodge_lease.h"
 #include "lodge_response.h"
 #include "lodge_send.h"
 
@@ -34,6 +35,24 @@ const char *lodge_count_text(apr_pool_t *p, long long v)
 
     snprintf(digits, sizeof(digits), "%lld", v);
     return apr_pstrdup(p, digits);
+}
+
+/* Control characters would split or forge log lines. */
+const char *lodge_loggable(apr_pool_t *p, const unsigned char *s, size_t n)
+{
+    char *out;
+    size_t i;
+
+    if (n > LODGE_LOG_MESSAGE_MAX) {
+        n = LODGE_LOG_MESSAGE_MAX;
+    }
+    out = apr_pstrmemdup(p, (const char *)s, n);
+    for (i = 0; i < n; i++) {
+        if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f) {
+            out[i] = ' ';
+        }
+    }
+    return out;
 }
 
 /* ---------------------------------------------------------------- claim */
@@ -84,6 +103,10 @@ static lodge_cleanup_rv release_on_cleanup(void *data)
 {
     lodge_exchange *x = data;
 
+    if (x->worker != NULL) {
+        lodge_conn_close(x->worker);
+        x->worker = NULL;
+    }
     if (x->conn != NULL) {
         lodge_conn_close(x->conn);
         x->conn = NULL;
@@ -91,8 +114,13 @@ static lodge_cleanup_rv release_on_cleanup(void *data)
     LODGE_CLEANUP_DONE;
 }
 
+/* lodged sees the connection close, and stops a worker it lent. */
 void lodge_drop(lodge_exchange *x)
 {
+    if (x->worker != NULL) {
+        lodge_conn_close(x->worker);
+        x->worker = NULL;
+    }
     if (x->conn != NULL) {
         lodge_conn_close(x->conn);
         x->conn = NULL;
@@ -112,25 +140,65 @@ int lodge_fail(request_rec *r, int status, const char *fmt, ...)
     return status;
 }
 
-/*
- * lodged (or the stream from it) went wrong: the connection is closed, and
- * the client gets status, or a cut-off response if it has seen the start.
- */
-int lodge_broken(lodge_exchange *x, int status, const char *fmt, ...)
+static void log_failure(lodge_exchange *x, const char *fmt, va_list ap)
 {
-    va_list ap;
-    const char *msg;
+    lodge_rlog(APLOG_ERR, x->r, "%s (app %s)",
+               apr_pvsprintf(x->r->pool, fmt, ap), x->dir->root);
+}
 
-    va_start(ap, fmt);
-    msg = apr_pvsprintf(x->r->pool, fmt, ap);
-    va_end(ap);
-    lodge_rlog(APLOG_ERR, x->r, "%s (app %s)", msg, x->dir->root);
-    lodge_drop(x);
+/* After the exchange has let go: status, or a cut-off if the client saw the start. */
+static int answer(lodge_exchange *x, int status)
+{
     if (x->committed) {
         lodge_abort_client(x->r);
         return OK;
     }
     return status;
+}
+
+/*
+ * lodged or the worker went wrong: the connection is closed (and a lent
+ * worker with it, which lodged then stops), and the client gets status,
+ * or a cut-off response if it has seen the start.
+ */
+int lodge_broken(lodge_exchange *x, int status, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_failure(x, fmt, ap);
+    va_end(ap);
+    if (x->worker != NULL) {
+        (void)lodge_lease_end(x, LODGE_RELEASE_BROKEN);
+    }
+    lodge_drop(x);
+    return answer(x, status);
+}
+
+int lodge_refused(lodge_exchange *x, int status, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_failure(x, fmt, ap);
+    va_end(ap);
+    if (x->worker != NULL) {
+        lodge_lease_finish(x);
+    }
+    lodge_drop(x);
+    return answer(x, status);
+}
+
+int lodge_client_gone(lodge_exchange *x, const char *when)
+{
+    lodge_rlog(APLOG_INFO, x->r, LODGE_LOGNO(00002)
+               "client went away %s (app %s)", when, x->dir->root);
+    if (x->worker != NULL) {
+        lodge_lease_finish(x);
+    }
+    lodge_drop(x);
+    lodge_abort_client(x->r);
+    return OK;
 }
 
 /* -------------------------------------------------------------- handler */

@@ -5,47 +5,57 @@
  *   DATA    straight from the connection's buffer to the client
  *   END     the body checked against the app's Content-Length
  *   ERROR   Apache's own error page, or a cut-off response
+ *   GRANT   lodged lends the worker: the rest of the body goes to it, and
+ *           the response above comes from it (lodge_lease.c)
  *
  * The response is flushed to the client whenever lodged has nothing more
  * for the moment, so server-sent events and slow streams are never held,
  * while a response that arrives at once still leaves in one write.
  */
 #include "lodge_response.h"
+#include "lodge_lease.h"
+#include "lodge_send.h"
 
-/* The longest lodged ERROR message copied into one log line. */
-#define LODGE_LOG_MESSAGE_MAX 2048
 
-/* After a clean END or ERROR: back to the free list, if nothing is left over. */
+/* Who the response comes from, for the log. */
+static const char *source(const lodge_exchange *x)
+{
+    return x->worker != NULL ? "the app's worker" : "lodged";
+}
+
+/*
+ * After a clean END or ERROR: the lent worker is handed back, and the
+ * connection goes back to the free list, if nothing is left over.
+ */
 static void give_back(lodge_exchange *x)
 {
-    lodge_conn *c = x->conn;
+    lodge_conn *c = LODGE_IN(x);
 
     if (c == NULL) {
         return;
     }
-    if (x->conn_broken || c->pos != c->end) {
-        if (c->pos != c->end) {
-            lodge_rlog(APLOG_WARNING, x->r, LODGE_LOGNO(00001)
-                       "lodged sent %lu bytes after the end of the "
-                       "response (app %s); connection closed",
-                       (unsigned long)(c->end - c->pos), x->dir->root);
+    if (c->pos != c->end) {
+        lodge_rlog(APLOG_WARNING, x->r, LODGE_LOGNO(00001)
+                   "%s sent %lu bytes after the end of the response "
+                   "(app %s); connection closed", source(x),
+                   (unsigned long)(c->end - c->pos), x->dir->root);
+        if (x->worker != NULL) {
+            (void)lodge_lease_end(x, LODGE_RELEASE_BROKEN);
         }
+        lodge_drop(x);
+        return;
+    }
+    if (x->worker != NULL) {
+        (void)lodge_lease_end(x, x->worker_broken ? LODGE_RELEASE_BROKEN
+                                                  : LODGE_RELEASE_DONE);
+        return;
+    }
+    if (x->conn_broken) {
         lodge_drop(x);
         return;
     }
     x->conn = NULL;
     lodge_conn_give_back(c);
-}
-
-/* The client went away: lodged sees the connection close and stops the app. */
-static int client_gone(lodge_exchange *x)
-{
-    lodge_rlog(APLOG_INFO, x->r, LODGE_LOGNO(00002)
-               "client went away during the response (app %s)",
-               x->dir->root);
-    lodge_drop(x);
-    lodge_abort_client(x->r);
-    return OK;
 }
 
 static void commit(lodge_exchange *x)
@@ -65,6 +75,42 @@ static int flush_client(lodge_exchange *x)
 }
 
 /*
+ * A read from the lent worker failed: it closed its socket (lodged says
+ * why: a crash, a watchdog), or it made no progress within its timeout.
+ */
+static int worker_failed(lodge_exchange *x, long n)
+{
+    int status;
+
+    if (n == 0 || n == -ECONNRESET || n == -EPIPE) {
+        status = lodge_lease_end(x, LODGE_RELEASE_LOST);
+        if (status == 0) {
+            lodge_rlog(APLOG_ERR, x->r, LODGE_LOGNO(00035)
+                       "the app's worker (pid %s) went away during the "
+                       "request (app %s)", x->worker_pid, x->dir->root);
+            status = HTTP_BAD_GATEWAY;
+        }
+        lodge_drop(x);
+        if (x->committed) {
+            lodge_abort_client(x->r);
+            return OK;
+        }
+        return status;
+    }
+    if (n == -ETIMEDOUT) {
+        int secs = x->worker_timeout;
+
+        (void)lodge_lease_end(x, LODGE_RELEASE_TIMEOUT);
+        return lodge_broken(x, HTTP_GATEWAY_TIME_OUT, LODGE_LOGNO(00036)
+                            "the app made no progress for LodgeTimeout %d s; "
+                            "its worker is stopped", secs);
+    }
+    return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00037)
+                        "reading from the app's worker failed: %s",
+                        lodge_errstr(x->r->pool, (int)-n));
+}
+
+/*
  * More bytes from lodged into the connection's buffer. When none are
  * there yet, what the client was given is flushed before waiting. Returns
  * 1 when bytes came; 0 when the exchange is over, with the handler's
@@ -72,25 +118,29 @@ static int flush_client(lodge_exchange *x)
  */
 static int more(lodge_exchange *x, int *result)
 {
+    lodge_conn *c = LODGE_IN(x);
     long n = -EAGAIN;
 
     if (x->unflushed) {
-        n = lodge_conn_fill(x->conn, 0);
+        n = lodge_conn_fill(c, 0);
         if (n == -EAGAIN && flush_client(x) != 0) {
-            *result = client_gone(x);
+            *result = lodge_client_gone(x, "during the response");
             return 0;
         }
     }
     if (n == -EAGAIN) {
-        /* Waiting on the app is bounded by x->timeout, not the client's. */
+        /* Waiting on the app is bounded by its timeout, not the client's. */
         lodge_client_timeout_end(x->r);
-        n = lodge_conn_fill(x->conn, 1);
+        n = lodge_conn_fill(c, 1);
     }
     if (n > 0) {
         x->responded = 1;
         return 1;
     }
-    if (!x->responded && (n == 0 || n == -ECONNRESET || n == -EPIPE)) {
+    if (x->worker != NULL) {
+        *result = worker_failed(x, n);
+    }
+    else if (!x->responded && (n == 0 || n == -ECONNRESET || n == -EPIPE)) {
         *result = LODGE_AGAIN;
     }
     else if (n == 0) {
@@ -113,7 +163,7 @@ static int more(lodge_exchange *x, int *result)
 /* Until n unread bytes are in the buffer (n <= LODGE_CONN_BUFSIZE). */
 static int need(lodge_exchange *x, size_t n, int *result)
 {
-    while (x->conn->end - x->conn->pos < n) {
+    while (LODGE_IN(x)->end - LODGE_IN(x)->pos < n) {
         if (!more(x, result)) {
             return 0;
         }
@@ -125,7 +175,7 @@ static int need(lodge_exchange *x, size_t n, int *result)
 static const unsigned char *payload(lodge_exchange *x, size_t len,
                                     int *result)
 {
-    lodge_conn *c = x->conn;
+    lodge_conn *c = LODGE_IN(x);
     unsigned char *to;
     size_t copied = 0;
 
@@ -233,19 +283,19 @@ static int apply_head(lodge_exchange *x, const unsigned char *p, size_t len)
 
     if (len < 2) {
         return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00011)
-                            "lodged sent a HEAD frame of %lu bytes, too short "
-                            "for a status", (unsigned long)len);
+                            "%s sent a HEAD frame of %lu bytes, too short "
+                            "for a status", source(x), (unsigned long)len);
     }
     status = lodge_get_u16(p);
     if (status < 200 || status > 599) {
-        return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00012)
-                            "lodged sent response status %u; only 200-599 can "
-                            "be passed on", status);
+        return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00012)
+                            "%s sent response status %u; only 200-599 can "
+                            "be passed on", source(x), status);
     }
     lodge_pairs_init(&it, p + 2, len - 2);
     while ((rv = lodge_pairs_next(&it, &h)) == 1) {
         if (!header_name_ok(h.name, h.name_len)) {
-            return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00013)
+            return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00013)
                                 "the app sent a response header whose name is "
                                 "not a token: '%s'",
                                 apr_pstrmemdup(r->pool, h.name,
@@ -253,13 +303,13 @@ static int apply_head(lodge_exchange *x, const unsigned char *p, size_t len)
                                                ? 64 : h.name_len));
         }
         if (!header_value_ok(h.value, h.value_len)) {
-            return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00014)
+            return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00014)
                                 "the app sent response header %s with a CR, LF "
                                 "or NUL in its value",
                                 apr_pstrmemdup(r->pool, h.name, h.name_len));
         }
         if (is_header(&h, "Content-Length") && content_length(&h) < 0) {
-            return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00015)
+            return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00015)
                                 "the app sent Content-Length '%s', not a "
                                 "number",
                                 apr_pstrmemdup(r->pool, h.value,
@@ -269,8 +319,8 @@ static int apply_head(lodge_exchange *x, const unsigned char *p, size_t len)
     }
     if (rv < 0) {
         return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00016)
-                            "lodged sent a HEAD frame whose headers run past "
-                            "its %lu bytes", (unsigned long)len);
+                            "%s sent a HEAD frame whose headers run past "
+                            "its %lu bytes", source(x), (unsigned long)len);
     }
 
     r->status = (int)status;
@@ -311,10 +361,13 @@ static int length_checked(const lodge_exchange *x)
 static int pass_data(lodge_exchange *x, size_t len, int *result)
 {
     request_rec *r = x->r;
-    lodge_conn *c = x->conn;
+    lodge_conn *c = LODGE_IN(x);
 
-    while (len > 0) {
-        size_t n = c->end - c->pos;
+    for (; len > 0; x->frame_left = len) {
+        size_t n;
+
+        x->frame_left = len;
+        n = c->end - c->pos;
 
         if (n == 0) {
             if (!more(x, result)) {
@@ -326,7 +379,7 @@ static int pass_data(lodge_exchange *x, size_t len, int *result)
             n = len;
         }
         if (length_checked(x) && x->sent + (long long)n > x->declared) {
-            *result = lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00017)
+            *result = lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00017)
                                    "the app sent more than its Content-Length "
                                    "of %s bytes",
                                    lodge_count_text(r->pool, x->declared));
@@ -338,7 +391,7 @@ static int pass_data(lodge_exchange *x, size_t len, int *result)
         if (lodge_wants_body(r)
             && (lodge_write_body(r, c->buf + c->pos, n) != 0
                 || r->connection->aborted)) {
-            *result = client_gone(x);
+            *result = lodge_client_gone(x, "during the response");
             return 0;
         }
         c->pos += n;
@@ -346,37 +399,20 @@ static int pass_data(lodge_exchange *x, size_t len, int *result)
         x->sent += (long long)n;
         x->unflushed = 1;
     }
+    x->frame_left = 0;
     return 1;
 }
 
 static int at_end(lodge_exchange *x)
 {
     if (length_checked(x) && x->sent != x->declared) {
-        return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00018)
+        return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00018)
                             "the app sent %s bytes after a Content-Length "
                             "of %s", lodge_count_text(x->r->pool, x->sent),
                             lodge_count_text(x->r->pool, x->declared));
     }
     give_back(x);
     return OK;
-}
-
-/* Control characters would split or forge log lines. */
-static const char *loggable(apr_pool_t *p, const unsigned char *s, size_t n)
-{
-    char *out;
-    size_t i;
-
-    if (n > LODGE_LOG_MESSAGE_MAX) {
-        n = LODGE_LOG_MESSAGE_MAX;
-    }
-    out = apr_pstrmemdup(p, (const char *)s, n);
-    for (i = 0; i < n; i++) {
-        if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f) {
-            out[i] = ' ';
-        }
-    }
-    return out;
 }
 
 /*
@@ -393,22 +429,23 @@ static int error_frame(lodge_exchange *x, size_t len)
 
     if (len < 4) {
         return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00019)
-                            "lodged sent an ERROR frame of %lu bytes, too "
+                            "%s sent an ERROR frame of %lu bytes, too "
                             "short for a status and Retry-After",
-                            (unsigned long)len);
+                            source(x), (unsigned long)len);
     }
     if ((p = payload(x, len, &result)) == NULL) {
         return result;
     }
+    x->worker_done = x->worker != NULL;
     status = lodge_get_u16(p);
     retry_after = lodge_get_u16(p + 2);
     lodge_rlog(APLOG_ERR, r, LODGE_LOGNO(00020) "%s",
-               loggable(r->pool, p + 4, len - 4));
+               lodge_loggable(r->pool, p + 4, len - 4));
     give_back(x);
     if (status < 400 || status > 599) {
         lodge_rlog(APLOG_ERR, r, LODGE_LOGNO(00021)
-                   "lodged sent ERROR status %u; answering 502 instead",
-                   status);
+                   "%s sent ERROR status %u; answering 502 instead",
+                   source(x), status);
         status = HTTP_BAD_GATEWAY;
     }
     if (x->committed) {
@@ -428,8 +465,8 @@ static int unexpected(lodge_exchange *x, const lodge_frame_head *f,
                       int head_seen)
 {
     return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00022)
-                        "lodged sent a frame of type 0x%02x (%s, %lu "
-                        "bytes) %s", (unsigned)f->type,
+                        "%s sent a frame of type 0x%02x (%s, %lu "
+                        "bytes) %s", source(x), (unsigned)f->type,
                         lodge_frame_name(f->type), f->length,
                         head_seen ? "after HEAD"
                                   : "where HEAD or ERROR belongs");
@@ -447,14 +484,14 @@ int lodge_read_response(lodge_exchange *x)
         if (!need(x, LODGE_FRAME_HEADER_SIZE, &result)) {
             return result;
         }
-        rv = lodge_frame_get_header(x->conn->buf + x->conn->pos, &f);
-        x->conn->pos += LODGE_FRAME_HEADER_SIZE;
+        rv = lodge_frame_get_header(LODGE_IN(x)->buf + LODGE_IN(x)->pos, &f);
+        LODGE_IN(x)->pos += LODGE_FRAME_HEADER_SIZE;
         if (rv != 0) {
             return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00023)
-                                "lodged sent a %s frame (type 0x%02x) of %lu "
+                                "%s sent a %s frame (type 0x%02x) of %lu "
                                 "bytes, over the %lu-byte limit",
-                                lodge_frame_name(f.type), (unsigned)f.type,
-                                f.length, LODGE_FRAME_MAX);
+                                source(x), lodge_frame_name(f.type),
+                                (unsigned)f.type, f.length, LODGE_FRAME_MAX);
         }
         switch (f.type) {
         case LODGE_FRAME_HEAD:
@@ -481,9 +518,23 @@ int lodge_read_response(lodge_exchange *x)
             if (!head_seen || f.length != 0) {
                 return unexpected(x, &f, head_seen);
             }
+            x->worker_done = x->worker != NULL;
             return at_end(x);
         case LODGE_FRAME_ERROR:
             return error_frame(x, f.length);
+        case LODGE_FRAME_GRANT:
+            /* From lodged, once: the rest comes from the worker. */
+            if (x->worker != NULL || head_seen) {
+                return unexpected(x, &f, head_seen);
+            }
+            if ((p = payload(x, f.length, &result)) == NULL) {
+                return result;
+            }
+            if ((rv = lodge_lease_begin(x, p, f.length)) != OK
+                || (rv = lodge_stream_body(x)) != OK) {
+                return rv;
+            }
+            break;
         default:
             return unexpected(x, &f, head_seen);
         }

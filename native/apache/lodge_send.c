@@ -1,10 +1,11 @@
 /*
- * lodge_send.c: the request, out to lodged. APP, REQ and as much of the
- * body as has come leave in one first write; the rest of the body follows,
- * a BODY frame per read, BODY_END with the last.
+ * lodge_send.c: the request, out. APP and REQ leave for lodged in one
+ * write (with BODY_END when there is no body); a body goes to the worker
+ * lodged lends (GRANT), a BODY frame per read, BODY_END with the last.
  */
 #include "lodge_send.h"
 #include "lodge_environ.h"
+#include "lodge_lease.h"
 
 #include <poll.h>
 
@@ -69,7 +70,10 @@ static long read_body(lodge_exchange *x, char *to, size_t room, int *done)
 
 static int body_failed(lodge_exchange *x)
 {
-    /* Without BODY_END lodged stops the app's request when the socket closes. */
+    /* The worker is told ABORT in place of BODY_END, or lodged sees the close. */
+    if (x->worker != NULL) {
+        lodge_lease_finish(x);
+    }
     lodge_drop(x);
     lodge_rlog(APLOG_INFO, x->r, LODGE_LOGNO(00004)
                "the request body could not be read from the client "
@@ -78,7 +82,13 @@ static int body_failed(lodge_exchange *x)
     return HTTP_BAD_REQUEST;
 }
 
-/* APP REQ, then as much of the body as has come, then BODY_END if it all has. */
+/*
+ * APP and REQ; then BODY_END when there is no body, and lodged carries the
+ * response, or, with a body, the APP flag that borrows the worker, so that
+ * the body goes straight to it and the response comes straight back. The
+ * lease costs a round trip more than lodged's hop, which only a body's
+ * copies through lodged outweigh (see PROTOCOL.md).
+ */
 int lodge_build_first(lodge_exchange *x)
 {
     request_rec *r = x->r;
@@ -95,24 +105,13 @@ int lodge_build_first(lodge_exchange *x)
     if (rv != OK) {
         return rv;
     }
-    if (ap_should_client_block(r)) {
-        size_t at = lodge_frame_open(b, LODGE_FRAME_BODY);
-        char *to = (char *)lodge_buf_extend(b, LODGE_BODY_CHUNK);
-        long n = read_body(x, to, LODGE_BODY_CHUNK, &x->body_done);
-
-        if (n < 0) {
-            return body_failed(x);
-        }
-        b->len = at + (n > 0 ? LODGE_FRAME_HEADER_SIZE + (size_t)n : 0);
-        if (n > 0) {
-            lodge_frame_close(b, at);
-        }
-    }
-    else {
-        x->body_done = 1;
-    }
+    x->body_done = !ap_should_client_block(r);
     if (x->body_done) {
         lodge_frame_add_empty(b, LODGE_FRAME_BODY_END);
+    }
+    else {
+        /* APP is the first frame of the buffer. */
+        lodge_frame_set_flags(b, 0, LODGE_APP_BORROW);
     }
     if (b->failed) {
         return lodge_fail(r, HTTP_BAD_REQUEST, LODGE_LOGNO(00005)
@@ -123,12 +122,12 @@ int lodge_build_first(lodge_exchange *x)
     return OK;
 }
 
-/* The rest of the body, a BODY frame per read, BODY_END with the last. */
-static int stream_body(lodge_exchange *x)
+/* The rest of the body, to the lent worker: a BODY frame per read, BODY_END with the last. */
+int lodge_stream_body(lodge_exchange *x)
 {
     const size_t h = LODGE_FRAME_HEADER_SIZE;
 
-    if (x->chunk == NULL) {
+    if (x->chunk == NULL && !x->body_done) {
         x->chunk = apr_palloc(x->r->pool, h + LODGE_BODY_CHUNK + h);
     }
     while (!x->body_done) {
@@ -149,21 +148,26 @@ static int stream_body(lodge_exchange *x)
             len += h;
         }
         x->body_streamed = 1;
-        rv = lodge_conn_send(x->conn, x->chunk, len);
+        rv = lodge_conn_send(x->worker, x->chunk, len);
         if (rv == -ETIMEDOUT) {
+            int secs = x->worker_timeout;
+
+            (void)lodge_lease_end(x, LODGE_RELEASE_TIMEOUT);
             return lodge_broken(x, HTTP_GATEWAY_TIME_OUT, LODGE_LOGNO(00006)
-                                "lodged took no request body for %d s",
-                                x->timeout);
+                                "the app took no request body for "
+                                "LodgeTimeout %d s; its worker is stopped",
+                                secs);
         }
         if (rv != 0) {
-            /* Maybe lodged answered early and closed: read what it said. */
-            x->conn_broken = 1;
+            /* It may have answered early, or died: read what it said. */
+            x->worker_broken = 1;
             return OK;
         }
     }
     return OK;
 }
 
+/* The first write, to lodged; the rest of the body waits for the GRANT. */
 int lodge_send_request(lodge_exchange *x)
 {
     int rv = lodge_conn_send(x->conn, x->first.data, x->first.len);
@@ -174,7 +178,6 @@ int lodge_send_request(lodge_exchange *x)
     }
     if (rv != 0) {
         x->conn_broken = 1;
-        return OK;
     }
-    return x->body_done ? OK : stream_body(x);
+    return OK;
 }

@@ -16,6 +16,8 @@ interface Addon {
   setChildSubreaper(): void;
   reapChild(pid: number): number;
   openAppendAs(dir: string, rel: string, uid: number, gid: number): number;
+  socketPair(): [number, number];
+  sendWithFd(sock: number, data: Buffer, fd: number): number;
   RLIMIT: { NPROC: number; AS: number; CPU: number; CORE: number; NOFILE: number };
   CLK_TCK: number;
   PAGE_SIZE: number;
@@ -46,6 +48,22 @@ export function reapChild(pid: number): 'reaped' | 'running' | 'not-child' {
  * `dir`. Returns the descriptor; the caller checks with fstat what it opened.
  */
 export const openAppendAs = addon.openAppendAs;
+
+/** A connected unix stream pair, both ends close-on-exec. */
+export const socketPair = addon.socketPair;
+
+/**
+ * Sends data on a socket with a copy of descriptor fd attached (SCM_RIGHTS), without
+ * waiting; returns the bytes sent. Only for a socket with nothing else queued on it.
+ */
+export const sendWithFd = addon.sendWithFd;
+
+/** The descriptor under a net.Socket (unix sockets and pipes). */
+export function socketFd(socket: import('node:net').Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('socket has no descriptor');
+  return fd;
+}
 
 /** Signals every process in the group; false when none was left. */
 export function killGroup(pgid: number, signal: NodeJS.Signals | number): boolean {

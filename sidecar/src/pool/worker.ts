@@ -1,11 +1,12 @@
 import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Socket } from 'node:net';
 import { FrameReader, FrameError } from '../protocol/frame-reader';
 import { FrameScanner } from '../protocol/frame-scanner';
-import { ABORT_FRAME, FrameType, decodePairs, frameName } from '../protocol/frames';
+import { ABORT_FRAME, FrameType, Release, decodePairs, frameName } from '../protocol/frames';
 import { LodgeError, ProtocolError, WorkerDiedError, WorkerTimeoutError } from '../errors';
-import { killGroup } from '../posix';
+import { killGroup, socketPair } from '../posix';
 import { log } from '../log';
 import { WorkerGuard, watchdogs } from '../watchdog';
 import { appendTenantLog } from '../watchdog/tenant-log';
@@ -21,6 +22,18 @@ export const WSGI_RUNTIME = path.join(RUNTIME_DIR, 'wsgi_worker.py');
 const ABORT_GRACE_MS = 5000;
 /** An app slower than this to import is treated as failing to start. */
 const START_TIMEOUT_MS = 60_000;
+/** How long a worker whose socket mod_lodge saw close has to be seen exiting. */
+const LOST_WAIT_MS = 2000;
+/** Bytes read from a worker's socket at a time (READY, FAIL; responses when not lent). */
+const READ_SIZE = 64 * 1024;
+
+/**
+ * A request whose worker mod_lodge borrowed: `lending` until the GRANT is out (a
+ * failure is still answered with ERROR), `lent` while mod_lodge reads the worker's
+ * socket (lodged does not), `lost` once mod_lodge said the socket closed and waits
+ * for lodged to say why.
+ */
+type Lend = 'lending' | 'lent' | 'lost';
 
 export type WorkerState = 'starting' | 'idle' | 'busy' | 'dead';
 
@@ -65,6 +78,11 @@ export class Worker implements WorkerHandle {
   private sentFail = false;
   /** The REQ frame of the request in hand, to name the request in the tenant's log. */
   private reqFrame?: Buffer;
+  private lend?: Lend;
+  /** Why a lent worker was stopped, kept until mod_lodge asks (RELEASE LOST). */
+  private lentError?: LodgeError;
+  /** lodged's end of the worker's socket, which a GRANT lends to mod_lodge. */
+  readonly fd: number;
   private readonly tenantLog: string;
 
   constructor(
@@ -82,21 +100,36 @@ export class Worker implements WorkerHandle {
     if (spec.callable) args.push('--callable', spec.callable);
     if (opts.asRoot) args.push('--uid', String(identity.uid), '--gid', String(identity.gid));
     args.push(...this.guard.runtimeArgs());
+    // A socket pair of our own rather than spawn's 'pipe': lodged's end must be a
+    // socket whose reading stops the moment it is paused (onread), because while
+    // mod_lodge borrows it the bytes on it are mod_lodge's to read.
+    const [mine, theirs] = socketPair();
     try {
       this.child = spawn(opts.python, args, {
         cwd: '/',
         env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', ...spec.env },
         // Its own process group, so a timeout kills the worker and what it started.
         detached: true,
-        stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+        stdio: ['ignore', 'ignore', 'pipe', theirs],
       });
     } catch (err) {
+      fs.closeSync(mine);
       this.guard.exited();
       throw err;
+    } finally {
+      fs.closeSync(theirs);
     }
     this.pid = this.child.pid ?? -1;
     this.guard.started(this.pid);
-    this.socket = this.child.stdio[3] as Socket;
+    this.fd = mine;
+    const into = Buffer.allocUnsafe(READ_SIZE);
+    this.socket = new Socket({
+      fd: mine,
+      readable: true,
+      writable: true,
+      // Copied out: the frame reader keeps slices, and `into` is read into again.
+      onread: { buffer: into, callback: (n: number) => this.onData(Buffer.from(into.subarray(0, n))) },
+    } as ConstructorParameters<typeof Socket>[0]);
     this.reader = new FrameReader((type, frame) => this.onFrame(type, frame));
     // Until the worker opens the tenant's log, its stderr is ours: it tells why
     // python itself could not start.
@@ -104,7 +137,6 @@ export class Worker implements WorkerHandle {
     this.child.stderr!.on('data', (s: string) => {
       if (this.earlyStderr.length < 4096) this.earlyStderr += s;
     });
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('error', (err) => log.debug(`worker ${this.pid}: socket: ${err.message}`));
     this.socket.on('drain', () => this.current?.resumeApache());
     this.child.on('error', (err) => {
@@ -131,9 +163,79 @@ export class Worker implements WorkerHandle {
     this.aborting = false;
     this.reqFrame = frames[0];
     this.guard.requestStarted();
+    if (ex.borrows) return this.lendTo(ex, frames);
     this.armRequestTimer();
     ex.attach(this);
     if (frames.length && !this.send(frames)) ex.pauseApache();
+  }
+
+  get timeoutSecs(): number {
+    return this.spec.limits.timeout;
+  }
+
+  // The first frames go from here; once they are in the kernel (the write's
+  // callback), the GRANT lends the socket, so that mod_lodge's body frames follow
+  // them rather than overtake them. Reading stops now: the response is mod_lodge's.
+  // No request timer: mod_lodge times the lack of progress it alone can see.
+  private lendTo(ex: Exchange, frames: Buffer[]): void {
+    this.lend = 'lending';
+    this.lentError = undefined;
+    ex.attach(this);
+    this.socket.pause();
+    this.socket.cork();
+    for (let i = 0; i < frames.length - 1; i++) this.socket.write(frames[i]);
+    this.socket.write(frames[frames.length - 1], () => {
+      if (this.current !== ex || this.lend !== 'lending' || this.state === 'dead') return;
+      this.lend = 'lent';
+      ex.grant(this);
+    });
+    this.socket.uncork();
+  }
+
+  /**
+   * mod_lodge hands the worker back (RELEASE). `gone`: its connection closed while it
+   * held the worker, so where the worker's stream stands is unknown.
+   */
+  takeBack(ex: Exchange, verdict: number | 'gone'): void {
+    if (this.current !== ex || !this.lend) return;
+    if (verdict === Release.LOST) return this.lostSocket(ex);
+    this.current = undefined;
+    this.lend = undefined;
+    if (this.state === 'dead') return;
+    if (verdict === Release.DONE) {
+      this.state = 'idle';
+      this.socket.resume();
+      return this.requestDone();
+    }
+    const line = this.requestLine();
+    const secs = this.spec.limits.timeout;
+    const [host, tenant] =
+      verdict === Release.TIMEOUT
+        ? [`request made no progress for LodgeTimeout ${secs} s; killed`, `${line}: took longer than LodgeTimeout ${secs} s; stopped (worker ${this.pid} killed)`]
+        : verdict === Release.STUCK
+          ? [`did not stop within ${ABORT_GRACE_MS / 1000} s of its client leaving; killed`, undefined]
+          : verdict === Release.BROKEN
+            ? ['sent a response that broke the frame protocol; killed', `${line}: the worker's response could not be read; stopped (worker ${this.pid} killed)`]
+            : ['lent to an Apache connection that closed mid-request; killed', undefined];
+    log.warn(`worker ${this.pid} (${this.app}) ${host}`);
+    if (tenant) this.tellTenant(tenant);
+    this.kill();
+  }
+
+  // mod_lodge saw the socket close: the worker died or is dying. The answer is why,
+  // which the exit tells; a worker that closed its socket but lives on is stopped.
+  private lostSocket(ex: Exchange): void {
+    if (this.state === 'dead') {
+      this.current = undefined;
+      this.lend = undefined;
+      return ex.fail(this.lentError ?? new WorkerDiedError(`${this.app}: worker ${this.pid} died during the request`));
+    }
+    this.lend = 'lost';
+    this.arm(LOST_WAIT_MS, () => {
+      log.warn(`worker ${this.pid} (${this.app}) closed its socket but did not exit; killed`);
+      this.failCurrent(new WorkerDiedError(`${this.app}: worker ${this.pid} closed its socket during the request`));
+      this.kill();
+    });
   }
 
   send(frames: Buffer[]): boolean {
@@ -215,6 +317,10 @@ export class Worker implements WorkerHandle {
     if (end < chunk.length) {
       return this.protocolFailure(`worker ${this.pid} (${this.app}) sent ${chunk.length - end} bytes after its response`);
     }
+    this.requestDone();
+  }
+
+  private requestDone(): void {
     const why = this.guard.requestEnded();
     if (why) {
       // Not handed back to the pool: it leaves, and the pool replaces it on exit.
@@ -287,7 +393,15 @@ export class Worker implements WorkerHandle {
 
   private failCurrent(err: LodgeError): void {
     const ex = this.current;
+    // Lent: mod_lodge reads the worker's socket, sees it close, and asks (RELEASE).
+    if (ex && this.lend === 'lent') {
+      this.lentError ??= err;
+      return;
+    }
+    // 'lost': a watchdog's verdict, given before the worker died, says more.
+    if (this.lend === 'lost' && this.lentError) err = this.lentError;
     this.current = undefined;
+    this.lend = undefined;
     if (ex && !this.aborting) ex.fail(err);
   }
 

@@ -8,12 +8,31 @@ export const FrameType = {
   BODY: 0x03,
   BODY_END: 0x04,
   ABORT: 0x05,
+  RELEASE: 0x06,
   HEAD: 0x10,
   DATA: 0x11,
   END: 0x12,
   ERROR: 0x13,
+  GRANT: 0x14,
   READY: 0x20,
   FAIL: 0x21,
+} as const;
+
+/** APP flags: mod_lodge takes the worker's socket itself (GRANT ... RELEASE). */
+export const APP_BORROW = 0x01;
+
+/** RELEASE verdicts: how mod_lodge hands a borrowed worker back. */
+export const Release = {
+  /** Its END or ERROR was read: idle again. */
+  DONE: 0,
+  /** No progress for the GRANT's timeout. */
+  TIMEOUT: 1,
+  /** It broke the frame protocol. */
+  BROKEN: 2,
+  /** Its socket closed: lodged answers with an ERROR saying why. */
+  LOST: 3,
+  /** Told ABORT, it did not finish within the grace period. */
+  STUCK: 4,
 } as const;
 
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
@@ -48,6 +67,11 @@ export function encodeError(status: number, retryAfter: number, message: string)
   payload.writeUInt16BE(Math.max(0, Math.min(65535, retryAfter)), 2);
   text.copy(payload, 4);
   return encodeFrame(FrameType.ERROR, payload);
+}
+
+/** GRANT: sent with the worker's socket attached (SCM_RIGHTS). */
+export function encodeGrant(timeoutSecs: number, pid: number): Buffer {
+  return encodeFrame(FrameType.GRANT, encodePairs([['timeout', String(timeoutSecs)], ['pid', String(pid)]]));
 }
 
 export function encodePairs(pairs: Iterable<[string, string]>): Buffer {

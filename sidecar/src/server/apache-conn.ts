@@ -1,25 +1,34 @@
 import { Socket } from 'node:net';
 import { FrameError, FrameReader } from '../protocol/frame-reader';
 import { FrameScanner } from '../protocol/frame-scanner';
-import { FrameType, encodeError, frameName } from '../protocol/frames';
+import { APP_BORROW, FrameType, Release, encodeError, encodeGrant, frameName } from '../protocol/frames';
 import { LodgeError, ProtocolError } from '../errors';
 import { log } from '../log';
 import { Exchange, WorkerHandle } from '../pool/exchange';
 import { Pool } from '../pool/pool';
 import { Registry } from '../pool/registry';
+import { sendWithFd, socketFd } from '../posix';
 
 /** Request frames held while no worker is free, before the socket is paused. */
 const HOLD_BYTES = 256 * 1024;
 
 /**
- * One persistent connection from an Apache child. Requests come one at a time:
+ * One persistent connection from an Apache child. Requests come one at a time.
+ *
+ * mod_lodge borrows the worker (APP flag BORROW): lodged sends it the frames that
+ * came with the APP, lends mod_lodge its socket (GRANT), and waits for it back:
+ *
+ *   idle ─APP─▶ app ─REQ─▶ waiting ──worker──▶ lending ──GRANT──▶ lent ──RELEASE──▶ idle
+ *                             └──fail: ERROR──▶ idle           RELEASE LOST ──▶ verdict ──ERROR──▶ idle
+ *
+ * A peer that does not borrow has its frames carried both ways by lodged:
  *
  *   idle ─APP─▶ app ─REQ─▶ waiting ──worker──▶ body ──BODY_END──▶ response ──END/ERROR──▶ idle
  *                             └──fail──▶ drain (drop body up to BODY_END) ──▶ idle
  *
  * The worker may finish before the body is all in; the rest is dropped (`drain`).
  */
-type State = 'idle' | 'app' | 'waiting' | 'body' | 'response' | 'drain';
+type State = 'idle' | 'app' | 'waiting' | 'body' | 'response' | 'drain' | 'lending' | 'lent' | 'verdict';
 
 export class ApacheConn implements Exchange {
   private state: State = 'idle';
@@ -36,6 +45,7 @@ export class ApacheConn implements Exchange {
   private bodyDone = false;
   private closed = false;
   private needWorker = false;
+  borrows = false;
 
   constructor(private readonly socket: Socket, private readonly registry: Registry, private readonly peer: string) {
     this.reader = new FrameReader((type, frame) => this.onFrame(type, frame));
@@ -47,7 +57,7 @@ export class ApacheConn implements Exchange {
 
   attach(worker: WorkerHandle): void {
     this.worker = worker;
-    this.state = this.bodyDone ? 'response' : 'body';
+    this.state = this.borrows ? 'lending' : this.bodyDone ? 'response' : 'body';
     this.held = [];
     this.heldBytes = 0;
     this.socket.resume();
@@ -63,6 +73,25 @@ export class ApacheConn implements Exchange {
       // reading, and pausing the worker would deadlock the two.
       this.worker?.pauseOutput();
     }
+  }
+
+  // The GRANT carries the worker's socket, and is written past Node's stream, so it
+  // waits for whatever that stream still has queued (an earlier exchange's ERROR).
+  grant(worker: WorkerHandle): void {
+    if (this.closed || this.worker !== worker || this.state !== 'lending') return;
+    if (this.socket.writableLength > 0) {
+      this.socket.write(Buffer.alloc(0), () => this.grant(worker));
+      return;
+    }
+    const frame = encodeGrant(worker.timeoutSecs, worker.pid);
+    let sent = -1;
+    try {
+      sent = sendWithFd(socketFd(this.socket), frame, worker.fd);
+    } catch (err) {
+      log.debug(`${this.peer}: GRANT: ${(err as Error).message}`);
+    }
+    if (sent !== frame.length) return this.protocolFailure('cannot lend the worker (GRANT not sent whole)');
+    this.state = 'lent';
   }
 
   fail(err: LodgeError): void {
@@ -86,7 +115,8 @@ export class ApacheConn implements Exchange {
   }
 
   private finishResponse(): void {
-    if (this.bodyDone) {
+    // A borrowing peer sends nothing more for this request once it has lodged's answer.
+    if (this.bodyDone || this.borrows) {
       this.state = 'idle';
       this.appFrame = undefined;
     } else {
@@ -135,6 +165,7 @@ export class ApacheConn implements Exchange {
       case 'idle':
         if (type !== FrameType.APP) return this.unexpected(type);
         this.appFrame = frame;
+        this.borrows = (frame[1] & APP_BORROW) !== 0;
         this.state = 'app';
         return;
       case 'app':
@@ -144,7 +175,8 @@ export class ApacheConn implements Exchange {
         this.heldBytes = frame.length;
         return this.startRequest();
       case 'waiting':
-        if (type !== FrameType.BODY && type !== FrameType.BODY_END) return this.unexpected(type);
+        // A borrowing peer sends its body to the worker, after the GRANT.
+        if (this.borrows || (type !== FrameType.BODY && type !== FrameType.BODY_END)) return this.unexpected(type);
         if (type === FrameType.BODY_END) this.bodyDone = true;
         this.held.push(frame);
         this.heldBytes += frame.length;
@@ -165,9 +197,28 @@ export class ApacheConn implements Exchange {
         this.state = 'idle';
         this.appFrame = undefined;
         return;
+      case 'lent':
+        if (type !== FrameType.RELEASE || frame.length !== 9) return this.unexpected(type);
+        if (!Object.values(Release).includes(frame[8] as never)) return this.protocolFailure(`RELEASE with unknown verdict ${frame[8]}`);
+        return this.release(frame[8]);
       case 'response':
+      case 'lending':
+      case 'verdict':
         return this.unexpected(type);
     }
+  }
+
+  private release(verdict: number): void {
+    const worker = this.worker!;
+    if (verdict === Release.LOST) {
+      // The worker's answer (why it went) comes through fail().
+      this.state = 'verdict';
+    } else {
+      this.worker = undefined;
+      this.state = 'idle';
+      this.appFrame = undefined;
+    }
+    worker.takeBack(this, verdict);
   }
 
   private startRequest(): void {
@@ -196,8 +247,10 @@ export class ApacheConn implements Exchange {
   private onClose(): void {
     this.closed = true;
     if (this.state === 'waiting') this.pool?.cancel(this);
-    // The client (or Apache) went away mid-request: free the worker.
-    this.worker?.abort();
+    // The client (or Apache) went away mid-request: free the worker. One that was
+    // lent is stopped, since nobody knows how much of its stream was read.
+    if (this.borrows) this.worker?.takeBack(this, 'gone');
+    else this.worker?.abort();
     this.worker = undefined;
   }
 }

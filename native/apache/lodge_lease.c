@@ -1,0 +1,226 @@
+/*
+ * lodge_lease.c: the worker lodged lends for one request. See lodge_lease.h
+ * and PROTOCOL.md ("Borrowing the worker").
+ */
+#include "lodge_lease.h"
+
+#include <unistd.h>
+
+/*
+ * Seconds a worker told ABORT has to end its response, as lodged allows a
+ * worker whose client left; past it lodged stops the worker.
+ */
+#define LODGE_ABORT_GRACE 5
+
+/* Seconds lodged has to say why a worker's socket closed. */
+#define LODGE_VERDICT_WAIT 10
+
+int lodge_lease_begin(lodge_exchange *x, const unsigned char *payload,
+                      size_t len)
+{
+    lodge_conn *c = x->conn;
+    lodge_pairs it;
+    lodge_pair p;
+    int fd = c->passed_fd, rv;
+    long timeout = 0;
+
+    c->passed_fd = -1;
+    if (fd < 0) {
+        return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00030)
+                            "lodged sent GRANT without the worker's socket");
+    }
+    lodge_pairs_init(&it, payload, len);
+    while ((rv = lodge_pairs_next(&it, &p)) == 1) {
+        if (p.name_len == 7 && memcmp(p.name, "timeout", 7) == 0) {
+            timeout = strtol(apr_pstrmemdup(x->r->pool, p.value, p.value_len),
+                             NULL, 10);
+        }
+        else if (p.name_len == 3 && memcmp(p.name, "pid", 3) == 0) {
+            x->worker_pid = apr_pstrmemdup(x->r->pool, p.value, p.value_len);
+        }
+    }
+    if (rv < 0 || timeout <= 0 || timeout > 86400) {
+        close(fd);
+        return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00031)
+                            "lodged sent an unreadable GRANT (timeout %ld)",
+                            timeout);
+    }
+    rv = lodge_conn_adopt(fd, 1, &x->worker);
+    if (rv != 0) {
+        close(fd);
+        return lodge_broken(x, HTTP_INTERNAL_SERVER_ERROR, LODGE_LOGNO(00032)
+                            "cannot take the worker's socket: %s",
+                            lodge_errstr(x->r->pool, -rv));
+    }
+    x->worker_timeout = (int)timeout;
+    (void)lodge_conn_set_timeout(x->worker, (int)timeout);
+    return OK;
+}
+
+/* lodged's ERROR after RELEASE(LOST): its status, or 0 if none came. */
+static int read_verdict(lodge_exchange *x)
+{
+    lodge_conn *c = x->conn;
+    lodge_frame_head f;
+    unsigned status;
+
+    (void)lodge_conn_set_timeout(c, LODGE_VERDICT_WAIT);
+    while (c->end - c->pos < LODGE_FRAME_HEADER_SIZE) {
+        if (lodge_conn_fill(c, 1) <= 0) {
+            return 0;
+        }
+    }
+    if (lodge_frame_get_header(c->buf + c->pos, &f) != 0
+        || f.type != LODGE_FRAME_ERROR || f.length < 4
+        || f.length > LODGE_CONN_BUFSIZE - LODGE_FRAME_HEADER_SIZE) {
+        return 0;
+    }
+    while (c->end - c->pos < LODGE_FRAME_HEADER_SIZE + f.length) {
+        if (lodge_conn_fill(c, 1) <= 0) {
+            return 0;
+        }
+    }
+    c->pos += LODGE_FRAME_HEADER_SIZE;
+    status = lodge_get_u16(c->buf + c->pos);
+    lodge_rlog(APLOG_ERR, x->r, LODGE_LOGNO(00033) "%s",
+               lodge_loggable(x->r->pool, c->buf + c->pos + 4, f.length - 4));
+    c->pos += f.length;
+    return status >= 400 && status <= 599 ? (int)status : HTTP_BAD_GATEWAY;
+}
+
+int lodge_lease_end(lodge_exchange *x, int verdict)
+{
+    unsigned char f[LODGE_FRAME_HEADER_SIZE + 1];
+    lodge_conn *c = x->conn;
+    int status = 0;
+
+    if (x->worker == NULL) {
+        return 0;
+    }
+    lodge_conn_close(x->worker);
+    x->worker = NULL;
+    if (c == NULL) {
+        return 0;
+    }
+    lodge_frame_put_header(f, LODGE_FRAME_RELEASE, 1);
+    f[LODGE_FRAME_HEADER_SIZE] = (unsigned char)verdict;
+    if (lodge_conn_send(c, f, sizeof(f)) != 0) {
+        /* lodged stops a lent worker whose connection closes. */
+        lodge_drop(x);
+        return 0;
+    }
+    if (verdict == LODGE_RELEASE_LOST) {
+        status = read_verdict(x);
+        if (status == 0) {
+            lodge_drop(x);
+            return 0;
+        }
+    }
+    if (c->pos != c->end) {
+        lodge_drop(x);
+        return status;
+    }
+    x->conn = NULL;
+    lodge_conn_give_back(c);
+    return status;
+}
+
+/* How a read from the worker failed, as a verdict. */
+static int verdict_of(long n)
+{
+    if (n == 0 || n == -ECONNRESET || n == -EPIPE) {
+        return LODGE_RELEASE_LOST;
+    }
+    return n == -ETIMEDOUT ? LODGE_RELEASE_STUCK : LODGE_RELEASE_BROKEN;
+}
+
+/* Reads and drops the worker's output up to its END or ERROR. */
+static int drain(lodge_exchange *x)
+{
+    lodge_conn *w = x->worker;
+    unsigned long skip = x->frame_left;
+    int last = 0;
+
+    for (;;) {
+        lodge_frame_head f;
+        long n;
+
+        while (skip > 0) {
+            size_t have = w->end - w->pos;
+
+            if (have == 0) {
+                w->pos = w->end = 0;
+                if ((n = lodge_conn_fill(w, 1)) <= 0) {
+                    return verdict_of(n);
+                }
+                continue;
+            }
+            if (have > skip) {
+                have = skip;
+            }
+            w->pos += have;
+            skip -= (unsigned long)have;
+        }
+        if (last) {
+            return w->pos == w->end ? LODGE_RELEASE_DONE
+                                    : LODGE_RELEASE_BROKEN;
+        }
+        while (w->end - w->pos < LODGE_FRAME_HEADER_SIZE) {
+            if ((n = lodge_conn_fill(w, 1)) <= 0) {
+                return verdict_of(n);
+            }
+        }
+        if (lodge_frame_get_header(w->buf + w->pos, &f) != 0) {
+            return LODGE_RELEASE_BROKEN;
+        }
+        w->pos += LODGE_FRAME_HEADER_SIZE;
+        switch (f.type) {
+        case LODGE_FRAME_END:
+        case LODGE_FRAME_ERROR:
+            last = 1;
+            break;
+        case LODGE_FRAME_HEAD:
+        case LODGE_FRAME_DATA:
+            break;
+        default:
+            return LODGE_RELEASE_BROKEN;
+        }
+        skip = f.length;
+    }
+}
+
+void lodge_lease_finish(lodge_exchange *x)
+{
+    static const unsigned char abort_frame[LODGE_FRAME_HEADER_SIZE] = {
+        LODGE_FRAME_ABORT, 0, 0, 0, 0, 0, 0, 0
+    };
+    int verdict;
+
+    if (x->worker == NULL) {
+        return;
+    }
+    if (x->worker_done) {
+        verdict = x->worker->pos == x->worker->end ? LODGE_RELEASE_DONE
+                                                   : LODGE_RELEASE_BROKEN;
+    }
+    else if (x->worker_broken) {
+        verdict = LODGE_RELEASE_LOST;
+    }
+    else {
+        (void)lodge_conn_set_timeout(x->worker, LODGE_ABORT_GRACE);
+        if (lodge_conn_send(x->worker, abort_frame, sizeof(abort_frame))
+            != 0) {
+            verdict = LODGE_RELEASE_LOST;
+        }
+        else {
+            verdict = drain(x);
+        }
+    }
+    if (verdict == LODGE_RELEASE_STUCK) {
+        lodge_rlog(APLOG_WARNING, x->r, LODGE_LOGNO(00034)
+                   "the app's worker did not end its response within %d s "
+                   "of being told to stop; lodged stops it (app %s)",
+                   LODGE_ABORT_GRACE, x->dir->root);
+    }
+    (void)lodge_lease_end(x, verdict);
+}

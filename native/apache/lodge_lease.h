@@ -1,0 +1,35 @@
+/*
+ * lodge_lease.h: a worker lent by lodged for one request (GRANT ... RELEASE).
+ *
+ * lodged picks the worker, sends it the request's first frames and lends
+ * mod_lodge its socket; the rest of the body goes straight to the worker
+ * and the response comes straight back, so neither is copied through
+ * lodged. lodged stays the scheduler and the watchdog: mod_lodge hands the
+ * worker back with a verdict (RELEASE), and lodged decides what follows.
+ */
+#ifndef LODGE_LEASE_H
+#define LODGE_LEASE_H
+
+#include "lodge_exchange.h"
+
+/* GRANT: takes the socket that came with it. OK, or a status (logged). */
+int lodge_lease_begin(lodge_exchange *x, const unsigned char *payload,
+                      size_t len);
+
+/*
+ * Hands the worker back (RELEASE with verdict) and closes its socket; the
+ * connection to lodged goes back to the free list when clean. For
+ * LODGE_RELEASE_LOST it first reads lodged's ERROR telling why the worker
+ * went, logs it and returns its status; otherwise returns 0.
+ */
+int lodge_lease_end(lodge_exchange *x, int verdict);
+
+/*
+ * The exchange stopped early while the worker's stream is still in step
+ * (client gone, a response refused): ABORT unless the worker has finished,
+ * what it still sends dropped up to its END or ERROR (within a grace
+ * period), then the worker handed back.
+ */
+void lodge_lease_finish(lodge_exchange *x);
+
+#endif /* LODGE_LEASE_H */
