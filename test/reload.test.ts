@@ -4,6 +4,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Site, eventually, startSite } from './helpers/site';
 import { processesOf } from './helpers/users';
+import { checkConfig } from '../sidecar/src/config/load';
+import { FrameType, encodeFrame, encodePairs } from '../sidecar/src/protocol/frames';
+import { Registry } from '../sidecar/src/pool/registry';
 
 const app = (version: string) => `
 import os
@@ -99,6 +102,25 @@ test('touching tmp/restart.txt starts fresh workers; a LodgeEnv change reaches t
   const r = await site.get('rl', '/');
   assert.equal(r.status, 200);
   assert.match(r.text, / teal$/, 'the very next request sees the new environment');
+});
+
+test('settings changed and changed back get a pool that serves, not the retired one', () => {
+  // lodged's registry, driven directly: the switch back usually comes before the
+  // reaper forgets the retired pool, and a request handed to it would never be served.
+  const registry = new Registry(checkConfig({}, 'test'), true);
+  const appFrame = (processes: string) =>
+    encodeFrame(FrameType.APP, encodePairs([['root', dir], ['kind', 'wsgi'], ['entry', 'app.py'], ['callable', ''], ['processes', processes]]));
+  try {
+    const first = registry.poolFor(appFrame('2'));
+    const changed = registry.poolFor(appFrame('3'));
+    assert.ok(first.isRetired, 'the old settings are retired');
+    const back = registry.poolFor(appFrame('2'));
+    assert.ok(!back.isRetired, 'the settings in force again have a live pool');
+    assert.notEqual(back, first);
+    assert.ok(changed.isRetired);
+  } finally {
+    registry.close();
+  }
 });
 
 test('an app with no traffic for LodgeIdle holds no process; the next request starts it again', async () => {

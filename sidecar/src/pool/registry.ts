@@ -31,7 +31,10 @@ export class Registry {
     if (this.stopping) throw new ShuttingDownError('lodged is shutting down');
     const key = appFrame.toString('latin1', 8);
     const known = this.pools.get(key);
-    if (known) return known;
+    if (known && !known.isRetired) return known;
+    // A retired pool serves nobody: its workers leave as they finish. A request with
+    // its settings again (the .htaccess changed back) starts the app anew.
+    if (known) this.pools.delete(key);
     const spec = parseAppSpec(appFrame, this.settings);
     const s = this.settings;
     const identity = checkOwnership(spec.root, spec.entry, s.minUid, this.asRoot, {
