@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FRAME_MAX, FrameType, HEADER_SIZE } from '../sidecar/src/protocol/frames';
+import { APP_BORROW, APP_MAY_BORROW, FRAME_MAX, FrameType, HEADER_SIZE, Release } from '../sidecar/src/protocol/frames';
 
 const HEADER = path.join(__dirname, '..', '..', 'native', 'apache', 'lodge_frame.h');
 
@@ -17,4 +17,11 @@ test('mod_lodge and lodged use the same frame codes and limits', () => {
   assert.ok(max, 'LODGE_FRAME_MAX is defined');
   assert.equal(eval(max[1].replace(/[uUlL]+\b/g, '')), FRAME_MAX);
   assert.equal(HEADER_SIZE, 8);
+  const borrow = /#define\s+LODGE_APP_BORROW\s+(0x[0-9a-fA-F]+|\d+)/.exec(text);
+  assert.equal(Number(borrow?.[1]), APP_BORROW, 'LODGE_APP_BORROW');
+  const may = /#define\s+LODGE_APP_MAY_BORROW\s+(0x[0-9a-fA-F]+|\d+)/.exec(text);
+  assert.equal(Number(may?.[1]), APP_MAY_BORROW, 'LODGE_APP_MAY_BORROW');
+  const verdicts: Record<string, number> = {};
+  for (const m of text.matchAll(/#define\s+LODGE_RELEASE_([A-Z]+)\s+(\d+)/g)) verdicts[m[1]] = Number(m[2]);
+  assert.deepEqual(verdicts, { ...Release }, 'LODGE_RELEASE_* verdicts');
 });

@@ -27,6 +27,8 @@
 
 /* APP flags: mod_lodge takes the worker's socket itself (GRANT). */
 #define LODGE_APP_BORROW 0x01
+/* APP flags: no body; lodged may lend the worker (GRANT) or carry the response. */
+#define LODGE_APP_MAY_BORROW 0x02
 
 /* RELEASE verdicts: how the borrowed worker is handed back. */
 #define LODGE_RELEASE_DONE    0   /* its END or ERROR was read: idle again */

@@ -326,6 +326,7 @@ int lodge_handle(request_rec *r)
     x->timeout = (x->dir->timeout != LODGE_UNSET ? x->dir->timeout
                   : LODGE_DEFAULT_TIMEOUT) + LODGE_READ_GRACE;
     x->declared = -1;
+    x->worker_pid = "?";
     lodge_cleanup_register(r->pool, x, release_on_cleanup);
 
     lodge_client_timeout(r, "lodge: request body");

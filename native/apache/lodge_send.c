@@ -83,11 +83,12 @@ static int body_failed(lodge_exchange *x)
 }
 
 /*
- * APP and REQ; then BODY_END when there is no body, and lodged carries the
- * response, or, with a body, the APP flag that borrows the worker, so that
- * the body goes straight to it and the response comes straight back. The
- * lease costs a round trip more than lodged's hop, which only a body's
- * copies through lodged outweigh (see PROTOCOL.md).
+ * APP and REQ; with a body, the APP flag that borrows the worker, so that
+ * the body goes straight to it and the response comes straight back. With
+ * none, BODY_END, and lodged chooses: it carries the response, or lends
+ * the worker (GRANT) to an app whose responses are large. The lease costs
+ * a round trip more than lodged's hop, which only large bodies' copies
+ * through lodged outweigh (see PROTOCOL.md).
  */
 int lodge_build_first(lodge_exchange *x)
 {
@@ -106,11 +107,12 @@ int lodge_build_first(lodge_exchange *x)
         return rv;
     }
     x->body_done = !ap_should_client_block(r);
+    /* APP is the first frame of the buffer. */
     if (x->body_done) {
         lodge_frame_add_empty(b, LODGE_FRAME_BODY_END);
+        lodge_frame_set_flags(b, 0, LODGE_APP_MAY_BORROW);
     }
     else {
-        /* APP is the first frame of the buffer. */
         lodge_frame_set_flags(b, 0, LODGE_APP_BORROW);
     }
     if (b->failed) {

@@ -7,9 +7,9 @@
 #include "lodge_exchange.h"
 
 /*
- * APP REQ BODY_END for a request without a body; APP (flagged BORROW) REQ
- * for one with a body, which then goes to the worker lodged lends. Into
- * x->first; OK or the status to answer.
+ * APP (flagged MAY_BORROW) REQ BODY_END for a request without a body; APP
+ * (flagged BORROW) REQ for one with a body, which then goes to the worker
+ * lodged lends. Into x->first; OK or the status to answer.
  */
 int lodge_build_first(lodge_exchange *x);
 

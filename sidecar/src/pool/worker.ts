@@ -42,6 +42,8 @@ export interface WorkerEvents {
   ready(w: Worker, files: string[]): void;
   /** The worker finished its request and can take another. */
   free(w: Worker): void;
+  /** lodged carried a whole response of `bytes` (frames included) from this worker. */
+  carried(bytes: number): void;
   /** Before READY: the app could not be loaded. */
   startFailed(w: Worker, message: string): void;
   exited(w: Worker): void;
@@ -84,6 +86,8 @@ export class Worker implements WorkerHandle {
   /** lodged's end of the worker's socket, which a GRANT lends to mod_lodge. */
   readonly fd: number;
   private readonly tenantLog: string;
+  /** Bytes of the response being carried through lodged so far. */
+  private carriedBytes = 0;
 
   constructor(
     private readonly spec: AppSpec,
@@ -122,12 +126,14 @@ export class Worker implements WorkerHandle {
     this.pid = this.child.pid ?? -1;
     this.guard.started(this.pid);
     this.fd = mine;
+    // One buffer read into again and again, what came copied out (the frame reader
+    // keeps slices): cheaper than a fresh 64 KiB buffer per read for the small
+    // responses lodged carries; apps with large responses lend their workers instead.
     const into = Buffer.allocUnsafe(READ_SIZE);
     this.socket = new Socket({
       fd: mine,
       readable: true,
       writable: true,
-      // Copied out: the frame reader keeps slices, and `into` is read into again.
       onread: { buffer: into, callback: (n: number) => this.onData(Buffer.from(into.subarray(0, n))) },
     } as ConstructorParameters<typeof Socket>[0]);
     this.reader = new FrameReader((type, frame) => this.onFrame(type, frame));
@@ -303,11 +309,14 @@ export class Worker implements WorkerHandle {
     const ex = this.current!;
     const end = this.scanner.scan(chunk);
     if (end < 0) {
+      this.carriedBytes += chunk.length;
       if (this.aborting) return;
       this.armRequestTimer();
       ex.fromWorker(chunk, false);
       return;
     }
+    if (!this.aborting) this.events.carried(this.carriedBytes + end);
+    this.carriedBytes = 0;
     this.disarm();
     this.current = undefined;
     this.state = 'idle';

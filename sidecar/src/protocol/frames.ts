@@ -20,6 +20,8 @@ export const FrameType = {
 
 /** APP flags: mod_lodge takes the worker's socket itself (GRANT ... RELEASE). */
 export const APP_BORROW = 0x01;
+/** APP flags: a bodyless request; lodged may lend the worker (GRANT) or carry it. */
+export const APP_MAY_BORROW = 0x02;
 
 /** RELEASE verdicts: how mod_lodge hands a borrowed worker back. */
 export const Release = {

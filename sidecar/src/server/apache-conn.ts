@@ -1,7 +1,7 @@
 import { Socket } from 'node:net';
 import { FrameError, FrameReader } from '../protocol/frame-reader';
 import { FrameScanner } from '../protocol/frame-scanner';
-import { APP_BORROW, FrameType, Release, encodeError, encodeGrant, frameName } from '../protocol/frames';
+import { APP_BORROW, APP_MAY_BORROW, FrameType, Release, encodeError, encodeGrant, frameName } from '../protocol/frames';
 import { LodgeError, ProtocolError } from '../errors';
 import { log } from '../log';
 import { Exchange, WorkerHandle } from '../pool/exchange';
@@ -46,6 +46,8 @@ export class ApacheConn implements Exchange {
   private closed = false;
   private needWorker = false;
   borrows = false;
+  /** The peer takes a GRANT for this bodyless request too, if lodged prefers. */
+  private mayBorrow = false;
 
   constructor(private readonly socket: Socket, private readonly registry: Registry, private readonly peer: string) {
     this.reader = new FrameReader((type, frame) => this.onFrame(type, frame));
@@ -138,6 +140,7 @@ export class ApacheConn implements Exchange {
     // together reach the worker in one write.
     if (this.needWorker) {
       this.needWorker = false;
+      if (this.mayBorrow && this.bodyDone && this.pool!.lendsBodyless()) this.borrows = true;
       // BODY frames that arrive while queued are appended to this same array.
       this.pool!.acquire(this, this.held);
     }
@@ -166,6 +169,7 @@ export class ApacheConn implements Exchange {
         if (type !== FrameType.APP) return this.unexpected(type);
         this.appFrame = frame;
         this.borrows = (frame[1] & APP_BORROW) !== 0;
+        this.mayBorrow = (frame[1] & APP_MAY_BORROW) !== 0;
         this.state = 'app';
         return;
       case 'app':
