@@ -6,7 +6,8 @@ import { AppSpec } from './app-spec';
 import { CodeWatch } from './code-watch';
 import { Exchange } from './exchange';
 import { Identity } from './ownership';
-import { SpawnOptions, Worker } from './worker';
+import { Worker } from './worker';
+import { SpawnOptions } from './worker-process';
 
 export interface PoolOptions extends SpawnOptions {
   maxQueue: number;

@@ -1,22 +1,17 @@
-import { ChildProcess, spawn } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { ChildProcess } from 'node:child_process';
 import { Socket } from 'node:net';
 import { FrameReader, FrameError } from '../protocol/frame-reader';
 import { FrameScanner } from '../protocol/frame-scanner';
 import { ABORT_FRAME, FrameType, Release, decodePairs, frameName } from '../protocol/frames';
 import { LodgeError, ProtocolError, WorkerDiedError, WorkerTimeoutError } from '../errors';
-import { killGroup, socketPair } from '../posix';
+import { killGroup } from '../posix';
 import { log } from '../log';
 import { WorkerGuard, watchdogs } from '../watchdog';
 import { appendTenantLog } from '../watchdog/tenant-log';
 import { Exchange, WorkerHandle } from './exchange';
 import { AppSpec } from './app-spec';
 import { Identity } from './ownership';
-
-// dist/sidecar/src/pool/worker.js -> <root>/sidecar/runtimes
-const RUNTIME_DIR = path.resolve(__dirname, '..', '..', '..', '..', 'sidecar', 'runtimes');
-export const WSGI_RUNTIME = path.join(RUNTIME_DIR, 'wsgi_worker.py');
+import { SpawnOptions, WorkerProcess, startWorkerProcess } from './worker-process';
 
 /** Seconds a worker that was told ABORT has to finish before it is killed. */
 const ABORT_GRACE_MS = 5000;
@@ -24,8 +19,6 @@ const ABORT_GRACE_MS = 5000;
 const START_TIMEOUT_MS = 60_000;
 /** How long a worker whose socket mod_lodge saw close has to be seen exiting. */
 const LOST_WAIT_MS = 2000;
-/** Bytes read from a worker's socket at a time (READY, FAIL; responses when not lent). */
-const READ_SIZE = 64 * 1024;
 
 /**
  * A request whose worker mod_lodge borrowed: `lending` until the GRANT is out (a
@@ -49,11 +42,6 @@ export interface WorkerEvents {
   exited(w: Worker): void;
 }
 
-export interface SpawnOptions {
-  python: string;
-  tenantLog: string;
-  asRoot: boolean;
-}
 
 export class Worker implements WorkerHandle {
   state: WorkerState = 'starting';
@@ -100,42 +88,18 @@ export class Worker implements WorkerHandle {
       app: `${spec.root}/${spec.entry}`,
       stop: (err, tenant) => this.stopNow(err, tenant),
     });
-    const args = ['-I', WSGI_RUNTIME, '--root', spec.root, '--entry', spec.entry, '--log', opts.tenantLog];
-    if (spec.callable) args.push('--callable', spec.callable);
-    if (opts.asRoot) args.push('--uid', String(identity.uid), '--gid', String(identity.gid));
-    args.push(...this.guard.runtimeArgs());
-    // A socket pair of our own rather than spawn's 'pipe': lodged's end must be a
-    // socket whose reading stops the moment it is paused (onread), because while
-    // mod_lodge borrows it the bytes on it are mod_lodge's to read.
-    const [mine, theirs] = socketPair();
+    let proc: WorkerProcess;
     try {
-      this.child = spawn(opts.python, args, {
-        cwd: '/',
-        env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', ...spec.env },
-        // Its own process group, so a timeout kills the worker and what it started.
-        detached: true,
-        stdio: ['ignore', 'ignore', 'pipe', theirs],
-      });
+      proc = startWorkerProcess(spec, identity, opts, this.guard.runtimeArgs(), (chunk) => this.onData(chunk));
     } catch (err) {
-      fs.closeSync(mine);
       this.guard.exited();
       throw err;
-    } finally {
-      fs.closeSync(theirs);
     }
+    this.child = proc.child;
+    this.socket = proc.socket;
+    this.fd = proc.fd;
     this.pid = this.child.pid ?? -1;
     this.guard.started(this.pid);
-    this.fd = mine;
-    // One buffer read into again and again, what came copied out (the frame reader
-    // keeps slices): cheaper than a fresh 64 KiB buffer per read for the small
-    // responses lodged carries; apps with large responses lend their workers instead.
-    const into = Buffer.allocUnsafe(READ_SIZE);
-    this.socket = new Socket({
-      fd: mine,
-      readable: true,
-      writable: true,
-      onread: { buffer: into, callback: (n: number) => this.onData(Buffer.from(into.subarray(0, n))) },
-    } as ConstructorParameters<typeof Socket>[0]);
     this.reader = new FrameReader((type, frame) => this.onFrame(type, frame));
     // Until the worker opens the tenant's log, its stderr is ours: it tells why
     // python itself could not start.
