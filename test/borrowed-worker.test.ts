@@ -19,11 +19,23 @@ class Endless:
     def close(self):
         with open(os.path.join(HERE, "closed"), "w") as f:
             f.write("closed")
+def echo(inp):
+    while True:
+        piece = inp.read(65536)
+        if not piece:
+            return
+        yield piece
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     if path == "/early":
         start_response("413 Payload Too Large", [("Content-Type", "text/plain")])
         return [b"not reading that"]
+    if path == "/early-large":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return [b"z" * (2 << 20)]
+    if path == "/echo":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return echo(environ["wsgi.input"])
     body = environ["wsgi.input"].read()
     if path == "/stream":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
@@ -104,6 +116,21 @@ forEachApache((apache) => {
     assert.equal(r.status, 413);
     assert.equal(r.text, 'not reading that');
     assert.equal(await workerPid(), pid, 'the same worker: the unread body was dropped, not the worker');
+  });
+
+  test('an app that streams while it reads, or answers at length before reading: both ways flow at once', async () => {
+    // Sending the whole body before reading the response would leave mod_lodge and
+    // the worker each waiting on the other, until LodgeTimeout (2 s) gave a 504.
+    const pid = await workerPid();
+    const body = Buffer.alloc(16 * 1024 * 1024);
+    for (let i = 0; i < body.length; i += 4096) body.writeUInt32BE(i, i);
+    const echoed = await post('/echo', body);
+    assert.equal(echoed.status, 200);
+    assert.ok(echoed.body.equals(body), `echoed ${echoed.body.length} bytes, the same as sent`);
+    const early = await post('/early-large', Buffer.alloc(8 * 1024 * 1024, 5));
+    assert.equal(early.status, 200);
+    assert.equal(early.body.length, 2 << 20);
+    assert.equal(await workerPid(), pid, 'the same worker served all of it');
   });
 
   test('a client that leaves mid-response: the app is told (close() runs) and the same worker serves on', async () => {

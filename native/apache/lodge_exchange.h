@@ -46,7 +46,9 @@ typedef struct {
     long long body_read;
     int body_done;              /* BODY_END is in first, or was sent */
     int body_streamed;          /* BODY went out after first: no resend */
-    unsigned char *chunk;       /* BODY frames after the first write */
+    unsigned char *chunk;       /* the piece of body being sent, framed */
+    size_t out_len;             /* its length */
+    size_t out_off;             /* how much of it has been sent */
 
     int responded;              /* lodged sent at least one byte */
     int committed;              /* the client may have seen the status */

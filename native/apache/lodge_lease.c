@@ -199,22 +199,28 @@ void lodge_lease_finish(lodge_exchange *x)
     if (x->worker == NULL) {
         return;
     }
+    (void)lodge_conn_set_timeout(x->worker, LODGE_ABORT_GRACE);
+    /* A piece of body half sent is finished first: what follows starts a frame. */
+    if (x->out_off != x->out_len && !x->worker_broken) {
+        if (lodge_conn_send(x->worker, x->chunk + x->out_off,
+                            x->out_len - x->out_off) != 0) {
+            x->worker_broken = 1;
+        }
+        x->out_off = x->out_len;
+    }
     if (x->worker_done) {
-        verdict = x->worker->pos == x->worker->end ? LODGE_RELEASE_DONE
-                                                   : LODGE_RELEASE_BROKEN;
+        verdict = x->worker->pos == x->worker->end && !x->worker_broken
+                  ? LODGE_RELEASE_DONE : LODGE_RELEASE_BROKEN;
     }
     else if (x->worker_broken) {
         verdict = LODGE_RELEASE_LOST;
     }
+    else if (lodge_conn_send(x->worker, abort_frame, sizeof(abort_frame))
+             != 0) {
+        verdict = LODGE_RELEASE_LOST;
+    }
     else {
-        (void)lodge_conn_set_timeout(x->worker, LODGE_ABORT_GRACE);
-        if (lodge_conn_send(x->worker, abort_frame, sizeof(abort_frame))
-            != 0) {
-            verdict = LODGE_RELEASE_LOST;
-        }
-        else {
-            verdict = drain(x);
-        }
+        verdict = drain(x);
     }
     if (verdict == LODGE_RELEASE_STUCK) {
         lodge_rlog(APLOG_WARNING, x->r, LODGE_LOGNO(00034)

@@ -16,6 +16,8 @@
 #include "lodge_lease.h"
 #include "lodge_send.h"
 
+#include <poll.h>
+
 
 /* Who the response comes from, for the log. */
 static const char *source(const lodge_exchange *x)
@@ -46,8 +48,14 @@ static void give_back(lodge_exchange *x)
         return;
     }
     if (x->worker != NULL) {
-        (void)lodge_lease_end(x, x->worker_broken ? LODGE_RELEASE_BROKEN
-                                                  : LODGE_RELEASE_DONE);
+        /* An answer before the whole body: the rest goes, the idle worker drops it. */
+        if (!lodge_body_sent(x)) {
+            (void)lodge_stream_body(x);
+        }
+        if (x->worker != NULL) {
+            (void)lodge_lease_end(x, x->worker_broken ? LODGE_RELEASE_BROKEN
+                                                      : LODGE_RELEASE_DONE);
+        }
         return;
     }
     if (x->conn_broken) {
@@ -72,6 +80,57 @@ static int flush_client(lodge_exchange *x)
     lodge_client_timeout(x->r, "lodge: sending the response");
     x->unflushed = 0;
     return ap_rflush(x->r) < 0 || x->r->connection->aborted ? -1 : 0;
+}
+
+/* Not an errno: feeding the body failed, and *result holds the answer. */
+#define LODGE_FEED_ANSWERED (-100000L)
+
+/*
+ * Waits for the lent worker's response while feeding it the body, as the
+ * worker is ready for either: one that answers before it has read the body,
+ * or streams while it reads, never waits on mod_lodge while mod_lodge waits
+ * on it. No progress either way for the GRANT's timeout is -ETIMEDOUT.
+ */
+static long fill_feeding(lodge_exchange *x, int *result)
+{
+    lodge_conn *w = x->worker;
+
+    for (;;) {
+        struct pollfd p;
+        int rv;
+
+        if (lodge_body_sent(x)) {
+            return lodge_conn_fill(w, 1);
+        }
+        p.fd = w->fd;
+        p.events = POLLIN | POLLOUT;
+        p.revents = 0;
+        rv = poll(&p, 1, x->worker_timeout * 1000);
+        if (rv == 0) {
+            return -ETIMEDOUT;
+        }
+        if (rv < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+            long n = lodge_conn_fill(w, 0);
+
+            if (n != -EAGAIN) {
+                return n;
+            }
+            continue;
+        }
+        /* Writable: body until the socket is full or the body all out. */
+        do {
+            if ((rv = lodge_feed_body(x)) != OK) {
+                *result = rv;
+                return LODGE_FEED_ANSWERED;
+            }
+        } while (x->out_off == x->out_len && !x->body_done);
+    }
 }
 
 /*
@@ -131,7 +190,10 @@ static int more(lodge_exchange *x, int *result)
     if (n == -EAGAIN) {
         /* Waiting on the app is bounded by its timeout, not the client's. */
         lodge_client_timeout_end(x->r);
-        n = lodge_conn_fill(c, 1);
+        n = x->worker != NULL ? fill_feeding(x, result) : lodge_conn_fill(c, 1);
+        if (n == LODGE_FEED_ANSWERED) {
+            return 0;
+        }
     }
     if (n > 0) {
         x->responded = 1;
@@ -530,8 +592,8 @@ int lodge_read_response(lodge_exchange *x)
             if ((p = payload(x, f.length, &result)) == NULL) {
                 return result;
             }
-            if ((rv = lodge_lease_begin(x, p, f.length)) != OK
-                || (rv = lodge_stream_body(x)) != OK) {
+            /* The body is fed as the response is waited for (more()). */
+            if ((rv = lodge_lease_begin(x, p, f.length)) != OK) {
                 return rv;
             }
             break;

@@ -1,7 +1,10 @@
 /*
  * lodge_send.c: the request, out. APP and REQ leave for lodged in one
  * write (with BODY_END when there is no body); a body goes to the worker
- * lodged lends (GRANT), a BODY frame per read, BODY_END with the last.
+ * lodged lends (GRANT), a BODY frame per read, BODY_END with the last,
+ * fed while the response is read (lodge_response.c), so that a worker
+ * that answers before it has read the body never waits on mod_lodge while
+ * mod_lodge waits on it.
  */
 #include "lodge_send.h"
 #include "lodge_environ.h"
@@ -124,33 +127,87 @@ int lodge_build_first(lodge_exchange *x)
     return OK;
 }
 
-/* The rest of the body, to the lent worker: a BODY frame per read, BODY_END with the last. */
-int lodge_stream_body(lodge_exchange *x)
+/*
+ * The next piece of the body from the client (what it has sent so far, or
+ * the first bytes it sends next), framed in x->chunk: a BODY frame, and
+ * BODY_END after the last. OK, or the status of a failed read.
+ */
+static int next_piece(lodge_exchange *x)
 {
     const size_t h = LODGE_FRAME_HEADER_SIZE;
+    size_t len = 0;
+    long n;
 
-    if (x->chunk == NULL && !x->body_done) {
+    if (x->chunk == NULL) {
         x->chunk = apr_palloc(x->r->pool, h + LODGE_BODY_CHUNK + h);
     }
-    while (!x->body_done) {
-        long n = read_body(x, (char *)x->chunk + h, LODGE_BODY_CHUNK,
-                           &x->body_done);
-        size_t len = 0;
+    n = read_body(x, (char *)x->chunk + h, LODGE_BODY_CHUNK, &x->body_done);
+    if (n < 0) {
+        return body_failed(x);
+    }
+    if (n > 0) {
+        lodge_frame_put_header(x->chunk, LODGE_FRAME_BODY, (size_t)n);
+        len = h + (size_t)n;
+    }
+    if (x->body_done) {
+        lodge_frame_put_header(x->chunk + len, LODGE_FRAME_BODY_END, 0);
+        len += h;
+    }
+    x->body_streamed = 1;
+    x->out_len = len;
+    x->out_off = 0;
+    return OK;
+}
+
+int lodge_body_sent(const lodge_exchange *x)
+{
+    return x->body_done && x->out_off == x->out_len;
+}
+
+/* Gives up on sending: the worker's socket failed, which reading it tells. */
+static void stop_feeding(lodge_exchange *x)
+{
+    x->worker_broken = 1;
+    x->body_done = 1;
+    x->out_off = x->out_len;
+}
+
+int lodge_feed_body(lodge_exchange *x)
+{
+    ssize_t w;
+
+    if (x->out_off == x->out_len) {
         int rv;
 
-        if (n < 0) {
-            return body_failed(x);
-        }
-        if (n > 0) {
-            lodge_frame_put_header(x->chunk, LODGE_FRAME_BODY, (size_t)n);
-            len = h + (size_t)n;
-        }
         if (x->body_done) {
-            lodge_frame_put_header(x->chunk + len, LODGE_FRAME_BODY_END, 0);
-            len += h;
+            return OK;
         }
-        x->body_streamed = 1;
-        rv = lodge_conn_send(x->worker, x->chunk, len);
+        if ((rv = next_piece(x)) != OK) {
+            return rv;
+        }
+    }
+    w = send(x->worker->fd, x->chunk + x->out_off, x->out_len - x->out_off,
+             MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w > 0) {
+        x->out_off += (size_t)w;
+    }
+    else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK
+             && errno != EINTR) {
+        stop_feeding(x);
+    }
+    return OK;
+}
+
+int lodge_stream_body(lodge_exchange *x)
+{
+    while (!lodge_body_sent(x) && !x->worker_broken) {
+        int rv;
+
+        if (x->out_off == x->out_len && (rv = next_piece(x)) != OK) {
+            return rv;
+        }
+        rv = lodge_conn_send(x->worker, x->chunk + x->out_off,
+                             x->out_len - x->out_off);
         if (rv == -ETIMEDOUT) {
             int secs = x->worker_timeout;
 
@@ -161,10 +218,10 @@ int lodge_stream_body(lodge_exchange *x)
                                 secs);
         }
         if (rv != 0) {
-            /* It may have answered early, or died: read what it said. */
-            x->worker_broken = 1;
+            stop_feeding(x);
             return OK;
         }
+        x->out_off = x->out_len;
     }
     return OK;
 }

@@ -20,9 +20,20 @@ int lodge_build_first(lodge_exchange *x);
 int lodge_send_request(lodge_exchange *x);
 
 /*
- * The rest of the body, to the worker lodged lent (after GRANT). OK also
- * when a send failed (x->worker_broken): the worker may have answered
- * early, or died, which its socket then tells.
+ * One step of the body to the lent worker, without waiting on the worker:
+ * the next piece is read from the client when the last one has gone (which
+ * may wait on the client), then as much of it written as the socket takes.
+ * OK, or the status to answer (the client failed). A failed write stops
+ * the feeding (x->worker_broken): reading the worker's socket tells why.
+ */
+int lodge_feed_body(lodge_exchange *x);
+
+/* Whether the whole body, BODY_END included, has gone to the worker. */
+int lodge_body_sent(const lodge_exchange *x);
+
+/*
+ * The rest of the body, waiting on the worker as needed (after an early
+ * END: the idle worker drops it). OK, or the status to answer.
  */
 int lodge_stream_body(lodge_exchange *x);
 
