@@ -1,6 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { log } from '../log';
+import { Mount, alive, dirIn, errCode, killListed, mkdirOk, ownCgroups, readMounts, removeDir, sleepSync, subdirs, tryWrite } from './cgroup-fs';
+import { Controller, GroupOwner, Hierarchy, Leaf, WorkerGroup } from './worker-group';
+
+export { Controller, Hierarchy, WorkerGroup } from './worker-group';
 
 /**
  * The kernel's own limits, per tenant and per worker:
@@ -20,7 +24,6 @@ import { log } from '../log';
  * runs (the runtime's --cgroup), so nothing it starts is ever outside them.
  */
 
-export type Controller = 'memory' | 'pids' | 'cpu';
 export type CgroupMode = 'auto' | 'v1' | 'v2' | 'off';
 const CONTROLLERS: Controller[] = ['memory', 'pids', 'cpu'];
 
@@ -28,281 +31,7 @@ const CONTROLLERS: Controller[] = ['memory', 'pids', 'cpu'];
 const CPU_SHARES_V1 = 1024;
 const CPU_WEIGHT_V2 = 100;
 
-/** rmdir of a killed worker's group waits for its processes to be gone: this long at most. */
-const REMOVE_DEADLINE_MS = 10_000;
-
-export interface Hierarchy {
-  version: 1 | 2;
-  /** Where lodged keeps its groups: <mount><lodged's own cgroup>/lodge. */
-  base: string;
-  /** The controllers lodged takes from this hierarchy. */
-  controllers: Set<Controller>;
-}
-
-interface Mount {
-  version: 1 | 2;
-  mountpoint: string;
-  /** The part of the hierarchy that is mounted there ('/' unless in a container). */
-  root: string;
-  options: string[];
-}
-
-function unescapeMount(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
-function readMounts(): Mount[] {
-  const out: Mount[] = [];
-  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const left = line.slice(0, sep).split(' ');
-    const [fstype, , superOpts = ''] = line.slice(sep + 3).split(' ');
-    if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
-    out.push({ version: fstype === 'cgroup2' ? 2 : 1, root: unescapeMount(left[3]), mountpoint: unescapeMount(left[4]), options: superOpts.split(',') });
-  }
-  return out;
-}
-
-/** lodged's own cgroup in each hierarchy: v1 by controller name, v2 under ''. */
-function ownCgroups(): Map<string, string> {
-  const own = new Map<string, string>();
-  for (const line of fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
-    const m = /^\d+:([^:]*):(.*)$/.exec(line);
-    if (!m) continue;
-    if (m[1] === '') own.set('', m[2]);
-    else for (const c of m[1].split(',')) own.set(c, m[2]);
-  }
-  return own;
-}
-
-function dirIn(mount: Mount, cgroupPath: string | undefined): string | undefined {
-  if (cgroupPath === undefined) return undefined;
-  if (mount.root === '/') return path.join(mount.mountpoint, cgroupPath);
-  if (cgroupPath !== mount.root && !cgroupPath.startsWith(mount.root + '/')) return undefined;
-  return path.join(mount.mountpoint, cgroupPath.slice(mount.root.length));
-}
-
-function errCode(err: unknown): string {
-  return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-}
-
-function tryWrite(file: string, value: string): string | undefined {
-  try {
-    fs.writeFileSync(file, value);
-    return undefined;
-  } catch (err) {
-    return errCode(err);
-  }
-}
-
-function readPids(file: string): number[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'latin1');
-  } catch {
-    return []; // the group is gone: nothing is in it
-  }
-  const out: number[] = [];
-  for (const s of text.split('\n')) if (s) out.push(Number(s));
-  return out;
-}
-
-/** `key value` lines (memory.events, pids.events, cpu.stat, memory.oom_control). */
-function readKeyed(file: string, key: string): number | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'latin1');
-  } catch {
-    return undefined;
-  }
-  const m = new RegExp(`^${key} (\\d+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : undefined;
-}
-
-function readNumber(file: string): number | undefined {
-  try {
-    const n = Number(fs.readFileSync(file, 'latin1').trim());
-    return Number.isFinite(n) ? n : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function mkdirOk(dir: string): void {
-  try {
-    fs.mkdirSync(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
-}
-
-/** SIGKILL to everything listed in a group, again while new ones appear (a fork bomb's race). */
-function killListed(procsFile: string): number {
-  let signalled = 0;
-  for (let round = 0; round < 20; round++) {
-    const pids = readPids(procsFile);
-    if (pids.length === 0) break;
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-        signalled++;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') log.error(`kill ${pid} (in ${procsFile}): ${errCode(err)}`);
-      }
-    }
-  }
-  return signalled;
-}
-
-interface Leaf {
-  h: Hierarchy;
-  dir: string;
-}
-
-/** One worker's groups, one per hierarchy in use. */
-export class WorkerGroup {
-  private removed = false;
-
-  constructor(
-    private readonly owner: Cgroups,
-    readonly uid: number,
-    readonly name: string,
-    private readonly leaves: Leaf[],
-  ) {}
-
-  /** The folders the worker joins (writes its pid to cgroup.procs) before tenant code runs. */
-  get dirs(): string[] {
-    return this.leaves.map((l) => l.dir);
-  }
-
-  private leaf(c: Controller): Leaf | undefined {
-    return this.leaves.find((l) => l.h.controllers.has(c));
-  }
-
-  private get v2(): Leaf | undefined {
-    return this.leaves.find((l) => l.h.version === 2);
-  }
-
-  // The list to read members from: the pids hierarchy counts them anyway.
-  private get tracking(): Leaf {
-    return this.leaf('pids') ?? this.v2 ?? this.leaves[0];
-  }
-
-  /** Processes (not threads) in the worker's tree, the worker itself included. */
-  members(): number[] {
-    return readPids(path.join(this.tracking.dir, 'cgroup.procs'));
-  }
-
-  /**
-   * Kills every process of the worker's tree, wherever setsid() or a double fork took
-   * it: at once by v2's cgroup.kill where there is one, then from the group's list
-   * (what is left, or all of it on v1).
-   */
-  kill(): void {
-    const v2 = this.v2;
-    if (v2) tryWrite(path.join(v2.dir, 'cgroup.kill'), '1');
-    killListed(path.join(this.tracking.dir, 'cgroup.procs'));
-  }
-
-  /** Processes the kernel's OOM killer stopped in this worker's group so far. */
-  oomKills(): number {
-    const l = this.leaf('memory');
-    if (!l) return 0;
-    return (l.h.version === 2 ? readKeyed(path.join(l.dir, 'memory.events'), 'oom_kill') : readKeyed(path.join(l.dir, 'memory.oom_control'), 'oom_kill')) ?? 0;
-  }
-
-  /**
-   * Anonymous and shared memory of the whole tree, each page once: a forked child's
-   * copy-on-write pages are not counted again, as a sum of RSS would (page cache is
-   * left out: the kernel reclaims it before it stops anything).
-   */
-  memoryUsed(): number | undefined {
-    const l = this.leaf('memory');
-    if (!l) return undefined;
-    const stat = path.join(l.dir, 'memory.stat');
-    const [anon, shmem] = l.h.version === 2 ? ['anon', 'shmem'] : ['total_rss', 'total_shmem'];
-    const a = readKeyed(stat, anon);
-    return a === undefined ? undefined : a + (readKeyed(stat, shmem) ?? 0);
-  }
-
-  /** The most memory the group ever used, by the kernel's count. */
-  memoryPeak(): number | undefined {
-    const l = this.leaf('memory');
-    if (!l) return undefined;
-    return readNumber(path.join(l.dir, l.h.version === 2 ? 'memory.peak' : 'memory.max_usage_in_bytes'));
-  }
-
-  /** CPU used by every process ever in the group, in seconds (v2 keeps it without a controller). */
-  cpuSeconds(): number | undefined {
-    const v2 = this.v2;
-    if (!v2) return undefined;
-    const usec = readKeyed(path.join(v2.dir, 'cpu.stat'), 'usage_usec');
-    return usec === undefined ? undefined : usec / 1e6;
-  }
-
-  /**
-   * Forks the tenant's task limit refused: kernels count them in the group that forked
-   * (v1, recent v2 with pids_localevents) or in the one whose limit was hit; both are
-   * read, and only a change matters.
-   */
-  forkFailures(): number {
-    const l = this.leaf('pids');
-    if (!l) return 0;
-    const at = (dir: string) => readKeyed(path.join(dir, 'pids.events'), 'max') ?? 0;
-    return at(l.dir) + at(path.dirname(l.dir));
-  }
-
-  /**
-   * The worker is gone: kills what is left of its tree, and removes its groups as
-   * soon as the kernel lets go of them (a killed process takes a moment to exit).
-   */
-  release(): void {
-    if (this.removed) return;
-    this.removed = true;
-    this.kill();
-    const deadline = Date.now() + REMOVE_DEADLINE_MS;
-    let delay = 10;
-    const attempt = () => {
-      const left = this.leaves.filter((l) => !removeDir(l.dir));
-      if (left.length === 0) return this.owner.leafGone(this.uid);
-      if (Date.now() > deadline) {
-        log.warn(`cgroup ${left[0].dir} still holds ${this.members().join(' ') || 'no listed process'} ${REMOVE_DEADLINE_MS / 1000} s after its worker ended; left in place`);
-        return this.owner.leafGone(this.uid);
-      }
-      this.kill();
-      setTimeout(attempt, delay).unref();
-      delay = Math.min(delay * 2, 500);
-    };
-    attempt();
-  }
-
-  /** At lodged's exit: no timers left to wait on. */
-  releaseNow(): void {
-    if (this.removed) return;
-    this.removed = true;
-    this.kill();
-    for (let i = 0; i < 50 && this.leaves.some((l) => fs.existsSync(l.dir)); i++) {
-      for (const l of this.leaves) removeDir(l.dir);
-      if (this.leaves.some((l) => fs.existsSync(l.dir))) sleepSync(10);
-    }
-  }
-}
-
-function removeDir(dir: string): boolean {
-  try {
-    fs.rmdirSync(dir);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ENOENT';
-  }
-}
-
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-export class Cgroups {
+export class Cgroups implements GroupOwner {
   private seq = 0;
   private readonly live = new Map<number, Set<WorkerGroup>>();
   private warned = false;
@@ -492,23 +221,6 @@ export class Cgroups {
       for (const tenant of subdirs(h.base)) removeDir(tenant);
       removeDir(h.base);
     }
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function subdirs(dir: string): string[] {
-  try {
-    return fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => path.join(dir, d.name));
-  } catch {
-    return [];
   }
 }
 
