@@ -25,3 +25,19 @@ test('mod_lodge and lodged use the same frame codes and limits', () => {
   for (const m of text.matchAll(/#define\s+LODGE_RELEASE_([A-Z]+)\s+(\d+)/g)) verdicts[m[1]] = Number(m[2]);
   assert.deepEqual(verdicts, { ...Release }, 'LODGE_RELEASE_* verdicts');
 });
+
+test('each mod_lodge log number names one message', () => {
+  const dir = path.join(__dirname, '..', '..', 'native', 'apache');
+  const seen = new Map<string, string>();
+  for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.c'))) {
+    const text = fs.readFileSync(path.join(dir, file), 'utf8');
+    for (const m of text.matchAll(/LODGE_LOGNO\((\d+)\)\s*"([^"]*)"/g)) {
+      const [, no, message] = m;
+      const before = seen.get(no);
+      // The same message may be logged from two places (one per Apache version).
+      assert.ok(before === undefined || before === message, `LG${no} is used for '${before}' and for '${message}' (${file})`);
+      seen.set(no, message);
+    }
+  }
+  assert.ok(seen.size > 40, `found ${seen.size} log numbers`);
+});

@@ -26,7 +26,7 @@ int lodge_lease_begin(lodge_exchange *x, const unsigned char *payload,
 
     c->passed_fd = -1;
     if (fd < 0) {
-        return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00030)
+        return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00048)
                             "lodged sent GRANT without the worker's socket");
     }
     lodge_pairs_init(&it, payload, len);
@@ -41,14 +41,14 @@ int lodge_lease_begin(lodge_exchange *x, const unsigned char *payload,
     }
     if (rv < 0 || timeout <= 0 || timeout > 86400) {
         close(fd);
-        return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00031)
+        return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00049)
                             "lodged sent an unreadable GRANT (timeout %ld)",
                             timeout);
     }
     rv = lodge_conn_adopt(fd, 1, &x->worker);
     if (rv != 0) {
         close(fd);
-        return lodge_broken(x, HTTP_INTERNAL_SERVER_ERROR, LODGE_LOGNO(00032)
+        return lodge_broken(x, HTTP_INTERNAL_SERVER_ERROR, LODGE_LOGNO(00050)
                             "cannot take the worker's socket: %s",
                             lodge_errstr(x->r->pool, -rv));
     }
@@ -82,7 +82,7 @@ static int read_verdict(lodge_exchange *x)
     }
     c->pos += LODGE_FRAME_HEADER_SIZE;
     status = lodge_get_u16(c->buf + c->pos);
-    lodge_rlog(APLOG_ERR, x->r, LODGE_LOGNO(00033) "%s",
+    lodge_rlog(APLOG_ERR, x->r, LODGE_LOGNO(00051) "%s",
                lodge_loggable(x->r->pool, c->buf + c->pos + 4, f.length - 4));
     c->pos += f.length;
     return status >= 400 && status <= 599 ? (int)status : HTTP_BAD_GATEWAY;
@@ -223,7 +223,7 @@ void lodge_lease_finish(lodge_exchange *x)
         verdict = drain(x);
     }
     if (verdict == LODGE_RELEASE_STUCK) {
-        lodge_rlog(APLOG_WARNING, x->r, LODGE_LOGNO(00034)
+        lodge_rlog(APLOG_WARNING, x->r, LODGE_LOGNO(00052)
                    "the app's worker did not end its response within %d s "
                    "of being told to stop; lodged stops it (app %s)",
                    LODGE_ABORT_GRACE, x->dir->root);

@@ -144,7 +144,7 @@ static int worker_failed(lodge_exchange *x, long n)
     if (n == 0 || n == -ECONNRESET || n == -EPIPE) {
         status = lodge_lease_end(x, LODGE_RELEASE_LOST);
         if (status == 0) {
-            lodge_rlog(APLOG_ERR, x->r, LODGE_LOGNO(00035)
+            lodge_rlog(APLOG_ERR, x->r, LODGE_LOGNO(00053)
                        "the app's worker (pid %s) went away during the "
                        "request (app %s)", x->worker_pid, x->dir->root);
             status = HTTP_BAD_GATEWAY;
@@ -160,11 +160,11 @@ static int worker_failed(lodge_exchange *x, long n)
         int secs = x->worker_timeout;
 
         (void)lodge_lease_end(x, LODGE_RELEASE_TIMEOUT);
-        return lodge_broken(x, HTTP_GATEWAY_TIME_OUT, LODGE_LOGNO(00036)
+        return lodge_broken(x, HTTP_GATEWAY_TIME_OUT, LODGE_LOGNO(00054)
                             "the app made no progress for LodgeTimeout %d s; "
                             "its worker is stopped", secs);
     }
-    return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00037)
+    return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00055)
                         "reading from the app's worker failed: %s",
                         lodge_errstr(x->r->pool, (int)-n));
 }
