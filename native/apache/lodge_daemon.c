@@ -27,23 +27,17 @@
  * cleanup, which point at this code, go with pconf and are made anew.
  */
 #include "lodge_daemon.h"
+#include "lodge_daemon_exec.h"
 #include "lodge_config.h"
 
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#endif
-
-extern char **environ;
 
 /* The process data's key (and on 1.3 the name of its environment entry). */
 #define LODGE_DAEMON_KEY "LODGE_DAEMON_STATE"
@@ -74,9 +68,6 @@ extern char **environ;
  */
 #define LODGE_EX_CONFIG 78
 
-/* An exec error reaches the parent through this pipe, as one int. */
-#define LODGE_ERRFD 3
-
 typedef struct {
     lodge_proc_t proc;      /* proc.pid: lodged, or the child about to exec it */
     pid_t parent;           /* the Apache parent this state belongs to */
@@ -106,138 +97,6 @@ typedef struct {
     } while (0)
 
 static void daemon_maintenance(int reason, void *data, lodge_wait_t status);
-
-static char **daemon_argv(apr_pool_t *p, const lodge_server_conf *conf)
-{
-    apr_array_header_t *argv = apr_array_make(p, 8, sizeof(char *));
-    int i;
-
-    if (conf->daemon_command != NULL) {
-        for (i = 0; i < conf->daemon_command->nelts; i++) {
-            *(char **)apr_array_push(argv) =
-                ((char **)conf->daemon_command->elts)[i];
-        }
-    }
-    else {
-        *(char **)apr_array_push(argv) = LODGE_DEFAULT_NODE;
-        *(char **)apr_array_push(argv) = LODGE_DEFAULT_LODGED;
-    }
-    /* Whatever the command says, lodged listens where mod_lodge connects. */
-    *(char **)apr_array_push(argv) = "--socket";
-    *(char **)apr_array_push(argv) = (char *)lodge_socket_path(conf);
-    *(char **)apr_array_push(argv) = NULL;
-    return (char **)argv->elts;
-}
-
-static char *daemon_line(apr_pool_t *p, char **argv)
-{
-    char *line = "";
-    int i;
-
-    for (i = 0; argv[i] != NULL; i++) {
-        line = apr_pstrcat(p, line, i ? " " : "", argv[i], NULL);
-    }
-    return line;
-}
-
-/* The parent's environment, less what only the parent may see. */
-static char **daemon_envp(apr_pool_t *p)
-{
-    apr_array_header_t *envp = apr_array_make(p, 32, sizeof(char *));
-    char **e;
-
-    for (e = environ; *e != NULL; e++) {
-        if (!lodge_env_is_private(*e, LODGE_DAEMON_KEY)) {
-            *(char **)apr_array_push(envp) = *e;
-        }
-    }
-    *(char **)apr_array_push(envp) = NULL;
-    return (char **)envp->elts;
-}
-
-static void close_from(int lowfd)
-{
-    struct rlimit rl;
-    int fd, max = 1024;
-
-#if defined(__linux__) && defined(SYS_close_range)
-    if (syscall(SYS_close_range, (unsigned)lowfd, ~0U, 0) == 0) {
-        return;
-    }
-#endif
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-        max = rl.rlim_cur > 65536 ? 65536 : (int)rl.rlim_cur;
-    }
-    for (fd = lowfd; fd < max; fd++) {
-        close(fd);
-    }
-}
-
-/*
- * In the child, between fork() and exec: the parent may have threads (2.4),
- * so only async-signal-safe calls. Reports a failed exec down errfd.
- */
-static void daemon_exec(const lodge_daemon *d, int errfd, pid_t parent,
-                        int delay)
-{
-    struct sigaction dfl;
-    sigset_t none;
-    int sig, fd, err;
-
-    /*
-     * Apache's handlers, and the signals it ignores (SIGHUP and SIGUSR1
-     * while it restarts), would otherwise survive the exec.
-     */
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    for (sig = 1; sig < NSIG; sig++) {
-        sigaction(sig, &dfl, NULL);
-    }
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-
-    /*
-     * A session of its own: Apache signals its own process group when it
-     * restarts (1.3, prefork), and lodged must see none of that.
-     */
-    setsid();
-#ifdef __linux__
-    /*
-     * A parent that dies without stopping lodged (kill -9, a restart whose
-     * configuration fails to load) still takes it along.
-     */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) {
-        _exit(0);
-    }
-#else
-    (void)parent;
-#endif
-    if (delay > 0) {
-        sleep((unsigned)delay);
-    }
-
-    fd = open("/dev/null", O_RDONLY);
-    if (fd > 0) {
-        dup2(fd, 0);
-        close(fd);
-    }
-    /* Apache's stderr is its error log: lodged's output goes there too. */
-    dup2(2, 1);
-    /* Nothing else of Apache's (listening sockets, logs, scoreboard). */
-    if (errfd != LODGE_ERRFD) {
-        dup2(errfd, LODGE_ERRFD);
-    }
-    fcntl(LODGE_ERRFD, F_SETFD, FD_CLOEXEC);
-    close_from(LODGE_ERRFD + 1);
-
-    execve(d->argv[0], d->argv, d->envp);
-    err = errno;
-    if (write(LODGE_ERRFD, &err, sizeof(err)) < 0) {
-        /* nobody to tell: the exit status says it */
-    }
-    _exit(127);
-}
 
 static int backoff(const lodge_daemon *d)
 {
@@ -278,7 +137,7 @@ static void daemon_spawn(lodge_daemon *d, const char *line, int delay)
     }
     if (pid == 0) {
         close(fds[0]);
-        daemon_exec(d, fds[1], parent, delay);
+        lodge_daemon_exec(d->argv, d->envp, fds[1], parent, delay);
     }
     close(fds[1]);
     fcntl(fds[0], F_SETFL, O_NONBLOCK);
@@ -561,9 +420,9 @@ void lodge_daemon_config(apr_pool_t *pconf, server_rec *s)
         }
         return;
     }
-    d->argv = daemon_argv(pconf, conf);
-    d->envp = daemon_envp(pconf);
-    line = daemon_line(pconf, d->argv);
+    d->argv = lodge_daemon_argv(pconf, conf);
+    d->envp = lodge_daemon_envp(pconf, LODGE_DAEMON_KEY);
+    line = lodge_daemon_line(pconf, d->argv);
     d->held = 0;
 
     if (d->proc.pid != 0) {
