@@ -1,0 +1,188 @@
+/*
+ * lodge_host_config.c: the host's directives (LodgeSocket, LodgeLimit,
+ * LodgeDaemon, LodgeDaemonCommand, LodgeRuntimes), and the per-server
+ * create/merge pair. They belong in the server configuration, never in a
+ * tenant's .htaccess.
+ */
+#include "lodge_config.h"
+#include "lodge_directive.h"
+
+#include <limits.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static lodge_server_conf *server_conf(cmd_parms *cmd)
+{
+    return ap_get_module_config(cmd->server->module_config, &lodge_module);
+}
+
+const char *lodge_set_socket(cmd_parms *cmd, void *conf, const char *arg)
+{
+    struct sockaddr_un sa;
+    const char *path = ap_server_root_relative(cmd->pool, (char *)arg);
+
+    (void)conf;
+    if (path == NULL || *arg == '\0') {
+        return apr_psprintf(cmd->pool,
+                            "LodgeSocket takes the path of lodged's unix "
+                            "socket, got '%s'", arg);
+    }
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        return apr_psprintf(cmd->pool,
+                            "LodgeSocket: a unix socket path holds at most %d "
+                            "bytes, '%s' has %d",
+                            (int)sizeof(sa.sun_path) - 1, path,
+                            (int)strlen(path));
+    }
+    server_conf(cmd)->socket = path;
+    return NULL;
+}
+
+const char *lodge_set_limit(cmd_parms *cmd, void *conf, const char *what,
+                            const char *max)
+{
+    lodge_server_conf *s = server_conf(cmd);
+    int *count = NULL;
+    int bad = 0;
+
+    (void)conf;
+    if (strcmp(what, "memory") == 0) {
+        bad = lodge_parse_size(max, &s->limit_memory) != 0;
+    }
+    else {
+        if (strcmp(what, "timeout") == 0)        count = &s->limit_timeout;
+        else if (strcmp(what, "processes") == 0) count = &s->limit_processes;
+        else if (strcmp(what, "cpu") == 0)       count = &s->limit_cpu;
+        else if (strcmp(what, "tasks") == 0)     count = &s->limit_tasks;
+        else if (strcmp(what, "idle") == 0)      count = &s->limit_idle;
+        else {
+            return apr_psprintf(cmd->pool,
+                                "LodgeLimit takes timeout, memory, processes, "
+                                "cpu, tasks or idle, then the largest value a "
+                                "tenant may set (e.g. LodgeLimit timeout 300), "
+                                "got '%s'", what);
+        }
+        bad = lodge_parse_count(max, INT_MAX, count) != 0;
+    }
+    if (bad && count == NULL) {
+        return apr_psprintf(cmd->pool,
+                            "LodgeLimit memory takes a size in bytes, with "
+                            "K, M or G after the number (e.g. LodgeLimit "
+                            "memory 1G), got '%s'", max);
+    }
+    if (bad) {
+        return apr_psprintf(cmd->pool,
+                            "LodgeLimit %s takes a whole number above 0 "
+                            "(e.g. LodgeLimit %s 300), got '%s'",
+                            what, what, max);
+    }
+    return NULL;
+}
+
+const char *lodge_set_daemon(cmd_parms *cmd, void *conf, int on)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)conf;
+    if (err != NULL) {
+        return err;
+    }
+    server_conf(cmd)->daemon = on ? 1 : 0;
+    return NULL;
+}
+
+const char *lodge_set_daemon_command(cmd_parms *cmd, void *conf,
+                                     const char *args)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_array_header_t *argv;
+    const char *program;
+    char *word;
+
+    (void)conf;
+    if (err != NULL) {
+        return err;
+    }
+    argv = apr_array_make(cmd->pool, 8, sizeof(const char *));
+    while (*(word = ap_getword_conf(cmd->pool, &args)) != '\0') {
+        *(const char **)apr_array_push(argv) = word;
+    }
+    if (argv->nelts == 0) {
+        return "LodgeDaemonCommand takes the program that runs lodged, then "
+               "its arguments (e.g. LodgeDaemonCommand /usr/bin/node "
+               "/opt/lodge/dist/sidecar/src/main.js --config "
+               "/etc/lodge/lodged.json)";
+    }
+    program = ap_server_root_relative(cmd->pool,
+                                      ((char **)argv->elts)[0]);
+    /* Said here, a typo shows in `apachectl configtest`, not in a 503. */
+    if (program == NULL || access(program, X_OK) != 0) {
+        return apr_psprintf(cmd->pool,
+                            "LodgeDaemonCommand: '%s' is not a program "
+                            "Apache can run (%s)",
+                            ((char **)argv->elts)[0],
+                            program ? lodge_errstr(cmd->pool, errno)
+                                    : "bad path");
+    }
+    ((const char **)argv->elts)[0] = program;
+    server_conf(cmd)->daemon_command = argv;
+    return NULL;
+}
+
+const char *lodge_set_runtimes(cmd_parms *cmd, void *conf, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *path;
+
+    (void)conf;
+    if (err != NULL) {
+        return err;
+    }
+    path = ap_server_root_relative(cmd->pool, (char *)arg);
+    if (path == NULL || *arg == '\0') {
+        return apr_psprintf(cmd->pool,
+                            "LodgeRuntimes takes the directory that holds "
+                            "the Lodge runtimes, got '%s'", arg);
+    }
+    server_conf(cmd)->runtimes = path;
+    return NULL;
+}
+
+void *lodge_create_server_conf(apr_pool_t *p, server_rec *s)
+{
+    lodge_server_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    (void)s;
+    c->daemon = LODGE_UNSET;
+    c->limit_timeout = LODGE_UNSET;
+    c->limit_processes = LODGE_UNSET;
+    c->limit_cpu = LODGE_UNSET;
+    c->limit_tasks = LODGE_UNSET;
+    c->limit_idle = LODGE_UNSET;
+    c->limit_memory = LODGE_UNSET;
+    return c;
+}
+
+void *lodge_merge_server_conf(apr_pool_t *p, void *basev, void *overv)
+{
+    const lodge_server_conf *base = basev, *over = overv;
+    lodge_server_conf *m = apr_palloc(p, sizeof(*m));
+
+    m->socket = over->socket ? over->socket : base->socket;
+    m->runtimes = over->runtimes ? over->runtimes : base->runtimes;
+    m->daemon_command = over->daemon_command ? over->daemon_command
+                                             : base->daemon_command;
+    LODGE_MERGE(daemon);
+    LODGE_MERGE(limit_timeout);
+    LODGE_MERGE(limit_processes);
+    LODGE_MERGE(limit_cpu);
+    LODGE_MERGE(limit_tasks);
+    LODGE_MERGE(limit_idle);
+    LODGE_MERGE(limit_memory);
+    return m;
+}
+
+const char *lodge_socket_path(const lodge_server_conf *s)
+{
+    return s->socket ? s->socket : LODGE_DEFAULT_SOCKET;
+}
