@@ -6,7 +6,9 @@
  *   lodge_environ.c   the APP and REQ frames, built from the request
  *   lodge_send.c      the first write, and the rest of the body after it
  *   lodge_response.c  HEAD DATA... END (or ERROR) from lodged, onto Apache
- *   lodge_lease.c     the worker lodged lends (GRANT), and handing it back
+ *   lodge_head.c      the HEAD frame's status and headers, checked
+ *   lodge_lease.c     the worker lodged lends (GRANT): feeding it the body,
+ *                     its failures, and handing it back
  */
 #ifndef LODGE_EXCHANGE_H
 #define LODGE_EXCHANGE_H
@@ -59,6 +61,9 @@ typedef struct {
 
 /* Control characters replaced, at most LODGE_LOG_MESSAGE_MAX bytes. */
 const char *lodge_loggable(apr_pool_t *p, const unsigned char *s, size_t n);
+
+/* Who the response comes from, for the log. */
+const char *lodge_source(const lodge_exchange *x);
 
 /* The stream the response comes on: the lent worker's, else lodged's. */
 #define LODGE_IN(x) ((x)->worker != NULL ? (x)->worker : (x)->conn)

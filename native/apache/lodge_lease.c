@@ -3,7 +3,9 @@
  * and PROTOCOL.md ("Borrowing the worker").
  */
 #include "lodge_lease.h"
+#include "lodge_send.h"
 
+#include <poll.h>
 #include <unistd.h>
 
 /*
@@ -229,4 +231,88 @@ void lodge_lease_finish(lodge_exchange *x)
                    LODGE_ABORT_GRACE, x->dir->root);
     }
     (void)lodge_lease_end(x, verdict);
+}
+
+/*
+ * Waits for the lent worker's response while feeding it the body, as the
+ * worker is ready for either: one that answers before it has read the body,
+ * or streams while it reads, never waits on mod_lodge while mod_lodge waits
+ * on it. No progress either way for the GRANT's timeout is -ETIMEDOUT.
+ */
+long lodge_lease_fill(lodge_exchange *x, int *result)
+{
+    lodge_conn *w = x->worker;
+
+    for (;;) {
+        struct pollfd p;
+        int rv;
+
+        if (lodge_body_sent(x)) {
+            return lodge_conn_fill(w, 1);
+        }
+        p.fd = w->fd;
+        p.events = POLLIN | POLLOUT;
+        p.revents = 0;
+        rv = poll(&p, 1, x->worker_timeout * 1000);
+        if (rv == 0) {
+            return -ETIMEDOUT;
+        }
+        if (rv < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+            long n = lodge_conn_fill(w, 0);
+
+            if (n != -EAGAIN) {
+                return n;
+            }
+            continue;
+        }
+        /* Writable: body until the socket is full or the body all out. */
+        do {
+            if ((rv = lodge_feed_body(x)) != OK) {
+                *result = rv;
+                return LODGE_FEED_ANSWERED;
+            }
+        } while (x->out_off == x->out_len && !x->body_done);
+    }
+}
+
+/*
+ * A read from the lent worker failed: it closed its socket (lodged says
+ * why: a crash, a watchdog), or it made no progress within its timeout.
+ */
+int lodge_lease_failed(lodge_exchange *x, long n)
+{
+    int status;
+
+    if (n == 0 || n == -ECONNRESET || n == -EPIPE) {
+        status = lodge_lease_end(x, LODGE_RELEASE_LOST);
+        if (status == 0) {
+            lodge_rlog(APLOG_ERR, x->r, LODGE_LOGNO(00053)
+                       "the app's worker (pid %s) went away during the "
+                       "request (app %s)", x->worker_pid, x->dir->root);
+            status = HTTP_BAD_GATEWAY;
+        }
+        lodge_drop(x);
+        if (x->committed) {
+            lodge_abort_client(x->r);
+            return OK;
+        }
+        return status;
+    }
+    if (n == -ETIMEDOUT) {
+        int secs = x->worker_timeout;
+
+        (void)lodge_lease_end(x, LODGE_RELEASE_TIMEOUT);
+        return lodge_broken(x, HTTP_GATEWAY_TIME_OUT, LODGE_LOGNO(00054)
+                            "the app made no progress for LodgeTimeout %d s; "
+                            "its worker is stopped", secs);
+    }
+    return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00055)
+                        "reading from the app's worker failed: %s",
+                        lodge_errstr(x->r->pool, (int)-n));
 }

@@ -32,4 +32,19 @@ int lodge_lease_end(lodge_exchange *x, int verdict);
  */
 void lodge_lease_finish(lodge_exchange *x);
 
+/* Not an errno: lodge_lease_fill's feeding failed, *result holds the answer. */
+#define LODGE_FEED_ANSWERED (-100000L)
+
+/*
+ * More of the lent worker's stream into its buffer, feeding it the body
+ * meanwhile (see lodge_conn_fill for the return values, and above).
+ */
+long lodge_lease_fill(lodge_exchange *x, int *result);
+
+/*
+ * A read from the lent worker failed with n (0: closed): hands it back as
+ * LOST, TIMEOUT or BROKEN, and returns the handler's answer.
+ */
+int lodge_lease_failed(lodge_exchange *x, long n);
+
 #endif /* LODGE_LEASE_H */

@@ -55,6 +55,11 @@ const char *lodge_loggable(apr_pool_t *p, const unsigned char *s, size_t n)
     return out;
 }
 
+const char *lodge_source(const lodge_exchange *x)
+{
+    return x->worker != NULL ? "the app's worker" : "lodged";
+}
+
 /* ---------------------------------------------------------------- claim */
 
 size_t lodge_root_len(const char *root)

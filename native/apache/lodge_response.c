@@ -2,6 +2,7 @@
  * lodge_response.c: lodged's answer, onto Apache.
  *
  *   HEAD    status and headers, all checked before any is applied
+ *           (lodge_head.c)
  *   DATA    straight from the connection's buffer to the client
  *   END     the body checked against the app's Content-Length
  *   ERROR   Apache's own error page, or a cut-off response
@@ -13,17 +14,10 @@
  * while a response that arrives at once still leaves in one write.
  */
 #include "lodge_response.h"
+#include "lodge_head.h"
 #include "lodge_lease.h"
 #include "lodge_send.h"
 
-#include <poll.h>
-
-
-/* Who the response comes from, for the log. */
-static const char *source(const lodge_exchange *x)
-{
-    return x->worker != NULL ? "the app's worker" : "lodged";
-}
 
 /*
  * After a clean END or ERROR: the lent worker is handed back, and the
@@ -39,7 +33,7 @@ static void give_back(lodge_exchange *x)
     if (c->pos != c->end) {
         lodge_rlog(APLOG_WARNING, x->r, LODGE_LOGNO(00001)
                    "%s sent %lu bytes after the end of the response "
-                   "(app %s); connection closed", source(x),
+                   "(app %s); connection closed", lodge_source(x),
                    (unsigned long)(c->end - c->pos), x->dir->root);
         if (x->worker != NULL) {
             (void)lodge_lease_end(x, LODGE_RELEASE_BROKEN);
@@ -82,93 +76,6 @@ static int flush_client(lodge_exchange *x)
     return ap_rflush(x->r) < 0 || x->r->connection->aborted ? -1 : 0;
 }
 
-/* Not an errno: feeding the body failed, and *result holds the answer. */
-#define LODGE_FEED_ANSWERED (-100000L)
-
-/*
- * Waits for the lent worker's response while feeding it the body, as the
- * worker is ready for either: one that answers before it has read the body,
- * or streams while it reads, never waits on mod_lodge while mod_lodge waits
- * on it. No progress either way for the GRANT's timeout is -ETIMEDOUT.
- */
-static long fill_feeding(lodge_exchange *x, int *result)
-{
-    lodge_conn *w = x->worker;
-
-    for (;;) {
-        struct pollfd p;
-        int rv;
-
-        if (lodge_body_sent(x)) {
-            return lodge_conn_fill(w, 1);
-        }
-        p.fd = w->fd;
-        p.events = POLLIN | POLLOUT;
-        p.revents = 0;
-        rv = poll(&p, 1, x->worker_timeout * 1000);
-        if (rv == 0) {
-            return -ETIMEDOUT;
-        }
-        if (rv < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -errno;
-        }
-        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
-            long n = lodge_conn_fill(w, 0);
-
-            if (n != -EAGAIN) {
-                return n;
-            }
-            continue;
-        }
-        /* Writable: body until the socket is full or the body all out. */
-        do {
-            if ((rv = lodge_feed_body(x)) != OK) {
-                *result = rv;
-                return LODGE_FEED_ANSWERED;
-            }
-        } while (x->out_off == x->out_len && !x->body_done);
-    }
-}
-
-/*
- * A read from the lent worker failed: it closed its socket (lodged says
- * why: a crash, a watchdog), or it made no progress within its timeout.
- */
-static int worker_failed(lodge_exchange *x, long n)
-{
-    int status;
-
-    if (n == 0 || n == -ECONNRESET || n == -EPIPE) {
-        status = lodge_lease_end(x, LODGE_RELEASE_LOST);
-        if (status == 0) {
-            lodge_rlog(APLOG_ERR, x->r, LODGE_LOGNO(00053)
-                       "the app's worker (pid %s) went away during the "
-                       "request (app %s)", x->worker_pid, x->dir->root);
-            status = HTTP_BAD_GATEWAY;
-        }
-        lodge_drop(x);
-        if (x->committed) {
-            lodge_abort_client(x->r);
-            return OK;
-        }
-        return status;
-    }
-    if (n == -ETIMEDOUT) {
-        int secs = x->worker_timeout;
-
-        (void)lodge_lease_end(x, LODGE_RELEASE_TIMEOUT);
-        return lodge_broken(x, HTTP_GATEWAY_TIME_OUT, LODGE_LOGNO(00054)
-                            "the app made no progress for LodgeTimeout %d s; "
-                            "its worker is stopped", secs);
-    }
-    return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00055)
-                        "reading from the app's worker failed: %s",
-                        lodge_errstr(x->r->pool, (int)-n));
-}
-
 /*
  * More bytes from lodged into the connection's buffer. When none are
  * there yet, what the client was given is flushed before waiting. Returns
@@ -190,7 +97,7 @@ static int more(lodge_exchange *x, int *result)
     if (n == -EAGAIN) {
         /* Waiting on the app is bounded by its timeout, not the client's. */
         lodge_client_timeout_end(x->r);
-        n = x->worker != NULL ? fill_feeding(x, result) : lodge_conn_fill(c, 1);
+        n = x->worker != NULL ? lodge_lease_fill(x, result) : lodge_conn_fill(c, 1);
         if (n == LODGE_FEED_ANSWERED) {
             return 0;
         }
@@ -200,7 +107,7 @@ static int more(lodge_exchange *x, int *result)
         return 1;
     }
     if (x->worker != NULL) {
-        *result = worker_failed(x, n);
+        *result = lodge_lease_failed(x, n);
     }
     else if (!x->responded && (n == 0 || n == -ECONNRESET || n == -EPIPE)) {
         *result = LODGE_AGAIN;
@@ -269,145 +176,6 @@ static const unsigned char *payload(lodge_exchange *x, size_t len,
         copied += take;
     }
     return to;
-}
-
-/* RFC 9110 token characters. */
-static int header_name_ok(const char *p, size_t n)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        char c = p[i];
-
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
-              || (c >= '0' && c <= '9') || (c && strchr(extra, c)))) {
-            return 0;
-        }
-    }
-    return n > 0;
-}
-
-static int header_value_ok(const char *p, size_t n)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static int is_header(const lodge_pair *h, const char *name)
-{
-    return strlen(name) == h->name_len
-        && strncasecmp(h->name, name, h->name_len) == 0;
-}
-
-/* Hop-by-hop: about the connection to lodged, not the one to the client. */
-static int is_hop_by_hop(const lodge_pair *h)
-{
-    return is_header(h, "Connection") || is_header(h, "Keep-Alive")
-        || is_header(h, "Transfer-Encoding") || is_header(h, "Upgrade");
-}
-
-/* Content-Length: digits only, and few enough to fit. */
-static long long content_length(const lodge_pair *h)
-{
-    long long v = 0;
-    size_t i;
-
-    if (h->value_len == 0 || h->value_len > 18) {
-        return -1;
-    }
-    for (i = 0; i < h->value_len; i++) {
-        if (h->value[i] < '0' || h->value[i] > '9') {
-            return -1;
-        }
-        v = v * 10 + (h->value[i] - '0');
-    }
-    return v;
-}
-
-/*
- * HEAD: status, then headers. All are checked before any is applied, so a
- * bad one leaves Apache's own 502 page untouched by the rest.
- */
-static int apply_head(lodge_exchange *x, const unsigned char *p, size_t len)
-{
-    request_rec *r = x->r;
-    lodge_pairs it;
-    lodge_pair h;
-    unsigned status;
-    int rv;
-
-    if (len < 2) {
-        return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00011)
-                            "%s sent a HEAD frame of %lu bytes, too short "
-                            "for a status", source(x), (unsigned long)len);
-    }
-    status = lodge_get_u16(p);
-    if (status < 200 || status > 599) {
-        return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00012)
-                            "%s sent response status %u; only 200-599 can "
-                            "be passed on", source(x), status);
-    }
-    lodge_pairs_init(&it, p + 2, len - 2);
-    while ((rv = lodge_pairs_next(&it, &h)) == 1) {
-        if (!header_name_ok(h.name, h.name_len)) {
-            return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00013)
-                                "the app sent a response header whose name is "
-                                "not a token: '%s'",
-                                apr_pstrmemdup(r->pool, h.name,
-                                               h.name_len > 64
-                                               ? 64 : h.name_len));
-        }
-        if (!header_value_ok(h.value, h.value_len)) {
-            return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00014)
-                                "the app sent response header %s with a CR, LF "
-                                "or NUL in its value",
-                                apr_pstrmemdup(r->pool, h.name, h.name_len));
-        }
-        if (is_header(&h, "Content-Length") && content_length(&h) < 0) {
-            return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00015)
-                                "the app sent Content-Length '%s', not a "
-                                "number",
-                                apr_pstrmemdup(r->pool, h.value,
-                                               h.value_len > 64
-                                               ? 64 : h.value_len));
-        }
-    }
-    if (rv < 0) {
-        return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00016)
-                            "%s sent a HEAD frame whose headers run past "
-                            "its %lu bytes", source(x), (unsigned long)len);
-    }
-
-    r->status = (int)status;
-    lodge_pairs_init(&it, p + 2, len - 2);
-    while (lodge_pairs_next(&it, &h) == 1) {
-        if (is_hop_by_hop(&h)) {
-            continue;
-        }
-        if (is_header(&h, "Content-Type")) {
-            lodge_set_content_type(r, apr_pstrmemdup(r->pool, h.value,
-                                                     h.value_len));
-        }
-        else if (is_header(&h, "Content-Length")) {
-            x->declared = content_length(&h);
-            ap_set_content_length(r, x->declared);
-        }
-        else {
-            apr_table_add(r->headers_out,
-                          apr_pstrmemdup(r->pool, h.name, h.name_len),
-                          apr_pstrmemdup(r->pool, h.value, h.value_len));
-        }
-    }
-    /* The client sees the headers even if the body is slow to come. */
-    x->unflushed = 1;
-    return OK;
 }
 
 /* A body that must match a Content-Length the app gave. */
@@ -493,7 +261,7 @@ static int error_frame(lodge_exchange *x, size_t len)
         return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00019)
                             "%s sent an ERROR frame of %lu bytes, too "
                             "short for a status and Retry-After",
-                            source(x), (unsigned long)len);
+                            lodge_source(x), (unsigned long)len);
     }
     if ((p = payload(x, len, &result)) == NULL) {
         return result;
@@ -507,7 +275,7 @@ static int error_frame(lodge_exchange *x, size_t len)
     if (status < 400 || status > 599) {
         lodge_rlog(APLOG_ERR, r, LODGE_LOGNO(00021)
                    "%s sent ERROR status %u; answering 502 instead",
-                   source(x), status);
+                   lodge_source(x), status);
         status = HTTP_BAD_GATEWAY;
     }
     if (x->committed) {
@@ -528,7 +296,7 @@ static int unexpected(lodge_exchange *x, const lodge_frame_head *f,
 {
     return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00022)
                         "%s sent a frame of type 0x%02x (%s, %lu "
-                        "bytes) %s", source(x), (unsigned)f->type,
+                        "bytes) %s", lodge_source(x), (unsigned)f->type,
                         lodge_frame_name(f->type), f->length,
                         head_seen ? "after HEAD"
                                   : "where HEAD or ERROR belongs");
@@ -552,7 +320,7 @@ int lodge_read_response(lodge_exchange *x)
             return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00023)
                                 "%s sent a %s frame (type 0x%02x) of %lu "
                                 "bytes, over the %lu-byte limit",
-                                source(x), lodge_frame_name(f.type),
+                                lodge_source(x), lodge_frame_name(f.type),
                                 (unsigned)f.type, f.length, LODGE_FRAME_MAX);
         }
         switch (f.type) {
@@ -563,7 +331,7 @@ int lodge_read_response(lodge_exchange *x)
             if ((p = payload(x, f.length, &result)) == NULL) {
                 return result;
             }
-            if ((rv = apply_head(x, p, f.length)) != OK) {
+            if ((rv = lodge_apply_head(x, p, f.length)) != OK) {
                 return rv;
             }
             head_seen = 1;
