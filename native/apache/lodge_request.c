@@ -162,6 +162,22 @@ static int answer(lodge_exchange *x, int status)
 }
 
 /*
+ * Lets go of lodged and of a lent worker: one whose stream is still in step
+ * is told to stop and handed back, any other is left to lodged to stop.
+ */
+static int let_go(lodge_exchange *x, int status, int in_step)
+{
+    if (x->worker != NULL && in_step) {
+        lodge_lease_finish(x);
+    }
+    else if (x->worker != NULL) {
+        (void)lodge_lease_end(x, LODGE_RELEASE_BROKEN);
+    }
+    lodge_drop(x);
+    return answer(x, status);
+}
+
+/*
  * lodged or the worker went wrong: the connection is closed (and a lent
  * worker with it, which lodged then stops), and the client gets status,
  * or a cut-off response if it has seen the start.
@@ -173,11 +189,7 @@ int lodge_broken(lodge_exchange *x, int status, const char *fmt, ...)
     va_start(ap, fmt);
     log_failure(x, fmt, ap);
     va_end(ap);
-    if (x->worker != NULL) {
-        (void)lodge_lease_end(x, LODGE_RELEASE_BROKEN);
-    }
-    lodge_drop(x);
-    return answer(x, status);
+    return let_go(x, status, 0);
 }
 
 int lodge_refused(lodge_exchange *x, int status, const char *fmt, ...)
@@ -187,11 +199,7 @@ int lodge_refused(lodge_exchange *x, int status, const char *fmt, ...)
     va_start(ap, fmt);
     log_failure(x, fmt, ap);
     va_end(ap);
-    if (x->worker != NULL) {
-        lodge_lease_finish(x);
-    }
-    lodge_drop(x);
-    return answer(x, status);
+    return let_go(x, status, 1);
 }
 
 int lodge_client_gone(lodge_exchange *x, const char *when)
