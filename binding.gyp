@@ -6,6 +6,12 @@
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc": ["-Wall", "-Wextra"]
+    },
+    {
+      "target_name": "lodge-spawn",
+      "type": "executable",
+      "sources": ["native/spawn/lodge_spawn.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]
 }

@@ -80,7 +80,9 @@ function npmPackages() {
 
 function addon() {
   const out = path.join(root, 'build', 'Release', 'lodge_posix.node');
-  if (!stale(out, ['native/addon', 'binding.gyp'])) return;
+  const spawner = path.join(root, 'build', 'Release', 'lodge-spawn');
+  const inputs = ['native/addon', 'native/spawn', 'binding.gyp'];
+  if (!stale(out, inputs) && !stale(spawner, inputs)) return;
   say('lodge: building the native addon');
   const gyp = require.resolve('node-gyp/bin/node-gyp.js', { paths: [root] });
   // configure + build, not rebuild: rebuild empties build/, where mod_lodge lives too.
@@ -88,7 +90,8 @@ function addon() {
   // a direct `node scripts/build.js` does not.
   const nodedir = process.env.npm_config_nodedir || (fs.existsSync('/usr/include/node/node.h') ? '/usr' : '');
   const dirArg = nodedir ? [`--nodedir=${nodedir}`] : [];
-  if (!fs.existsSync(path.join(root, 'build', 'Makefile'))) run(process.execPath, [gyp, 'configure', ...dirArg]);
+  // A binding.gyp newer than the Makefile has new targets: configure again.
+  if (stale(path.join(root, 'build', 'Makefile'), ['binding.gyp'])) run(process.execPath, [gyp, 'configure', ...dirArg]);
   run(process.execPath, [gyp, 'build', ...dirArg]);
 }
 

@@ -107,19 +107,29 @@ test('touching tmp/restart.txt starts fresh workers; a LodgeEnv change reaches t
 test('settings changed and changed back get a pool that serves, not the retired one', () => {
   // lodged's registry, driven directly: the switch back usually comes before the
   // reaper forgets the retired pool, and a request handed to it would never be served.
+  // lodged takes the settings from the app's own file, so the file changes each time.
   const registry = new Registry(checkConfig({}, 'test'), true);
-  const appFrame = (processes: string) =>
-    encodeFrame(FrameType.APP, encodePairs([['root', dir], ['kind', 'wsgi'], ['entry', 'app.py'], ['callable', ''], ['processes', processes]]));
+  const htaccess = path.join(dir, '.htaccess');
+  const saved = fs.readFileSync(htaccess);
+  const st = fs.statSync(htaccess);
+  const appFrame = (processes: string) => {
+    fs.writeFileSync(htaccess, `LodgeApp wsgi app.py\nLodgeProcesses ${processes}\n`);
+    fs.chownSync(htaccess, st.uid, st.gid);
+    return encodeFrame(FrameType.APP, encodePairs([['root', dir], ['kind', 'wsgi'], ['entry', 'app.py'], ['callable', ''], ['processes', processes]]));
+  };
   try {
     const first = registry.poolFor(appFrame('2'));
     const changed = registry.poolFor(appFrame('3'));
     assert.ok(first.isRetired, 'the old settings are retired');
+    assert.equal(changed.spec.limits.processes, 3);
     const back = registry.poolFor(appFrame('2'));
     assert.ok(!back.isRetired, 'the settings in force again have a live pool');
     assert.notEqual(back, first);
     assert.ok(changed.isRetired);
   } finally {
     registry.close();
+    fs.writeFileSync(htaccess, saved);
+    fs.chownSync(htaccess, st.uid, st.gid);
   }
 });
 

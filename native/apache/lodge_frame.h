@@ -24,6 +24,7 @@
 #define LODGE_FRAME_GRANT    0x14
 #define LODGE_FRAME_READY    0x20
 #define LODGE_FRAME_FAIL     0x21
+#define LODGE_FRAME_START    0x22  /* lodged -> a new worker only */
 
 /* APP flags: mod_lodge takes the worker's socket itself (GRANT). */
 #define LODGE_APP_BORROW 0x01

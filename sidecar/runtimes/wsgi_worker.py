@@ -1,8 +1,10 @@
 """Lodge WSGI worker: hosts one tenant's WSGI application (PEP 3333), one request at a
 time, speaking the frame protocol of sidecar/src/protocol/PROTOCOL.md on fd 3.
 
-    python3 -I wsgi_worker.py --root DIR --entry FILE [--callable NAME]
-                              [--uid N --gid N] --log FILE
+    lodge-spawn [--cgroup DIR]... [--uid N --gid N] -- python3 -I wsgi_worker.py
+
+Already the tenant when it starts (lodge-spawn dropped root before exec); what to load
+comes in the START frame on fd 3.
 
 Standard library only. This file ties together the modules of _lodge_runtime/ (see its
 __init__.py for which holds what).
@@ -13,17 +15,14 @@ import signal
 import socket
 import sys
 import threading
-# Needed only when an app fails, by then as the tenant, who may not be able to read the
-# interpreter's library (a Python under root's home, say): imported now, while root.
+# Imported before the app's folder is on sys.path, like every module of ours.
 import traceback  # noqa: F401
 
 # -I leaves this file's directory off sys.path. It goes in front, so that nothing else on
 # the path can stand in for _lodge_runtime, and out again once the package is imported:
-# the tenant's sys.path stays what it was. Every module of ours is imported here, still as
-# root and before the app's directory is on sys.path, so the app can neither shadow nor
-# replace one; after the privilege drop the files are only read again for tracebacks.
-# No bytecode cache: root is not to write into the install tree, and the one-file worker
-# was compiled from source at every start too.
+# the tenant's sys.path stays what it was. Every module of ours is imported here, before
+# the app's directory is on sys.path, so the app can neither shadow nor replace one.
+# No bytecode cache: a tenant is not to write into the install tree (nor could it).
 _here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _here)
 _dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, True
@@ -32,9 +31,8 @@ try:
     from _lodge_runtime.channel import Channel
     from _lodge_runtime.frames import PROTO_FD, READY, frame, pairs
     from _lodge_runtime.loader import describe, load_app, own_modules, print_exception
-    from _lodge_runtime.process import (EXIT_PROTOCOL, _exit, drop_privileges, fail,
-                                        join_cgroups, log, open_log, parse_args,
-                                        watch_hangup)
+    from _lodge_runtime.process import EXIT_PROTOCOL, _exit, fail, log, open_log, watch_hangup
+    from _lodge_runtime.start import apply_env, read_start
 finally:
     sys.dont_write_bytecode = _dont_write
     sys.path.remove(_here)
@@ -49,25 +47,16 @@ def main():
     sock.setblocking(True)
     # Programs the tenant runs must not inherit the channel to lodged.
     os.set_inheritable(PROTO_FD, False)
-    try:
-        opts = parse_args(sys.argv[1:])
-    except ValueError as e:
-        fail(sock, 'worker arguments: %s' % e)
+    opts, env = read_start(sock)
     root, entry = opts['root'], opts['entry']
     if os.path.isabs(entry) or '..' in entry.split('/'):
         fail(sock, '%s: the app file must be inside the app directory' % entry)
-
+    if os.geteuid() == 0 or os.getegid() == 0:
+        # lodge-spawn makes the tenant before exec; a runtime started any other way
+        # as root must not load anybody's code.
+        fail(sock, '%s: refusing to run application code as root' % entry)
+    apply_env(env)
     try:
-        join_cgroups(opts.get('cgroup', ()))
-        if os.geteuid() == 0:
-            uid = opts.get('uid')
-            if not uid or not opts.get('gid'):
-                fail(sock, '%s: refusing to run application code as root '
-                           '(no --uid/--gid, or 0)' % entry)
-            drop_privileges(uid, opts['gid'])
-        elif 'uid' in opts and opts['uid'] != os.getuid():
-            fail(sock, '%s: cannot run as uid %d: the worker was not started as root'
-                 % (entry, opts['uid']))
         os.chdir(root)
     except OSError as e:
         fail(sock, '%s: cannot start: %s' % (entry, e))

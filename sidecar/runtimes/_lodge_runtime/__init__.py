@@ -2,7 +2,8 @@
 the tenant's (the package name is one no tenant will use, so the app cannot shadow it):
 
     frames     frame codes and layouts (PROTOCOL.md), frame building
-    process    exit, the tenant's log, FAIL, arguments, cgroups, privileges, hang-up
+    process    exit, the tenant's log, FAIL, hang-up
+    start      the START frame: what to load, the tenant's LodgeEnv
     channel    lodged's socket: the input buffer, frame parsing, ABORT polling, sending
     body       wsgi.input and wsgi.file_wrapper
     response   start_response, header validation, the response's frames

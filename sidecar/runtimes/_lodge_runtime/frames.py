@@ -15,6 +15,7 @@ END = 0x12
 ERROR = 0x13
 READY = 0x20
 FAIL = 0x21
+START = 0x22
 
 FRAME_MAX = 16 << 20   # LODGE_FRAME_MAX
 CHUNK = 256 << 10      # largest BODY/DATA payload a sender may write

@@ -1,6 +1,6 @@
 """The worker process: exit, the tenant's log, FAIL before the first request, and the
-set-up done before the app is loaded (arguments, cgroups, privilege drop, log, hang-up
-watcher)."""
+set-up done before the app is loaded (log, hang-up watcher). Cgroups and the drop to the
+tenant happened before exec, in lodge-spawn."""
 
 import os
 import select
@@ -51,70 +51,6 @@ def fail(sock, msg, code=EXIT_FAIL):
     except OSError:
         pass   # lodged is gone: the exit status is all that is left to say
     _exit(code)
-
-
-def parse_args(argv):
-    opts = {}
-    known = ('--root', '--entry', '--callable', '--uid', '--gid', '--log', '--cgroup')
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if '=' in a and a.split('=', 1)[0] in known:
-            a, v = a.split('=', 1)
-            i += 1
-        elif a in known and i + 1 < len(argv):
-            v = argv[i + 1]
-            i += 2
-        else:
-            raise ValueError('unexpected argument %r' % a)
-        if a == '--cgroup':
-            opts.setdefault('cgroup', []).append(v)
-            continue
-        opts[a[2:]] = v
-    for k in ('root', 'entry', 'log'):
-        if not opts.get(k):
-            raise ValueError('--%s is required' % k)
-    if ('uid' in opts) != ('gid' in opts):
-        raise ValueError('--uid and --gid go together')
-    for k in ('uid', 'gid'):
-        if k in opts:
-            if not opts[k].isdigit():
-                raise ValueError('--%s takes a number, not %r' % (k, opts[k]))
-            opts[k] = int(opts[k])
-    return opts
-
-
-def join_cgroups(dirs):
-    # First of all, still as root: whatever the app starts is born inside the worker's
-    # groups, where lodged's limits hold and its kill finds it.
-    for d in dirs:
-        with open(os.path.join(d, 'cgroup.procs'), 'w') as f:
-            f.write(str(os.getpid()))
-
-
-def drop_privileges(uid, gid):
-    import pwd
-    try:
-        pw = pwd.getpwuid(uid)
-    except KeyError:
-        pw = None
-    groups = os.getgrouplist(pw.pw_name, gid) if pw else [gid]
-    # Groups first, then gid, then uid: once uid is dropped the others cannot be changed.
-    os.setgroups(groups)
-    os.setgid(gid)
-    os.setuid(uid)
-    try:
-        os.setuid(0)
-    except PermissionError:
-        pass   # as it must: root is gone for good
-    else:
-        raise OSError('could regain root after setuid(%d)' % uid)
-    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid):
-        raise OSError('uid/gid are %r/%r after dropping to %d/%d'
-                      % (os.getresuid(), os.getresgid(), uid, gid))
-    if pw:
-        for k, v in (('HOME', pw.pw_dir), ('USER', pw.pw_name), ('LOGNAME', pw.pw_name)):
-            os.environ.setdefault(k, v)
 
 
 def open_log(path):

@@ -13,6 +13,8 @@ export interface AppSpec {
   limits: AppLimits;
   env: Record<string, string>;
   config: string;
+  /** The host's cap on each limit for this app (lodged's, lowered by Apache's LodgeLimit). */
+  caps: AppLimits;
 }
 
 // `tasks` is the host's alone (mod_lodge sends none), but a forged APP frame is clamped too.
@@ -21,8 +23,11 @@ const DIRECTIVE: Record<keyof AppLimits, string> = {
   timeout: 'LodgeTimeout', memory: 'LodgeMemory', processes: 'LodgeProcesses', cpu: 'LodgeCPU', idle: 'LodgeIdle', tasks: 'tasks',
 };
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-// Names a tenant may not set: they would change how the runtime itself behaves.
-const RESERVED_ENV = new Set(['PATH', 'HOME', 'USER', 'LOGNAME', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'PYTHONHOME', 'PYTHONPATH']);
+// Names a tenant may not set: they would change how the runtime itself behaves (the
+// dynamic loader's LD_*, the interpreter's PYTHON*), or who the worker says it is.
+// The tenant's names never reach a root process in any case (lodge-spawn, START).
+const RESERVED_ENV = new Set(['PATH', 'HOME', 'USER', 'LOGNAME']);
+const RESERVED_PREFIX = /^(LD_|PYTHON)/;
 
 /**
  * Parses the APP pairs that mod_lodge sent. Nothing in it is trusted: paths are
@@ -36,7 +41,7 @@ export function parseAppSpec(payload: Buffer, settings: Settings): AppSpec {
     if (name.startsWith('env.')) {
       const key = name.slice(4);
       if (!ENV_NAME.test(key)) throw new ProtocolError(`LodgeEnv name '${key}' is not a valid variable name`);
-      if (RESERVED_ENV.has(key)) {
+      if (!envNameAllowed(key)) {
         log.warn(`${get.get('config') ?? 'an app'}: LodgeEnv ${key} is reserved; ignored`);
         continue;
       }
@@ -61,11 +66,13 @@ export function parseAppSpec(payload: Buffer, settings: Settings): AppSpec {
   }
   const config = get.get('config') ?? `${root}/.htaccess`;
   const limits = { ...settings.defaults };
+  const caps = { ...settings.limits };
   for (const key of LIMIT_KEYS) {
     // The host's cap: lodged's own, lowered by Apache's `LodgeLimit` when it sent one
     // (a request can only ever lower a cap, never raise it).
     const apacheCap = Number(get.get(`limit.${key}`) ?? 0);
     const cap = Number.isFinite(apacheCap) && apacheCap > 0 ? Math.min(settings.limits[key], apacheCap) : settings.limits[key];
+    caps[key] = cap;
     if (limits[key] > cap) limits[key] = cap;
     const asked = Number(get.get(key) ?? 0);
     if (!Number.isFinite(asked) || asked <= 0) continue;
@@ -76,5 +83,10 @@ export function parseAppSpec(payload: Buffer, settings: Settings): AppSpec {
       limits[key] = asked;
     }
   }
-  return { root, kind, entry, callable, limits, env, config };
+  return { root, kind, entry, callable, limits, env, config, caps };
+}
+
+/** A LodgeEnv name the runtime applies (valid, and not one of the reserved names). */
+export function envNameAllowed(name: string): boolean {
+  return ENV_NAME.test(name) && !RESERVED_ENV.has(name) && !RESERVED_PREFIX.test(name);
 }

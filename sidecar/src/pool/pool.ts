@@ -1,17 +1,19 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AppStartError, QueueFullError } from '../errors';
+import { AppStartError, LodgeError, QueueFullError, RefusedError } from '../errors';
 import { log } from '../log';
 import { AppSpec } from './app-spec';
 import { CodeWatch } from './code-watch';
 import { Exchange } from './exchange';
-import { Identity } from './ownership';
+import { HostRules, Identity, checkOwnership } from './ownership';
 import { Worker } from './worker';
 import { SpawnOptions } from './worker-process';
 
 export interface PoolOptions extends SpawnOptions {
   maxQueue: number;
   queueTimeoutMs: number;
+  /** The host's ownership rules, checked again before each worker starts. */
+  rules: HostRules;
 }
 
 interface Waiter {
@@ -159,9 +161,35 @@ export class Pool {
     // While a candidate loads, the old generation serves; more of the new code
     // starts only once it has shown that it loads.
     if (this.candidate) return;
-    while (this.starting < this.queue.length && this.workers.size < this.spec.limits.processes) {
-      this.spawn();
+    const wanted = () => this.starting < this.queue.length && this.workers.size < this.spec.limits.processes;
+    if (wanted() && !this.stillOwned()) return;
+    while (wanted()) this.spawn();
+  }
+
+  /**
+   * The pool was made for the directory's owner at the time; an app directory that
+   * changed hands, or became writable by others, since then must not start another
+   * worker as the old owner. Checked before each start (not on each request: a start
+   * costs far more than these few stats). The pool is retired and its waiting
+   * requests told; the next request makes a pool that checks afresh.
+   */
+  private stillOwned(): boolean {
+    let err: LodgeError | undefined;
+    try {
+      const now = checkOwnership(this.spec.root, this.spec.entry, this.opts.rules.minUid, this.opts.asRoot, this.opts.rules);
+      if (now.uid === this.identity.uid && now.gid === this.identity.gid) return true;
+      err = new RefusedError(`${this.spec.root} now belongs to uid ${now.uid} (gid ${now.gid}), not ${this.identity.uid}; the next request starts it anew`);
+    } catch (e) {
+      if (!(e instanceof LodgeError)) throw e;
+      err = e;
     }
+    log.warn(`${this.name}: not starting a worker as uid ${this.identity.uid}: ${err.message}`);
+    this.retire();
+    for (const q of this.queue.splice(0)) {
+      clearTimeout(q.timer);
+      q.ex.fail(err);
+    }
+    return false;
   }
 
   private checkCode(): void {
@@ -175,6 +203,7 @@ export class Pool {
       this.watch.adopt(snap, []);
       return;
     }
+    if (!this.stillOwned()) return;
     log.info(`${this.name}: ${path.relative(this.spec.root, changed)} changed; starting the new code beside the running one`);
     this.gen++;
     this.candidate = { worker: this.spawn(), snap };

@@ -2,6 +2,7 @@ import { Settings } from '../config/load';
 import { ShuttingDownError } from '../errors';
 import { log } from '../log';
 import { parseAppSpec } from './app-spec';
+import { declarationKey, declaredSpec, readDeclaration } from './declared-app';
 import { checkOwnership } from './ownership';
 import { Pool } from './pool';
 
@@ -15,6 +16,8 @@ const REAP_INTERVAL_MS = 1000;
 
 export class Registry {
   readonly pools = new Map<string, Pool>();
+  /** The same pools by the app as its own file declares it (declared-app.ts). */
+  private readonly byDeclaration = new Map<string, Pool>();
   /** The current pool of each app directory, to retire it when its settings change. */
   private readonly byRoot = new Map<string, Pool>();
   private readonly reaper: NodeJS.Timeout;
@@ -35,20 +38,29 @@ export class Registry {
     // A retired pool serves nobody: its workers leave as they finish. A request with
     // its settings again (the .htaccess changed back) starts the app anew.
     if (known) this.pools.delete(key);
-    const spec = parseAppSpec(appFrame, this.settings);
+    const asked = parseAppSpec(appFrame, this.settings);
     const s = this.settings;
-    const identity = checkOwnership(spec.root, spec.entry, s.minUid, this.asRoot, {
-      minUid: s.minUid,
-      allowedRoots: s.allowedRoots,
-      tenantLog: s.tenantLog,
-      apacheUser: s.apacheUser,
-    });
+    const rules = { minUid: s.minUid, allowedRoots: s.allowedRoots, tenantLog: s.tenantLog, apacheUser: s.apacheUser };
+    const identity = checkOwnership(asked.root, asked.entry, s.minUid, this.asRoot, rules);
+    const { spec, differs } = declaredSpec(asked, readDeclaration(asked.root, asked.config, identity.uid), s.defaults);
+    if (spec.entry !== asked.entry) checkOwnership(spec.root, spec.entry, s.minUid, this.asRoot, rules);
+    const declKey = declarationKey(spec);
+    const same = this.byDeclaration.get(declKey);
+    if (same && !same.isRetired) {
+      // A sub-folder's own Lodge lines, or a frame forged by the web server's user:
+      // the app runs as its file says, in the pool it already has.
+      if (differs.length) log.debug(`${spec.config}: a request's ${differs.join(', ')} differ from the file's; serving ${same.name} as declared`);
+      this.pools.set(key, same);
+      return same;
+    }
+    if (differs.includes('app')) log.warn(`${spec.config}: an APP frame named ${asked.entry}, the file declares ${spec.entry}; running what the file declares`);
     const pool = new Pool(spec, identity, {
       python: this.settings.python,
       tenantLog: this.settings.tenantLog,
       asRoot: this.asRoot,
       maxQueue: this.settings.maxQueue,
       queueTimeoutMs: this.settings.queueTimeout * 1000,
+      rules,
     });
     const before = this.byRoot.get(spec.root);
     if (before) {
@@ -58,6 +70,7 @@ export class Registry {
       log.info(`new app ${pool.name} (uid ${identity.uid}, up to ${spec.limits.processes} workers, timeout ${spec.limits.timeout} s)`);
     }
     this.byRoot.set(spec.root, pool);
+    this.byDeclaration.set(declKey, pool);
     this.pools.set(key, pool);
     return pool;
   }
@@ -83,6 +96,8 @@ export class Registry {
       if (pool.workers.size === 0 && (pool.isRetired || now - pool.lastUsed > pool.spec.limits.idle * 1000)) {
         this.pools.delete(key);
         if (this.byRoot.get(pool.spec.root) === pool) this.byRoot.delete(pool.spec.root);
+        const declKey = declarationKey(pool.spec);
+        if (this.byDeclaration.get(declKey) === pool) this.byDeclaration.delete(declKey);
       }
     }
   }

@@ -3,12 +3,23 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Socket } from 'node:net';
 import { socketPair } from '../posix';
+import { FrameType, encodeFrame, encodePairs } from '../protocol/frames';
 import { AppSpec } from './app-spec';
 import { Identity } from './ownership';
 
 // dist/sidecar/src/pool/worker-process.js -> <root>/sidecar/runtimes
 const RUNTIME_DIR = path.resolve(__dirname, '..', '..', '..', '..', 'sidecar', 'runtimes');
 export const WSGI_RUNTIME = path.join(RUNTIME_DIR, 'wsgi_worker.py');
+// dist/sidecar/src/pool/worker-process.js -> <root>/build/Release/lodge-spawn
+export const SPAWN_HELPER = path.resolve(__dirname, '..', '..', '..', '..', 'build', 'Release', 'lodge-spawn');
+
+/**
+ * The environment every runtime starts with. Fixed: the tenant's LodgeEnv goes in the
+ * START frame and is applied by the runtime, once it runs as the tenant, to the app's
+ * own environment (os.environ), so that nothing of the tenant's is seen by the
+ * dynamic loader or the interpreter while they start.
+ */
+const RUNTIME_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' };
 
 /** Bytes read from a worker's socket at a time (READY, FAIL; responses lodged carries). */
 const READ_SIZE = 64 * 1024;
@@ -28,25 +39,35 @@ export interface WorkerProcess {
 }
 
 /**
- * Starts the app's runtime: a clean environment, a process group of its own (so a
- * timeout kills the worker and what it started), stderr piped (until the runtime
- * opens the tenant's log, it tells why python itself could not start). `onData` gets
- * what the worker sends, in chunks it may keep.
+ * Starts the app's runtime through lodge-spawn, which joins the worker's cgroups and
+ * becomes the tenant before it execs the interpreter (see native/spawn/lodge_spawn.c):
+ * every argument and the environment here are lodged's own. A process group of its
+ * own (so a timeout kills the worker and what it started); stderr piped (until the
+ * runtime opens the tenant's log, it tells why python itself could not start).
+ * `started(pid)` runs before the runtime learns what to load (rlimits go on first);
+ * then the START frame tells it, as the tenant. `onData` gets what the worker sends,
+ * in chunks it may keep.
  */
-export function startWorkerProcess(spec: AppSpec, identity: Identity, opts: SpawnOptions, extraArgs: string[], onData: (chunk: Buffer) => void): WorkerProcess {
-  const args = ['-I', WSGI_RUNTIME, '--root', spec.root, '--entry', spec.entry, '--log', opts.tenantLog];
-  if (spec.callable) args.push('--callable', spec.callable);
+export function startWorkerProcess(
+  spec: AppSpec,
+  identity: Identity,
+  opts: SpawnOptions,
+  cgroupDirs: string[],
+  started: (pid: number) => void,
+  onData: (chunk: Buffer) => void,
+): WorkerProcess {
+  const args = cgroupDirs.flatMap((d) => ['--cgroup', d]);
   if (opts.asRoot) args.push('--uid', String(identity.uid), '--gid', String(identity.gid));
-  args.push(...extraArgs);
+  args.push('--', opts.python, '-I', WSGI_RUNTIME);
   // A socket pair of our own rather than spawn's 'pipe': lodged's end must be a
   // socket whose reading stops the moment it is paused (onread), because while
   // mod_lodge borrows it the bytes on it are mod_lodge's to read.
   const [mine, theirs] = socketPair();
   let child: ChildProcess;
   try {
-    child = spawn(opts.python, args, {
+    child = spawn(SPAWN_HELPER, args, {
       cwd: '/',
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', ...spec.env },
+      env: RUNTIME_ENV,
       detached: true,
       stdio: ['ignore', 'ignore', 'pipe', theirs],
     });
@@ -66,5 +87,21 @@ export function startWorkerProcess(spec: AppSpec, identity: Identity, opts: Spaw
     writable: true,
     onread: { buffer: into, callback: (n: number) => onData(Buffer.from(into.subarray(0, n))) },
   } as ConstructorParameters<typeof Socket>[0]);
+  if (child.pid !== undefined) {
+    started(child.pid);
+    socket.write(startFrame(spec, opts));
+  }
   return { child, socket, fd: mine };
+}
+
+/** What the runtime is to load, and the tenant's environment for the app. */
+export function startFrame(spec: AppSpec, opts: SpawnOptions): Buffer {
+  const kv: Array<[string, string]> = [
+    ['root', spec.root],
+    ['entry', spec.entry],
+    ['log', opts.tenantLog],
+  ];
+  if (spec.callable) kv.push(['callable', spec.callable]);
+  for (const [k, v] of Object.entries(spec.env)) kv.push([`env.${k}`, v]);
+  return encodeFrame(FrameType.START, encodePairs(kv));
 }

@@ -90,7 +90,7 @@ export class Worker implements WorkerHandle {
     });
     let proc: WorkerProcess;
     try {
-      proc = startWorkerProcess(spec, identity, opts, this.guard.runtimeArgs(), (chunk) => this.onData(chunk));
+      proc = startWorkerProcess(spec, identity, opts, this.guard.cgroupDirs(), (pid) => this.guard.started(pid), (chunk) => this.onData(chunk));
     } catch (err) {
       this.guard.exited();
       throw err;
@@ -99,7 +99,6 @@ export class Worker implements WorkerHandle {
     this.socket = proc.socket;
     this.fd = proc.fd;
     this.pid = this.child.pid ?? -1;
-    this.guard.started(this.pid);
     this.reader = new FrameReader((type, frame) => this.onFrame(type, frame));
     // Until the worker opens the tenant's log, its stderr is ours: it tells why
     // python itself could not start.

@@ -16,6 +16,7 @@ export const FrameType = {
   GRANT: 0x14,
   READY: 0x20,
   FAIL: 0x21,
+  START: 0x22,
 } as const;
 
 /** APP flags: mod_lodge takes the worker's socket itself (GRANT ... RELEASE). */

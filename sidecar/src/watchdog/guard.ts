@@ -71,8 +71,9 @@ export class WorkerGuard implements Sampled {
   }
 
   /** The runtime joins these groups while still root, before any tenant code runs. */
-  runtimeArgs(): string[] {
-    return this.group ? this.group.dirs.flatMap((d) => ['--cgroup', d]) : [];
+  /** The worker's cgroup directories, which lodge-spawn joins before it drops root. */
+  cgroupDirs(): string[] {
+    return this.group ? this.group.dirs : [];
   }
 
   started(pid: number): void {
