@@ -146,8 +146,8 @@ typedef const char *(*lodge_cmd_fn)();
 #define lodge_client_fd(r) ap_bfileno((r)->connection->client, B_RD)
 
 /*
- * 1.3 sends the header block on request, and writes a body even for HEAD
- * (mod_lodge drops it: lodge_response.c).
+ * 1.3 sends the header block on request, and writes a body even for HEAD,
+ * so mod_lodge drops it (lodge_wants_body).
  *
  * Its own chunked coding pads the size of a chunk under 256 bytes with
  * spaces ("1b \r\n"), which HTTP/1.1 does not allow and strict clients
@@ -162,6 +162,8 @@ static LODGE_INLINE void lodge_send_headers(request_rec *r)
         ap_bsetflag(r->connection->client, B_CHUNK, 0);
     }
 }
+
+#define lodge_wants_body(r) (!(r)->header_only)
 
 /*
  * No keep-alive after this response: before the headers, -1 makes 1.3 say
@@ -406,8 +408,13 @@ static LODGE_INLINE int lodge_client_fd(request_rec *r)
     return (int)fd;
 }
 
-/* 2.4 sends the header block with the first output. */
+/*
+ * 2.4 sends the header block with the first output and drops the body of
+ * a HEAD response itself, after its content-length filter has counted it
+ * (so a HEAD says the length a GET would get).
+ */
 #define lodge_send_headers(r) ((void)(r))
+#define lodge_wants_body(r) ((void)(r), 1)
 
 /* No keep-alive after this response, whether or not its headers are out. */
 #define lodge_close_after(r, headers_sent) \

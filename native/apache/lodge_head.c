@@ -15,10 +15,22 @@
 #define LODGE_HEAD_FIELDS_MAX 100
 #define LODGE_HEAD_FIELD_MAX 8190
 
-/* The first 64 bytes of what the app sent, for a log line. */
+/*
+ * The first 64 bytes of what the app sent, for a log line; control
+ * characters (a name that failed the token check may hold CR or LF) would
+ * split or forge log lines, so they become '?'.
+ */
 static const char *clipped(apr_pool_t *p, const char *s, size_t n)
 {
-    return apr_pstrmemdup(p, s, n > 64 ? 64 : n);
+    char *out = apr_pstrmemdup(p, s, n > 64 ? 64 : n);
+    char *c;
+
+    for (c = out; *c; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            *c = '?';
+        }
+    }
+    return out;
 }
 
 /* RFC 9110 token characters. */
@@ -185,22 +197,19 @@ int lodge_apply_head(lodge_exchange *x, const unsigned char *p, size_t len)
                                 "the app sent more than %d response headers",
                                 LODGE_HEAD_FIELDS_MAX);
         }
-        if (h.name_len + 2 + h.value_len > LODGE_HEAD_FIELD_MAX) {
-            return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00060)
-                                "the app sent response header %s of %lu "
-                                "bytes, over %d",
-                                lodge_loggable(r->pool,
-                                               (const unsigned char *)h.name,
-                                               h.name_len > 64 ? 64
-                                                               : h.name_len),
-                                (unsigned long)(h.name_len + 2 + h.value_len),
-                                LODGE_HEAD_FIELD_MAX);
-        }
         if (!header_name_ok(h.name, h.name_len)) {
             return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00013)
                                 "the app sent a response header whose name is "
                                 "not a token: '%s'",
                                 clipped(r->pool, h.name, h.name_len));
+        }
+        if (h.name_len + 2 + h.value_len > LODGE_HEAD_FIELD_MAX) {
+            return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00060)
+                                "the app sent response header %s of %lu "
+                                "bytes, over %d", clipped(r->pool, h.name,
+                                                          h.name_len),
+                                (unsigned long)(h.name_len + 2 + h.value_len),
+                                LODGE_HEAD_FIELD_MAX);
         }
         if (!header_value_ok(h.value, h.value_len)) {
             return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00061)
@@ -222,9 +231,12 @@ int lodge_apply_head(lodge_exchange *x, const unsigned char *p, size_t len)
     }
 
     r->status = (int)status;
-    /* The framing of HTTP/1.1 gives these no body, whatever the app sends. */
-    x->bodyless = r->header_only || status == HTTP_NO_CONTENT
-                  || status == HTTP_NOT_MODIFIED;
+    /*
+     * The framing of HTTP/1.1 gives these no body, whatever the app sends;
+     * an answer to HEAD neither (2.4 drops that one itself, once counted).
+     */
+    x->bodyless = status == HTTP_NO_CONTENT || status == HTTP_NOT_MODIFIED
+                  || !lodge_wants_body(r);
     lodge_pairs_init(&it, p + 2, len - 2);
     while (lodge_pairs_next(&it, &h) == 1) {
         if (is_hop_by_hop(&h, p + 2, len - 2)) {

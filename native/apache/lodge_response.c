@@ -181,14 +181,15 @@ static const unsigned char *payload(lodge_exchange *x, size_t len,
 /* A body that must match a Content-Length the app gave. */
 static int length_checked(const lodge_exchange *x)
 {
-    return x->declared >= 0 && !x->bodyless;
+    return x->declared >= 0 && !x->bodyless && !x->r->header_only;
 }
 
 /*
- * Body for a response that has none (204, 304, HEAD) is dropped: written,
- * a client on a kept connection would read it as the next response. For
- * HEAD that is ordinary (an app answers HEAD as GET); a 204 or 304 with a
- * body is a broken response, so the connection closes after it too.
+ * Body for a response that has none (204, 304; HEAD on 1.3) is dropped:
+ * written, a client on a kept connection would read it as the next
+ * response. For HEAD that is ordinary (an app answers HEAD as GET); a 204
+ * or 304 with a body is a broken response, so the connection closes after
+ * it too.
  */
 static void drop_body(lodge_exchange *x, size_t n)
 {
