@@ -27,6 +27,10 @@ def respond(path):
         # A HEAD frame that says 16 MiB and sends a little: refused from its length.
         send(struct.pack(">BBHI", HEAD, 0, 0, 16 << 20) + struct.pack(">H", 200) + pairs([(b"a", b"")] * 10))
         time.sleep(3600)
+    if path == "/huge-error":
+        # The same for an ERROR frame: 1 MiB announced, a status and a few bytes sent.
+        send(struct.pack(">BBHIHH", 0x13, 0, 0, 1 << 20, 500, 0) + b"why")
+        time.sleep(3600)
     return head(200, ROUTES.get(path, [(b"Content-Type", b"text/plain")])), frame(DATA, b"body"), frame(END)
 def application(environ, start_response):
     serve_raw(respond, environ)
@@ -54,10 +58,12 @@ forEachApache((apache) => {
     assert.equal((await answer('/fine')).status, 200);
   });
 
-  test('a HEAD frame longer than the cap is refused from its length, before its bytes are waited for', async () => {
-    // Waiting for the announced 16 MiB would end in LodgeTimeout's 504.
+  test('a HEAD or ERROR frame longer than its cap is refused from its length, before its bytes are waited for', async () => {
+    // Waiting for the announced bytes would end in LodgeTimeout's 504.
     assert.equal((await answer('/huge-head')).status, 502);
     assert.match(site.errorLog(), /LG00058: lodge: the app's worker sent a HEAD frame of 16777216 bytes/);
+    assert.equal((await answer('/huge-error')).status, 502);
+    assert.match(site.errorLog(), /LG00062: lodge: the app's worker sent an ERROR frame of 1048576 bytes/);
     assert.equal((await answer('/fine')).status, 200);
   });
 
