@@ -146,7 +146,8 @@ typedef const char *(*lodge_cmd_fn)();
 #define lodge_client_fd(r) ap_bfileno((r)->connection->client, B_RD)
 
 /*
- * 1.3 sends the header block on request, and writes a body even for HEAD.
+ * 1.3 sends the header block on request, and writes a body even for HEAD,
+ * so mod_lodge drops it (lodge_wants_body).
  *
  * Its own chunked coding pads the size of a chunk under 256 bytes with
  * spaces ("1b \r\n"), which HTTP/1.1 does not allow and strict clients
@@ -163,6 +164,13 @@ static LODGE_INLINE void lodge_send_headers(request_rec *r)
 }
 
 #define lodge_wants_body(r) (!(r)->header_only)
+
+/*
+ * No keep-alive after this response: before the headers, -1 makes 1.3 say
+ * "Connection: close" (and then set 0); after, only 0 ends the connection.
+ */
+#define lodge_close_after(r, headers_sent) \
+    ((r)->connection->keepalive = (headers_sent) ? 0 : -1)
 
 /*
  * The same padding spoils 1.3's own error pages, most of them under 256
@@ -206,6 +214,9 @@ static LODGE_INLINE void lodge_abort_client(request_rec *r)
     /* Nothing more reaches the client, not even a chunked trailer. */
     ap_bsetflag(r->connection->client, B_EOUT, 1);
 }
+
+/* Requests served at once: MaxClients, a process each. */
+#define lodge_mpm_workers() ap_daemons_limit
 
 /* 1.3 children are single-threaded. */
 typedef int lodge_mutex_t;
@@ -314,6 +325,7 @@ static LODGE_INLINE void lodge_other_child_unregister(void *data,
 #include "apr_network_io.h"
 #include "apr_portable.h"
 #include "apr_thread_proc.h"
+#include "ap_mpm.h"
 /* ap_response_code_string: 1.3 declares it in http_core.h. */
 #include "mod_core.h"
 #if APR_HAS_THREADS
@@ -398,10 +410,15 @@ static LODGE_INLINE int lodge_client_fd(request_rec *r)
 
 /*
  * 2.4 sends the header block with the first output and drops the body of
- * a HEAD response itself, after its content-length filter has counted it.
+ * a HEAD response itself, after its content-length filter has counted it
+ * (so a HEAD says the length a GET would get).
  */
 #define lodge_send_headers(r) ((void)(r))
 #define lodge_wants_body(r) ((void)(r), 1)
+
+/* No keep-alive after this response, whether or not its headers are out. */
+#define lodge_close_after(r, headers_sent) \
+    ((void)(headers_sent), (r)->connection->keepalive = AP_CONN_CLOSE)
 
 #define lodge_error_status(r, status) ((void)(r), (status))
 
@@ -423,6 +440,25 @@ static LODGE_INLINE void lodge_abort_client(request_rec *r)
      */
     r->connection->keepalive = AP_CONN_CLOSE;
     r->connection->aborted = 1;
+}
+
+/*
+ * Requests served at once: MaxRequestWorkers, as the MPM says it (its
+ * children times their threads; prefork counts no threads), 0 if unknown.
+ */
+static LODGE_INLINE int lodge_mpm_workers(void)
+{
+    int daemons = 0, threads = 0;
+
+    if (ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS
+        || daemons < 1) {
+        return 0;
+    }
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS
+        || threads < 1) {
+        threads = 1;
+    }
+    return daemons * threads;
 }
 
 /* The event and worker MPMs serve many requests per process at once. */

@@ -63,6 +63,10 @@ typedef struct {
     int limit_tasks;
     int limit_idle;
     long long limit_memory;
+    /* LodgeLimit tenant-*: one tenant's share, all its apps together. */
+    int limit_tenant_requests;
+    int limit_tenant_processes;
+    long long limit_tenant_memory;
 } lodge_server_conf;
 
 void *lodge_create_dir_conf(apr_pool_t *p, char *dir);

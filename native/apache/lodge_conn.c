@@ -70,7 +70,7 @@ static int set_timeouts(int fd, int seconds)
     return rv != 0 ? rv : set_timeout_ms(fd, SO_SNDTIMEO, seconds * 1000LL);
 }
 
-static long long now_ms(void)
+long long lodge_now_ms(void)
 {
     struct timespec ts;
 
@@ -85,7 +85,7 @@ static long long now_ms(void)
  */
 static int after_signal(lodge_conn *c, int opt, long long started)
 {
-    long long left = started + c->timeout * 1000LL - now_ms();
+    long long left = started + c->timeout * 1000LL - lodge_now_ms();
 
     if (left <= 0) {
         return -ETIMEDOUT;
@@ -115,6 +115,11 @@ int lodge_conn_set_timeout(lodge_conn *c, int seconds)
         c->timeout_left = 0;
     }
     return rv;
+}
+
+void lodge_conn_set_deadline(lodge_conn *c, int seconds)
+{
+    c->deadline = lodge_now_ms() + seconds * 1000LL;
 }
 
 static int new_socket(void)
@@ -155,6 +160,7 @@ static lodge_conn *wrap(int fd, const char *path, size_t n)
     c->end = 0;
     c->passed_fd = -1;
     c->polled = 0;
+    c->deadline = 0;
     c->next = NULL;
     return c;
 }
@@ -280,8 +286,13 @@ static int wait_ready(lodge_conn *c, short events, long long started)
 {
     for (;;) {
         struct pollfd p;
-        long long left = started + c->timeout * 1000LL - now_ms();
+        long long now = lodge_now_ms();
+        long long left = started + c->timeout * 1000LL - now;
         int n;
+
+        if (c->deadline != 0 && c->deadline - now < left) {
+            left = c->deadline - now;
+        }
 
         if (left <= 0) {
             return -ETIMEDOUT;
@@ -304,7 +315,7 @@ static int wait_ready(lodge_conn *c, short events, long long started)
 int lodge_conn_send(lodge_conn *c, const void *data, size_t n)
 {
     const char *p = data;
-    long long started = now_ms();
+    long long started = lodge_now_ms();
     int flags = MSG_NOSIGNAL | (c->polled ? MSG_DONTWAIT : 0);
 
     while (n > 0) {
@@ -331,7 +342,7 @@ int lodge_conn_send(lodge_conn *c, const void *data, size_t n)
         }
         p += w;
         n -= (size_t)w;
-        started = now_ms();
+        started = lodge_now_ms();
         if (c->timeout_left) {
             /* On failure timeout_left stays set, and the next call retries. */
             (void)lodge_conn_set_timeout(c, c->timeout);
@@ -410,7 +421,7 @@ long lodge_conn_fill(lodge_conn *c, int wait)
     if (c->end == LODGE_CONN_BUFSIZE) {
         return -ENOBUFS;
     }
-    started = wait ? now_ms() : 0;
+    started = wait ? lodge_now_ms() : 0;
     for (;;) {
         n = receive(c, (wait && !c->polled) ? 0 : MSG_DONTWAIT);
         if (n >= 0) {

@@ -37,6 +37,7 @@ struct lodge_conn {
     size_t end;             /* one past the last byte read into buf */
     int passed_fd;          /* a descriptor lodged sent along (GRANT), or -1 */
     int polled;             /* non-blocking socket: waits are poll()s */
+    long long deadline;     /* polled: no wait past it (lodge_now_ms()); 0: none */
     lodge_conn *next;       /* in the free list */
 };
 
@@ -49,6 +50,17 @@ void lodge_conn_give_back(lodge_conn *c);
 void lodge_conn_close(lodge_conn *c);
 
 int lodge_conn_set_timeout(lodge_conn *c, int seconds);
+
+/*
+ * On a polled connection: from now on no wait, however much progress came
+ * before it, ends later than seconds from now (the timeout above still
+ * bounds each wait). For a peer that must finish within a time, whatever
+ * it trickles.
+ */
+void lodge_conn_set_deadline(lodge_conn *c, int seconds);
+
+/* Milliseconds of the monotonic clock. */
+long long lodge_now_ms(void);
 int lodge_conn_send(lodge_conn *c, const void *data, size_t n);
 long lodge_conn_fill(lodge_conn *c, int wait);
 

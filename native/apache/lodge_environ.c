@@ -2,7 +2,8 @@
  * lodge_environ.c: the APP and REQ frames, built from the request.
  *
  *   APP   the app: root, owner, kind and entry, its directives, the
- *         host's LodgeLimit caps, its LodgeEnv variables
+ *         host's LodgeLimit caps, Apache's worker count, its LodgeEnv
+ *         variables
  *   REQ   the CGI variables of PEP 3333, and the headers as HTTP_*
  */
 #include "lodge_environ.h"
@@ -57,6 +58,21 @@ static void add_host_limits(lodge_buf *b, const lodge_server_conf *s)
     if (s->limit_cpu > 0) lodge_pair_add_num(b, "limit.cpu", s->limit_cpu);
     if (s->limit_idle > 0) lodge_pair_add_num(b, "limit.idle", s->limit_idle);
     if (s->limit_tasks > 0) lodge_pair_add_num(b, "limit.tasks", s->limit_tasks);
+    if (s->limit_tenant_requests > 0) lodge_pair_add_num(b, "limit.tenant_requests", s->limit_tenant_requests);
+    if (s->limit_tenant_processes > 0) lodge_pair_add_num(b, "limit.tenant_processes", s->limit_tenant_processes);
+    if (s->limit_tenant_memory > 0) lodge_pair_add_num(b, "limit.tenant_memory", s->limit_tenant_memory);
+}
+
+/*
+ * How many requests this Apache serves at once (all its children), for
+ * lodged's default share per tenant. The same for every request of a
+ * process: read once, at child start.
+ */
+static int apache_workers;
+
+void lodge_environ_child_init(void)
+{
+    apache_workers = lodge_mpm_workers();
 }
 
 /* APP: in a fixed order, because lodged keys its pools by these bytes. */
@@ -89,6 +105,9 @@ int lodge_add_app(lodge_exchange *x)
     lodge_pair_add_num(b, "idle", or_zero(d->idle));
     add_host_limits(b, ap_get_module_config(x->r->server->module_config,
                                             &lodge_module));
+    if (apache_workers > 0) {
+        lodge_pair_add_num(b, "apache.workers", apache_workers);
+    }
     lodge_pair_add_str(b, "config", d->config);
     if (d->env != NULL) {
         const lodge_env *e = (const lodge_env *)d->env->elts;

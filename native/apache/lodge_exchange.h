@@ -57,6 +57,8 @@ typedef struct {
     int unflushed;              /* the client has not seen all given it */
     long long declared;         /* the app's Content-Length, or -1 */
     long long sent;             /* body bytes given to Apache */
+    int bodyless;               /* 204, 304 or HEAD: a body is dropped */
+    int overran;                /* a body came that the framing has no room for */
 } lodge_exchange;
 
 /* Control characters replaced, at most LODGE_LOG_MESSAGE_MAX bytes. */

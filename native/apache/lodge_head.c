@@ -5,10 +5,32 @@
  */
 #include "lodge_head.h"
 
-/* The first 64 bytes of what the app sent, for a log line. */
+/*
+ * The most response headers passed on, and the most bytes in one as sent
+ * ("Name: value"): Apache's own defaults for a request's
+ * (LimitRequestFields 100, LimitRequestFieldSize 8190). Each header is a
+ * table entry in the Apache child; an app that needs more is broken or
+ * hostile. (The whole HEAD frame is capped lower still: LODGE_HEAD_MAX.)
+ */
+#define LODGE_HEAD_FIELDS_MAX 100
+#define LODGE_HEAD_FIELD_MAX 8190
+
+/*
+ * The first 64 bytes of what the app sent, for a log line; control
+ * characters (a name that failed the token check may hold CR or LF) would
+ * split or forge log lines, so they become '?'.
+ */
 static const char *clipped(apr_pool_t *p, const char *s, size_t n)
 {
-    return apr_pstrmemdup(p, s, n > 64 ? 64 : n);
+    char *out = apr_pstrmemdup(p, s, n > 64 ? 64 : n);
+    char *c;
+
+    for (c = out; *c; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            *c = '?';
+        }
+    }
+    return out;
 }
 
 /* RFC 9110 token characters. */
@@ -28,16 +50,40 @@ static int header_name_ok(const char *p, size_t n)
     return n > 0;
 }
 
+/*
+ * RFC 9110 field-value bytes: HTAB, SP, visible ASCII and obs-text; no
+ * other control character (CR and LF would split the response, NUL cut
+ * it, the rest confuse whatever reads it next).
+ */
 static int header_value_ok(const char *p, size_t n)
 {
     size_t i;
 
     for (i = 0; i < n; i++) {
-        if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0') {
+        unsigned char c = (unsigned char)p[i];
+
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
             return 0;
         }
     }
     return 1;
+}
+
+static int is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* The value without the whitespace around it, which is not part of it. */
+static void trim_value(lodge_pair *h)
+{
+    while (h->value_len > 0 && is_ows(h->value[0])) {
+        h->value++;
+        h->value_len--;
+    }
+    while (h->value_len > 0 && is_ows(h->value[h->value_len - 1])) {
+        h->value_len--;
+    }
 }
 
 static int is_header(const lodge_pair *h, const char *name)
@@ -46,11 +92,61 @@ static int is_header(const lodge_pair *h, const char *name)
         && strncasecmp(h->name, name, h->name_len) == 0;
 }
 
-/* Hop-by-hop: about the connection to lodged, not the one to the client. */
-static int is_hop_by_hop(const lodge_pair *h)
+/*
+ * Whether the comma-separated list in value names h (RFC 9110 section
+ * 7.6.1: a Connection header names further hop-by-hop headers).
+ */
+static int listed_in(const char *value, size_t len, const lodge_pair *h)
 {
-    return is_header(h, "Connection") || is_header(h, "Keep-Alive")
-        || is_header(h, "Transfer-Encoding") || is_header(h, "Upgrade");
+    size_t i = 0;
+
+    while (i < len) {
+        size_t start, end;
+
+        while (i < len && (is_ows(value[i]) || value[i] == ',')) {
+            i++;
+        }
+        start = i;
+        while (i < len && value[i] != ',') {
+            i++;
+        }
+        end = i;
+        while (end > start && is_ows(value[end - 1])) {
+            end--;
+        }
+        if (end > start && end - start == h->name_len
+            && strncasecmp(value + start, h->name, h->name_len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Hop-by-hop (RFC 9110 section 7.6.1): about the connection to lodged or
+ * the worker, not the one to the client. Upgrade too: no tunnel is ever
+ * opened here (101 is refused). And whatever the app's own Connection
+ * headers name, looked up in the payload's pairs.
+ */
+static int is_hop_by_hop(const lodge_pair *h, const unsigned char *pairs,
+                         size_t len)
+{
+    lodge_pairs it;
+    lodge_pair c;
+
+    if (is_header(h, "Connection") || is_header(h, "Keep-Alive")
+        || is_header(h, "Proxy-Connection") || is_header(h, "TE")
+        || is_header(h, "Trailer") || is_header(h, "Transfer-Encoding")
+        || is_header(h, "Upgrade")) {
+        return 1;
+    }
+    lodge_pairs_init(&it, pairs, len);
+    while (lodge_pairs_next(&it, &c) == 1) {
+        if (is_header(&c, "Connection") && listed_in(c.value, c.value_len, h)) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Content-Length: digits only, and few enough to fit. */
@@ -81,7 +177,7 @@ int lodge_apply_head(lodge_exchange *x, const unsigned char *p, size_t len)
     lodge_pairs it;
     lodge_pair h;
     unsigned status;
-    int rv;
+    int rv, count = 0;
 
     if (len < 2) {
         return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00011)
@@ -96,18 +192,32 @@ int lodge_apply_head(lodge_exchange *x, const unsigned char *p, size_t len)
     }
     lodge_pairs_init(&it, p + 2, len - 2);
     while ((rv = lodge_pairs_next(&it, &h)) == 1) {
+        if (++count > LODGE_HEAD_FIELDS_MAX) {
+            return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00059)
+                                "the app sent more than %d response headers",
+                                LODGE_HEAD_FIELDS_MAX);
+        }
         if (!header_name_ok(h.name, h.name_len)) {
             return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00013)
                                 "the app sent a response header whose name is "
                                 "not a token: '%s'",
                                 clipped(r->pool, h.name, h.name_len));
         }
+        if (h.name_len + 2 + h.value_len > LODGE_HEAD_FIELD_MAX) {
+            return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00060)
+                                "the app sent response header %s of %lu "
+                                "bytes, over %d", clipped(r->pool, h.name,
+                                                          h.name_len),
+                                (unsigned long)(h.name_len + 2 + h.value_len),
+                                LODGE_HEAD_FIELD_MAX);
+        }
         if (!header_value_ok(h.value, h.value_len)) {
-            return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00014)
-                                "the app sent response header %s with a CR, LF "
-                                "or NUL in its value",
+            return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00061)
+                                "the app sent response header %s with a "
+                                "control character in its value",
                                 apr_pstrmemdup(r->pool, h.name, h.name_len));
         }
+        trim_value(&h);
         if (is_header(&h, "Content-Length") && content_length(&h) < 0) {
             return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00015)
                                 "the app sent Content-Length '%s', not a "
@@ -121,11 +231,18 @@ int lodge_apply_head(lodge_exchange *x, const unsigned char *p, size_t len)
     }
 
     r->status = (int)status;
+    /*
+     * The framing of HTTP/1.1 gives these no body, whatever the app sends;
+     * an answer to HEAD neither (2.4 drops that one itself, once counted).
+     */
+    x->bodyless = status == HTTP_NO_CONTENT || status == HTTP_NOT_MODIFIED
+                  || !lodge_wants_body(r);
     lodge_pairs_init(&it, p + 2, len - 2);
     while (lodge_pairs_next(&it, &h) == 1) {
-        if (is_hop_by_hop(&h)) {
+        if (is_hop_by_hop(&h, p + 2, len - 2)) {
             continue;
         }
+        trim_value(&h);
         if (is_header(&h, "Content-Type")) {
             lodge_set_content_type(r, apr_pstrmemdup(r->pool, h.value,
                                                      h.value_len));

@@ -7,9 +7,21 @@
 #include "lodge_exchange.h"
 
 /*
- * HEAD: u16 status, then header pairs. Status 200-599, RFC 9110 token
- * names, no CR/LF/NUL in values, a numeric Content-Length; hop-by-hop
- * headers dropped. OK, or the answer (the response refused).
+ * The most bytes a HEAD frame may have (status and header pairs), checked
+ * from the frame's length before any of it is read: the connection's
+ * buffer, so a HEAD is never copied out of it. Far more than any ordinary
+ * response's headers; 100 headers of 8190 bytes (lodge_head.c) would not
+ * fit, and need not: many large headers at once are no ordinary response.
+ */
+#define LODGE_HEAD_MAX LODGE_CONN_BUFSIZE
+
+/*
+ * HEAD: u16 status, then header pairs. Status 200-599; at most 100
+ * headers of at most 8190 bytes each; RFC 9110 token names and field
+ * values (no control character but HTAB; whitespace around a value
+ * dropped); a numeric Content-Length; hop-by-hop headers, and those the
+ * app's Connection header names, dropped. Sets x->bodyless. OK, or the
+ * answer (the response refused).
  */
 int lodge_apply_head(lodge_exchange *x, const unsigned char *p, size_t len);
 

@@ -43,32 +43,37 @@ const char *lodge_set_limit(cmd_parms *cmd, void *conf, const char *what,
 {
     lodge_server_conf *s = server_conf(cmd);
     int *count = NULL;
+    long long *size = NULL;
     int bad = 0;
 
     (void)conf;
-    if (strcmp(what, "memory") == 0) {
-        bad = lodge_parse_size(max, &s->limit_memory) != 0;
-    }
+    if (strcmp(what, "memory") == 0)             size = &s->limit_memory;
+    else if (strcmp(what, "tenant-memory") == 0) size = &s->limit_tenant_memory;
+    else if (strcmp(what, "timeout") == 0)       count = &s->limit_timeout;
+    else if (strcmp(what, "processes") == 0)     count = &s->limit_processes;
+    else if (strcmp(what, "cpu") == 0)           count = &s->limit_cpu;
+    else if (strcmp(what, "tasks") == 0)         count = &s->limit_tasks;
+    else if (strcmp(what, "idle") == 0)          count = &s->limit_idle;
+    else if (strcmp(what, "tenant-requests") == 0)
+        count = &s->limit_tenant_requests;
+    else if (strcmp(what, "tenant-processes") == 0)
+        count = &s->limit_tenant_processes;
     else {
-        if (strcmp(what, "timeout") == 0)        count = &s->limit_timeout;
-        else if (strcmp(what, "processes") == 0) count = &s->limit_processes;
-        else if (strcmp(what, "cpu") == 0)       count = &s->limit_cpu;
-        else if (strcmp(what, "tasks") == 0)     count = &s->limit_tasks;
-        else if (strcmp(what, "idle") == 0)      count = &s->limit_idle;
-        else {
-            return apr_psprintf(cmd->pool,
-                                "LodgeLimit takes timeout, memory, processes, "
-                                "cpu, tasks or idle, then the largest value a "
-                                "tenant may set (e.g. LodgeLimit timeout 300), "
-                                "got '%s'", what);
-        }
-        bad = lodge_parse_count(max, INT_MAX, count) != 0;
-    }
-    if (bad && count == NULL) {
         return apr_psprintf(cmd->pool,
-                            "LodgeLimit memory takes a size in bytes, with "
+                            "LodgeLimit takes timeout, memory, processes, "
+                            "cpu, tasks or idle, then the largest value a "
+                            "tenant may set (e.g. LodgeLimit timeout 300); "
+                            "or tenant-requests, tenant-processes or "
+                            "tenant-memory, then one tenant's share of all "
+                            "its apps together; got '%s'", what);
+    }
+    bad = size != NULL ? lodge_parse_size(max, size) != 0
+                       : lodge_parse_count(max, INT_MAX, count) != 0;
+    if (bad && size != NULL) {
+        return apr_psprintf(cmd->pool,
+                            "LodgeLimit %s takes a size in bytes, with "
                             "K, M or G after the number (e.g. LodgeLimit "
-                            "memory 1G), got '%s'", max);
+                            "%s 1G), got '%s'", what, what, max);
     }
     if (bad) {
         return apr_psprintf(cmd->pool,
@@ -160,6 +165,9 @@ void *lodge_create_server_conf(apr_pool_t *p, server_rec *s)
     c->limit_tasks = LODGE_UNSET;
     c->limit_idle = LODGE_UNSET;
     c->limit_memory = LODGE_UNSET;
+    c->limit_tenant_requests = LODGE_UNSET;
+    c->limit_tenant_processes = LODGE_UNSET;
+    c->limit_tenant_memory = LODGE_UNSET;
     return c;
 }
 
@@ -179,6 +187,9 @@ void *lodge_merge_server_conf(apr_pool_t *p, void *basev, void *overv)
     LODGE_MERGE(limit_tasks);
     LODGE_MERGE(limit_idle);
     LODGE_MERGE(limit_memory);
+    LODGE_MERGE(limit_tenant_requests);
+    LODGE_MERGE(limit_tenant_processes);
+    LODGE_MERGE(limit_tenant_memory);
     return m;
 }
 

@@ -10,9 +10,23 @@
 
 /*
  * Seconds a worker told ABORT has to end its response, as lodged allows a
- * worker whose client left; past it lodged stops the worker.
+ * worker whose client left; past it lodged stops the worker. A deadline,
+ * not a timer per read: a worker trickling a byte every few seconds must
+ * not keep the Apache child (nor one that takes the rest of the body so).
  */
 #define LODGE_ABORT_GRACE 5
+
+/*
+ * Bytes a worker told ABORT may still send: what was in flight (the two
+ * sockets' buffers, a few hundred KiB) and the piece of response it was
+ * writing (the runtime stops between pieces, at most 256 KiB a frame) fit
+ * many times over. Past it the worker ignores ABORT, however fast it
+ * writes: reading it on would keep the child busy until the deadline.
+ */
+#define LODGE_DRAIN_MAX (8UL * 1024 * 1024)
+
+/* Not an errno: the drain read LODGE_DRAIN_MAX bytes and no end. */
+#define LODGE_DRAIN_OVER (-100001L)
 
 /* Seconds lodged has to say why a worker's socket closed. */
 #define LODGE_VERDICT_WAIT 10
@@ -133,14 +147,35 @@ static int verdict_of(long n)
     if (n == 0 || n == -ECONNRESET || n == -EPIPE) {
         return LODGE_RELEASE_LOST;
     }
-    return n == -ETIMEDOUT ? LODGE_RELEASE_STUCK : LODGE_RELEASE_BROKEN;
+    return n == -ETIMEDOUT || n == LODGE_DRAIN_OVER ? LODGE_RELEASE_STUCK
+                                                    : LODGE_RELEASE_BROKEN;
 }
 
-/* Reads and drops the worker's output up to its END or ERROR. */
-static int drain(lodge_exchange *x)
+/* More of the worker's stream, within the drain's byte budget. */
+static long drain_fill(lodge_conn *w, unsigned long *budget)
+{
+    long n;
+
+    if (*budget == 0) {
+        return LODGE_DRAIN_OVER;
+    }
+    n = lodge_conn_fill(w, 1);
+    if (n > 0) {
+        *budget = (unsigned long)n >= *budget ? 0 : *budget - (unsigned long)n;
+    }
+    return n;
+}
+
+/*
+ * Reads and drops the worker's output up to its END or ERROR, within the
+ * connection's deadline and LODGE_DRAIN_MAX bytes. The verdict; *why gets
+ * how it failed (0, -ETIMEDOUT, LODGE_DRAIN_OVER, -errno).
+ */
+static int drain(lodge_exchange *x, long *why)
 {
     lodge_conn *w = x->worker;
     unsigned long skip = x->frame_left;
+    unsigned long budget = LODGE_DRAIN_MAX;
     int last = 0;
 
     for (;;) {
@@ -152,7 +187,8 @@ static int drain(lodge_exchange *x)
 
             if (have == 0) {
                 w->pos = w->end = 0;
-                if ((n = lodge_conn_fill(w, 1)) <= 0) {
+                if ((n = drain_fill(w, &budget)) <= 0) {
+                    *why = n;
                     return verdict_of(n);
                 }
                 continue;
@@ -168,7 +204,8 @@ static int drain(lodge_exchange *x)
                                     : LODGE_RELEASE_BROKEN;
         }
         while (w->end - w->pos < LODGE_FRAME_HEADER_SIZE) {
-            if ((n = lodge_conn_fill(w, 1)) <= 0) {
+            if ((n = drain_fill(w, &budget)) <= 0) {
+                *why = n;
                 return verdict_of(n);
             }
         }
@@ -196,35 +233,46 @@ void lodge_lease_finish(lodge_exchange *x)
     static const unsigned char abort_frame[LODGE_FRAME_HEADER_SIZE] = {
         LODGE_FRAME_ABORT, 0, 0, 0, 0, 0, 0, 0
     };
-    int verdict;
+    long why = 0;
+    int verdict, rv = 0;
 
     if (x->worker == NULL) {
         return;
     }
     (void)lodge_conn_set_timeout(x->worker, LODGE_ABORT_GRACE);
+    lodge_conn_set_deadline(x->worker, LODGE_ABORT_GRACE);
     /* A piece of body half sent is finished first: what follows starts a frame. */
     if (x->out_off != x->out_len && !x->worker_broken) {
-        if (lodge_conn_send(x->worker, x->chunk + x->out_off,
-                            x->out_len - x->out_off) != 0) {
+        if ((rv = lodge_conn_send(x->worker, x->chunk + x->out_off,
+                                  x->out_len - x->out_off)) != 0) {
             x->worker_broken = 1;
         }
         x->out_off = x->out_len;
+    }
+    if (!x->worker_done && !x->worker_broken) {
+        rv = lodge_conn_send(x->worker, abort_frame, sizeof(abort_frame));
     }
     if (x->worker_done) {
         verdict = x->worker->pos == x->worker->end && !x->worker_broken
                   ? LODGE_RELEASE_DONE : LODGE_RELEASE_BROKEN;
     }
-    else if (x->worker_broken) {
-        verdict = LODGE_RELEASE_LOST;
+    else if (rv == -ETIMEDOUT) {
+        /* It takes no input in time: as stuck as one that will not stop. */
+        verdict = LODGE_RELEASE_STUCK;
     }
-    else if (lodge_conn_send(x->worker, abort_frame, sizeof(abort_frame))
-             != 0) {
+    else if (rv != 0 || x->worker_broken) {
         verdict = LODGE_RELEASE_LOST;
     }
     else {
-        verdict = drain(x);
+        verdict = drain(x, &why);
     }
-    if (verdict == LODGE_RELEASE_STUCK) {
+    if (why == LODGE_DRAIN_OVER) {
+        lodge_rlog(APLOG_WARNING, x->r, LODGE_LOGNO(00056)
+                   "the app's worker sent more than %lu bytes after being "
+                   "told to stop; lodged stops it (pid %s, app %s)",
+                   LODGE_DRAIN_MAX, x->worker_pid, x->dir->root);
+    }
+    else if (verdict == LODGE_RELEASE_STUCK) {
         lodge_rlog(APLOG_WARNING, x->r, LODGE_LOGNO(00052)
                    "the app's worker did not end its response within %d s "
                    "of being told to stop; lodged stops it (app %s)",

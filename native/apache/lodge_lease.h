@@ -27,8 +27,9 @@ int lodge_lease_end(lodge_exchange *x, int verdict);
 /*
  * The exchange stopped early while the worker's stream is still in step
  * (client gone, a response refused): ABORT unless the worker has finished,
- * what it still sends dropped up to its END or ERROR (within a grace
- * period), then the worker handed back.
+ * what it still sends dropped up to its END or ERROR (5 s in all, 8 MiB at
+ * most, however it trickles), then the worker handed back: DONE, or STUCK
+ * past either bound.
  */
 void lodge_lease_finish(lodge_exchange *x);
 

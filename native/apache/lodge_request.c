@@ -28,6 +28,15 @@
 #define LODGE_DEFAULT_TIMEOUT 30
 #define LODGE_READ_GRACE 60
 
+/*
+ * The longest LodgeTimeout a read from lodged waits for when the host set
+ * no LodgeLimit timeout. lodged clamps the tenant's value to its own
+ * limits, which mod_lodge does not know; without a cap here a tenant's
+ * `LodgeTimeout 999999` would let a lodged that stopped answering hold an
+ * Apache child for days. A host that allows longer says LodgeLimit timeout.
+ */
+#define LODGE_TIMEOUT_HOST_MAX 3600
+
 /* Decimal text of a 64-bit count: APR's formatter has no %lld. */
 const char *lodge_count_text(apr_pool_t *p, long long v)
 {
@@ -306,6 +315,15 @@ static void explain(request_rec *r, int status)
     ap_custom_response(r, status, (char *)text);
 }
 
+/* Seconds a read from lodged may wait: the tenant's timeout, within the host's cap. */
+static int wait_for_lodged(const lodge_dir_conf *d, const lodge_server_conf *s)
+{
+    int cap = s->limit_timeout > 0 ? s->limit_timeout : LODGE_TIMEOUT_HOST_MAX;
+    int t = d->timeout != LODGE_UNSET ? d->timeout : LODGE_DEFAULT_TIMEOUT;
+
+    return (t < cap ? t : cap) + LODGE_READ_GRACE;
+}
+
 int lodge_handle(request_rec *r)
 {
     const lodge_server_conf *s;
@@ -336,8 +354,7 @@ int lodge_handle(request_rec *r)
     }
     s = ap_get_module_config(r->server->module_config, &lodge_module);
     x->socket = lodge_socket_path(s);
-    x->timeout = (x->dir->timeout != LODGE_UNSET ? x->dir->timeout
-                  : LODGE_DEFAULT_TIMEOUT) + LODGE_READ_GRACE;
+    x->timeout = wait_for_lodged(x->dir, s);
     x->declared = -1;
     x->worker_pid = "?";
     lodge_cleanup_register(r->pool, x, release_on_cleanup);

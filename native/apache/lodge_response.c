@@ -181,10 +181,29 @@ static const unsigned char *payload(lodge_exchange *x, size_t len,
 /* A body that must match a Content-Length the app gave. */
 static int length_checked(const lodge_exchange *x)
 {
-    const request_rec *r = x->r;
+    return x->declared >= 0 && !x->bodyless && !x->r->header_only;
+}
 
-    return x->declared >= 0 && !r->header_only
-        && r->status != HTTP_NO_CONTENT && r->status != HTTP_NOT_MODIFIED;
+/*
+ * Body for a response that has none (204, 304; HEAD on 1.3) is dropped:
+ * written, a client on a kept connection would read it as the next
+ * response. For HEAD that is ordinary (an app answers HEAD as GET); a 204
+ * or 304 with a body is a broken response, so the connection closes after
+ * it too.
+ */
+static void drop_body(lodge_exchange *x, size_t n)
+{
+    request_rec *r = x->r;
+
+    if (!r->header_only && !x->overran) {
+        x->overran = 1;
+        lodge_close_after(r, x->committed);
+        lodge_rlog(APLOG_WARNING, r, LODGE_LOGNO(00057)
+                   "the app sent a body with status %d, which has none; "
+                   "the body is dropped and the client's connection closed "
+                   "after the response (app %s)", r->status, x->dir->root);
+    }
+    LODGE_IN(x)->pos += n;
 }
 
 /* DATA: straight from the connection's buffer to the client, in pieces. */
@@ -208,6 +227,11 @@ static int pass_data(lodge_exchange *x, size_t len, int *result)
         if (n > len) {
             n = len;
         }
+        if (x->bodyless) {
+            drop_body(x, n);
+            len -= n;
+            continue;
+        }
         if (length_checked(x) && x->sent + (long long)n > x->declared) {
             *result = lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00017)
                                    "the app sent more than its Content-Length "
@@ -218,9 +242,8 @@ static int pass_data(lodge_exchange *x, size_t len, int *result)
         /* After commit: 1.3 disarms every timeout once the headers are out. */
         commit(x);
         lodge_client_timeout(r, "lodge: sending the response");
-        if (lodge_wants_body(r)
-            && (lodge_write_body(r, c->buf + c->pos, n) != 0
-                || r->connection->aborted)) {
+        if (lodge_write_body(r, c->buf + c->pos, n) != 0
+            || r->connection->aborted) {
             *result = lodge_client_gone(x, "during the response");
             return 0;
         }
@@ -241,6 +264,8 @@ static int at_end(lodge_exchange *x)
                             "of %s", lodge_count_text(x->r->pool, x->sent),
                             lodge_count_text(x->r->pool, x->declared));
     }
+    /* No body was passed on (204, 304, HEAD, empty): 1.3 still needs the headers sent. */
+    commit(x);
     give_back(x);
     return OK;
 }
@@ -262,6 +287,18 @@ static int error_frame(lodge_exchange *x, size_t len)
                             "%s sent an ERROR frame of %lu bytes, too "
                             "short for a status and Retry-After",
                             lodge_source(x), (unsigned long)len);
+    }
+    /*
+     * A message for a log line of LODGE_LOG_MESSAGE_MAX bytes: one larger
+     * than the connection's buffer would only be memory spent on the
+     * worker's say (known from the length, so none of it is read).
+     */
+    if (len > LODGE_CONN_BUFSIZE) {
+        return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00062)
+                            "%s sent an ERROR frame of %lu bytes, over the "
+                            "%lu its message may take", lodge_source(x),
+                            (unsigned long)len,
+                            (unsigned long)LODGE_CONN_BUFSIZE);
     }
     if ((p = payload(x, len, &result)) == NULL) {
         return result;
@@ -327,6 +364,14 @@ int lodge_read_response(lodge_exchange *x)
         case LODGE_FRAME_HEAD:
             if (head_seen) {
                 return unexpected(x, &f, head_seen);
+            }
+            if (f.length > LODGE_HEAD_MAX) {
+                /* Known from the length: none of it is waited for or kept. */
+                return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00058)
+                                    "%s sent a HEAD frame of %lu bytes, over "
+                                    "the %lu a response's headers may take",
+                                    lodge_source(x), f.length,
+                                    (unsigned long)LODGE_HEAD_MAX);
             }
             if ((p = payload(x, f.length, &result)) == NULL) {
                 return result;

@@ -7,12 +7,14 @@
  * protocol) and lodge_daemon.c (Apache running lodged). lodge_compat.h
  * hides what differs between Apache 1.3 and 2.4.
  *
- * Log numbers: LG00001..LG00047 are taken; the next free one is LG00048.
+ * Log numbers: LG00001..LG00062 are taken (LG00014 retired); the next free
+ * one is LG00063.
  */
 #include "lodge_compat.h"
 #include "lodge_config.h"
 #include "lodge_conn.h"
 #include "lodge_daemon.h"
+#include "lodge_environ.h"
 #include "lodge_request.h"
 
 static const command_rec lodge_cmds[] = {
@@ -39,7 +41,8 @@ static const command_rec lodge_cmds[] = {
                 "(default " LODGE_DEFAULT_SOCKET ")"),
     LODGE_TAKE2("LodgeLimit", lodge_set_limit, RSRC_CONF,
                 "timeout|memory|processes|cpu|tasks|idle, then the most a "
-                "tenant may set"),
+                "tenant may set; or tenant-requests|tenant-processes|"
+                "tenant-memory, then one tenant's share"),
     LODGE_FLAG("LodgeDaemon", lodge_set_daemon, RSRC_CONF,
                "on (the default): Apache starts lodged, and again if it "
                "dies; off: lodged runs on its own (systemd)"),
@@ -60,6 +63,7 @@ static void lodge_init13(server_rec *s, pool *p)
 
 static void lodge_child_init13(server_rec *s, pool *p)
 {
+    lodge_environ_child_init();
     if (lodge_conn_child_init(p) != 0) {
         lodge_slog(APLOG_ERR, s, LODGE_LOGNO(00030)
                    "cannot create the connection-list lock; connections "
@@ -112,6 +116,7 @@ static int lodge_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
 static void lodge_child_init(apr_pool_t *p, server_rec *s)
 {
+    lodge_environ_child_init();
     if (lodge_conn_child_init(p) != 0) {
         lodge_slog(APLOG_ERR, s, LODGE_LOGNO(00030)
                    "cannot create the connection-list lock; connections "

@@ -1,0 +1,103 @@
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { Site, forEachApache, startSite } from './helpers/site';
+import { decodePairs } from '../sidecar/src/protocol/frames';
+
+const APP = 'def application(e, s):\n    s("200 OK", [])\n    return [b"up"]\n';
+
+/**
+ * Stands in for lodged on its socket (named as the fake it is): records the APP
+ * payload of each request, and answers ERROR 503, or, when silent, nothing at all,
+ * as a lodged that hangs would. Only what Apache sends is looked at.
+ */
+class FakeLodged {
+  apps: Array<Map<string, string>> = [];
+  private server: net.Server;
+  private sockets = new Set<net.Socket>();
+  silent = false;
+
+  private constructor(private path: string) {
+    this.server = net.createServer((c) => this.serve(c));
+  }
+
+  static async listen(path: string): Promise<FakeLodged> {
+    fs.rmSync(path, { force: true });
+    const f = new FakeLodged(path);
+    await new Promise<void>((resolve) => f.server.listen(path, resolve));
+    fs.chmodSync(path, 0o666);
+    return f;
+  }
+
+  private serve(c: net.Socket): void {
+    this.sockets.add(c);
+    c.on('close', () => this.sockets.delete(c));
+    c.on('error', () => c.destroy());
+    let buf = Buffer.alloc(0);
+    c.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 8 && buf.length >= 8 + buf.readUInt32BE(4)) {
+        const type = buf[0];
+        const payload = buf.subarray(8, 8 + buf.readUInt32BE(4));
+        buf = buf.subarray(8 + payload.length);
+        if (type === 0x01) this.apps.push(new Map(decodePairs(payload)));
+        if (type === 0x04 && !this.silent) {
+          const msg = Buffer.from('fake lodged');
+          const h = Buffer.alloc(12);
+          h[0] = 0x13;
+          h.writeUInt32BE(4 + msg.length, 4);
+          h.writeUInt16BE(503, 8);
+          c.write(Buffer.concat([h, msg]));
+        }
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.sockets) c.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    fs.rmSync(this.path, { force: true });
+  }
+}
+
+forEachApache((apache) => {
+  let site: Site;
+  let fake: FakeLodged;
+  before(async () => {
+    site = await startSite({ hp: { '.htaccess': 'LodgeApp wsgi app.py\nLodgeTimeout 999999\n', 'app.py': APP } }, undefined, apache, {
+      daemon: 'sandbox',
+      hostDirectives: ['LodgeLimit tenant-requests 7', 'LodgeLimit tenant-processes 9', 'LodgeLimit tenant-memory 512M', 'LodgeLimit timeout 1'],
+    });
+    await site.sb.stopLodged();
+    fake = await FakeLodged.listen(site.sb.socket);
+  });
+  after(async () => {
+    await fake?.close();
+    await site?.stop();
+  });
+
+  test("Apache's worker count and the host's per-tenant shares reach lodged as APP pairs", async () => {
+    const r = await site.get('hp', '/');
+    assert.equal(r.status, 503);
+    const app = fake.apps.at(-1);
+    assert.ok(app, 'an APP frame came');
+    // The sandbox's sizing: MaxRequestWorkers 150 (2.4), MaxClients 150 (1.3).
+    assert.equal(app.get('apache.workers'), '150');
+    assert.equal(app.get('limit.tenant_requests'), '7');
+    assert.equal(app.get('limit.tenant_processes'), '9');
+    assert.equal(app.get('limit.tenant_memory'), String(512 * 1024 * 1024));
+    assert.equal(app.get('timeout'), '999999', "the tenant's own value goes to lodged, which clamps it");
+  });
+
+  // The same code on both servers; one is enough for a wait this long.
+  if (apache === '2.4') {
+    test("a tenant's LodgeTimeout 999999 never makes Apache wait on lodged past the host's cap (LodgeLimit timeout 1, plus the grace)", async () => {
+      fake.silent = true;
+      const r = await site.get('hp', '/', { timeoutMs: 150_000 });
+      fake.silent = false;
+      assert.equal(r.status, 504);
+      assert.match(site.errorLog(), /LG00009: lodge: lodged sent nothing for 61 s/);
+    });
+  }
+});
