@@ -1,6 +1,6 @@
 import { Settings } from '../config/load';
 import { ShuttingDownError } from '../errors';
-import { log } from '../log';
+import { tenantLog } from '../log';
 import { parseAppSpec } from './app-spec';
 import { checkOwnership } from './ownership';
 import { Pool } from './pool';
@@ -52,10 +52,10 @@ export class Registry {
     });
     const before = this.byRoot.get(spec.root);
     if (before) {
-      log.info(`${spec.config} changed: ${pool.name} restarts with the new settings`);
+      tenantLog(identity.uid).info(`${spec.config} changed: ${pool.name} restarts with the new settings`);
       before.retire();
     } else {
-      log.info(`new app ${pool.name} (uid ${identity.uid}, up to ${spec.limits.processes} workers, timeout ${spec.limits.timeout} s)`);
+      tenantLog(identity.uid).info(`new app ${pool.name} (uid ${identity.uid}, up to ${spec.limits.processes} workers, timeout ${spec.limits.timeout} s)`);
     }
     this.byRoot.set(spec.root, pool);
     this.pools.set(key, pool);
