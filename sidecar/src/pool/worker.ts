@@ -363,6 +363,8 @@ export class Worker implements WorkerHandle {
   }
 
   private protocolFailure(message: string): void {
+    // Once is enough: the rest of a chunk it is being killed for says nothing new.
+    if (this.killedOnPurpose || this.state === 'dead') return;
     this.log.error(message);
     const what = message.replace(`worker ${this.pid} (${this.app}) `, '');
     // Before READY, this is why the app did not start (what the failure answers say).
