@@ -44,7 +44,7 @@ export class CodeWatch {
   private seen = new Map<string, number>();
   /** What the last looks saw. */
   private latest = new Map<string, number>();
-  /** A changed file the last pass found, until the pool adopts new code. */
+  /** A changed file the last pass found, until changed() tells it or new code is adopted. */
   private found?: string;
   private nextCheck = 0;
   private passing = false;
@@ -83,15 +83,19 @@ export class CodeWatch {
   }
 
   /**
-   * The first changed file a finished pass found, or undefined. Starts a pass at most
-   * every CHECK_INTERVAL_MS; never a system call here.
+   * The first changed file a pass found since the last call, or undefined. Starts a
+   * pass at most every CHECK_INTERVAL_MS; never a system call here. Each find is told
+   * once, so an edit known not to load costs the pool one look per pass, not one per
+   * request.
    */
   changed(now = Date.now()): string | undefined {
     if (now >= this.nextCheck) {
       this.nextCheck = now + CHECK_INTERVAL_MS;
       this.pass();
     }
-    return this.found;
+    const found = this.found;
+    this.found = undefined;
+    return found;
   }
 
   get size(): number {

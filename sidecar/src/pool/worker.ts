@@ -477,7 +477,6 @@ export class Worker implements WorkerHandle {
   }
 }
 
-
 /** The first bytes of what an idle worker sent, for the host's log: a frame header's type and length. */
 function describeStart(chunk: Buffer): string {
   if (chunk.length < 8) return `${chunk.length} bytes of a frame header`;
