@@ -46,7 +46,7 @@ export function parseAppSpec(payload: Buffer, settings: Settings): AppSpec {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(app.env)) {
     if (RESERVED_ENV.has(key)) {
-      tenantLog(Number(app.uid ?? -1)).warn(`${config}: LodgeEnv ${key} is reserved; ignored`);
+      tenantLog(app.uid ?? -1).warn(`${config}: LodgeEnv ${key} is reserved; ignored`);
       continue;
     }
     env[key] = value;
@@ -65,7 +65,7 @@ function clampLimits(app: AppPairs, settings: Settings, config: string): AppLimi
     const asked = app[key] ?? 0;
     if (asked <= 0) continue;
     if (asked > cap) {
-      tenantLog(Number(app.uid ?? -1)).warn(`${config}: ${DIRECTIVE[key]} ${asked} is over the host's limit; using ${cap}`);
+      tenantLog(app.uid ?? -1).warn(`${config}: ${DIRECTIVE[key]} ${asked} is over the host's limit; using ${cap}`);
       limits[key] = cap;
     } else {
       limits[key] = asked;
