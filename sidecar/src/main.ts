@@ -5,6 +5,7 @@ import { log, openLog } from './log';
 import { initWatchdogs } from './watchdog';
 import { Registry } from './pool/registry';
 import { listen, lookupUser } from './server/listener';
+import { LODGED_OPTIONS, UsageError, lodgedArgs, readArgs } from './cli/args';
 
 const HELP = `usage: lodged [--config FILE] [--socket PATH]
 
@@ -16,20 +17,19 @@ each app in its own worker processes, as the app's owner.
 `;
 
 export async function lodgedMain(argv: string[]): Promise<number> {
-  let configFile: string | undefined;
-  let socketOverride: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--help' || a === '-h') {
-      process.stdout.write(HELP);
-      return 0;
-    } else if (a === '--config' && i + 1 < argv.length) configFile = argv[++i];
-    else if (a === '--socket' && i + 1 < argv.length) socketOverride = argv[++i];
-    else {
-      process.stderr.write(`lodged: unknown argument '${a}'\n${HELP}`);
-      return 2;
-    }
+  let args;
+  try {
+    args = readArgs(argv, LODGED_OPTIONS, lodgedArgs);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`lodged: ${err.message}\n${HELP}`);
+    return 2;
   }
+  if (args.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const { config: configFile, socket: socketOverride } = args;
   let settings;
   try {
     settings = loadConfig(configFile);

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ApacheVersion, findApache, startSandbox } from '../sandbox/sandbox';
+import { findApache, startSandbox } from '../sandbox/sandbox';
+import { SANDBOX_OPTIONS, UsageError, readArgs, sandboxArgs } from './args';
 import { findTenants, makeTenantUsers } from '../sandbox/tenants';
 
 const HELP = `usage: lodge sandbox --root DIR [--port N] [--apache 2.4|1.3] [--config FILE] [--keep]
@@ -22,42 +23,20 @@ tenant per sub-folder of DIR at http://<folder>.localhost:N/, each folder's own
 `;
 
 export async function sandboxMain(argv: string[]): Promise<number> {
-  let root: string | undefined;
-  let port = 8080;
-  let configFile: string | undefined;
-  let keep = false;
-  let demo = false;
-  let apache: ApacheVersion = '2.4';
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
-      return argv[++i];
-    };
-    if (a === '--help' || a === '-h') {
-      process.stdout.write(HELP);
-      return 0;
-    } else if (a === '--root') root = value();
-    else if (a === '--port') port = Number(value());
-    else if (a === '--config') configFile = value();
-    else if (a === '--apache') {
-      const v = value();
-      if (v !== '2.4' && v !== '1.3') {
-        process.stderr.write(`lodge sandbox: --apache takes 2.4 or 1.3, got '${v}'\n`);
-        return 2;
-      }
-      apache = v;
-    } else if (a === '--keep') keep = true;
-    else if (a === '--demo') demo = true;
-    else {
-      process.stderr.write(`lodge sandbox: unknown argument '${a}'\n${HELP}`);
-      return 2;
-    }
-  }
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    process.stderr.write('lodge sandbox: --port takes a port number\n');
+  let args;
+  try {
+    args = readArgs(argv, SANDBOX_OPTIONS, sandboxArgs);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`lodge sandbox: ${err.message}\n${HELP}`);
     return 2;
   }
+  if (args.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  let root = args.root;
+  const { port, keep, demo, apache, config: configFile } = args;
   // Before anything is copied or any user created: say at once what is missing.
   try {
     findApache(apache);

@@ -1,8 +1,7 @@
 import { AppLimits } from '../config/schema';
 import { Settings } from '../config/load';
-import { decodePairs } from '../protocol/frames';
-import { ProtocolError } from '../errors';
-import { log } from '../log';
+import { AppPairs, parseAppPairs } from '../protocol/schemas';
+import { tenantLog } from '../log';
 
 /** What an APP frame asks for, after the host's caps were applied. */
 export interface AppSpec {
@@ -11,10 +10,22 @@ export interface AppSpec {
   entry: string;
   callable: string;
   limits: AppLimits;
+  /**
+   * The tenant's share the host set in Apache (`LodgeLimit tenant-*`, and Apache's own
+   * worker count), as asked: the share's code clamps them.
+   */
+  share: TenantShare;
   env: Record<string, string>;
   config: string;
   /** The host's cap on each limit for this app (lodged's, lowered by Apache's LodgeLimit). */
   caps: AppLimits;
+}
+
+export interface TenantShare {
+  requests?: number;
+  processes?: number;
+  memory?: number;
+  apacheWorkers?: number;
 }
 
 // `tasks` is the host's alone (mod_lodge sends none), but a forged APP frame is clamped too.
@@ -30,60 +41,55 @@ const RESERVED_ENV = new Set(['PATH', 'HOME', 'USER', 'LOGNAME']);
 const RESERVED_PREFIX = /^(LD_|PYTHON)/;
 
 /**
- * Parses the APP pairs that mod_lodge sent. Nothing in it is trusted: paths are
- * checked for shape here and for ownership in ownership.ts; limits are clamped.
+ * Parses the APP pairs that mod_lodge sent (their schema: protocol/schemas.ts).
+ * Nothing in it is trusted: paths are checked for shape there and for ownership in
+ * ownership.ts; limits are clamped here.
  */
 export function parseAppSpec(payload: Buffer, settings: Settings): AppSpec {
-  const pairs = decodePairs(payload, 8);
-  const get = new Map<string, string>();
+  const app = parseAppPairs(payload);
+  const { root, kind, entry, callable } = app;
+  const config = app.config ?? `${root}/.htaccess`;
   const env: Record<string, string> = {};
-  for (const [name, value] of pairs) {
-    if (name.startsWith('env.')) {
-      const key = name.slice(4);
-      if (!ENV_NAME.test(key)) throw new ProtocolError(`LodgeEnv name '${key}' is not a valid variable name`);
-      if (!envNameAllowed(key)) {
-        log.warn(`${get.get('config') ?? 'an app'}: LodgeEnv ${key} is reserved; ignored`);
-        continue;
-      }
-      env[key] = value;
-    } else {
-      get.set(name, value);
+  for (const [key, value] of Object.entries(app.env)) {
+    if (!envNameAllowed(key)) {
+      tenantLog(app.uid ?? -1).warn(`${config}: LodgeEnv ${key} is reserved; ignored`);
+      continue;
     }
+    env[key] = value;
   }
-  const root = get.get('root') ?? '';
-  if (!root.startsWith('/') || root.includes('\0') || root.split('/').includes('..')) {
-    throw new ProtocolError(`APP root '${root}' is not an absolute path`);
-  }
-  const kind = get.get('kind');
-  if (kind !== 'wsgi') throw new ProtocolError(`app kind '${kind}' is not supported (only 'wsgi')`);
-  const entry = get.get('entry') ?? '';
-  if (!entry || entry.startsWith('/') || entry.split('/').includes('..') || entry.includes('\0')) {
-    throw new ProtocolError(`app file '${entry}' must be a path inside the app directory`);
-  }
-  const callable = get.get('callable') ?? '';
-  if (callable && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(callable)) {
-    throw new ProtocolError(`callable '${callable}' is not a Python name`);
-  }
-  const config = get.get('config') ?? `${root}/.htaccess`;
+  const { limits, caps } = clampLimits(app, settings, config);
+  return { root, kind, entry, callable, limits, caps, share: shareOf(app), env, config };
+}
+
+function clampLimits(app: AppPairs, settings: Settings, config: string): { limits: AppLimits; caps: AppLimits } {
   const limits = { ...settings.defaults };
   const caps = { ...settings.limits };
   for (const key of LIMIT_KEYS) {
     // The host's cap: lodged's own, lowered by Apache's `LodgeLimit` when it sent one
     // (a request can only ever lower a cap, never raise it).
-    const apacheCap = Number(get.get(`limit.${key}`) ?? 0);
-    const cap = Number.isFinite(apacheCap) && apacheCap > 0 ? Math.min(settings.limits[key], apacheCap) : settings.limits[key];
+    const apacheCap = app.limit[key] ?? 0;
+    const cap = apacheCap > 0 ? Math.min(settings.limits[key], apacheCap) : settings.limits[key];
     caps[key] = cap;
     if (limits[key] > cap) limits[key] = cap;
-    const asked = Number(get.get(key) ?? 0);
-    if (!Number.isFinite(asked) || asked <= 0) continue;
+    const asked = app[key] ?? 0;
+    if (asked <= 0) continue;
     if (asked > cap) {
-      log.warn(`${config}: ${DIRECTIVE[key]} ${asked} is over the host's limit; using ${cap}`);
+      tenantLog(app.uid ?? -1).warn(`${config}: ${DIRECTIVE[key]} ${asked} is over the host's limit; using ${cap}`);
       limits[key] = cap;
     } else {
       limits[key] = asked;
     }
   }
-  return { root, kind, entry, callable, limits, env, config, caps };
+  return { limits, caps };
+}
+
+function shareOf(app: AppPairs): TenantShare {
+  const share: TenantShare = {};
+  if (app.limit.tenant_requests !== undefined) share.requests = app.limit.tenant_requests;
+  if (app.limit.tenant_processes !== undefined) share.processes = app.limit.tenant_processes;
+  if (app.limit.tenant_memory !== undefined) share.memory = app.limit.tenant_memory;
+  if (app['apache.workers'] !== undefined) share.apacheWorkers = app['apache.workers'];
+  return share;
 }
 
 /** A LodgeEnv name the runtime applies (valid, and not one of the reserved names). */

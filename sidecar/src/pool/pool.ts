@@ -1,11 +1,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AppStartError, LodgeError, QueueFullError, RefusedError } from '../errors';
-import { log } from '../log';
+import { log, tenantLog } from '../log';
 import { AppSpec } from './app-spec';
 import { CodeWatch } from './code-watch';
 import { Exchange } from './exchange';
 import { HostRules, Identity, checkOwnership } from './ownership';
+import { StartBackoff } from './start-backoff';
 import { Worker } from './worker';
 import { SpawnOptions } from './worker-process';
 
@@ -32,10 +33,6 @@ const LEND_AT_BYTES = 128 * 1024;
 /** One bodyless request in this many is still carried, to keep the average current. */
 const MEASURE_EVERY = 16;
 
-/** How a start failure holds back the next attempt: doubling, up to a minute. */
-const BACKOFF_FIRST_MS = 1000;
-const BACKOFF_MAX_MS = 60_000;
-
 /**
  * The workers of one app (one app directory, one owner). One request per worker at
  * a time; up to `limits.processes` workers, started on demand; past that, a bounded
@@ -55,8 +52,7 @@ export class Pool {
   private readonly queue: Waiter[] = [];
   private readonly gens = new Map<Worker, number>();
   private starting = 0;
-  private failure?: { message: string; until: number; mtime: number };
-  private backoffMs = 0;
+  private readonly backoff = new StartBackoff();
   private gen = 0;
   /** The generation new requests run on; older workers leave when they finish. */
   private liveGen = 0;
@@ -92,11 +88,9 @@ export class Pool {
     this.checkCode();
     const w = this.idle.pop();
     if (w) return w.serve(ex, frames);
-    if (this.failure && this.liveWorkers() === 0) {
-      if (Date.now() < this.failure.until && this.entryMtime() === this.failure.mtime) {
-        return ex.fail(new AppStartError(this.failure.message));
-      }
-      this.failure = undefined;
+    const failed = this.backoff.failed;
+    if (failed !== undefined && this.liveWorkers() === 0 && !this.backoff.release(Date.now(), this.entryMtime())) {
+      return ex.fail(new AppStartError(failed));
     }
     if (this.queue.length >= this.opts.maxQueue + this.spawnRoom()) {
       const err = new QueueFullError(`${this.name}: all ${this.spec.limits.processes} workers busy and ${this.queue.length} requests waiting`);
@@ -216,7 +210,7 @@ export class Pool {
     const w = new Worker(this.spec, this.identity, this.opts, {
       ready: (w, files) => {
         this.starting--;
-        this.backoffMs = 0;
+        this.backoff.succeeded();
         log.info(`${this.name}: worker ${w.pid} ready (uid ${this.identity.uid}, generation ${gen})`);
         if (this.candidate?.worker === w) this.promote(files);
         else if (snap) this.watch.adopt(snap, files);
@@ -278,13 +272,13 @@ export class Pool {
       log.error(`${this.name}: the changed code failed to load (${message}); the previous code keeps serving`);
       if (this.liveWorkers() > 0) return;
     }
-    this.backoffMs = Math.min(BACKOFF_MAX_MS, this.backoffMs ? this.backoffMs * 2 : BACKOFF_FIRST_MS);
-    log.error(`${this.name}: app failed to start (uid ${this.identity.uid}, worker ${w.pid}): ${message}; next try in ${this.backoffMs / 1000} s or when the file changes`);
-    this.failure = { message: `${this.name} failed to start: ${message}`, until: Date.now() + this.backoffMs, mtime: this.entryMtime() };
+    const failed = `${this.name} failed to start: ${message}`;
+    const delay = this.backoff.fail(Date.now(), this.entryMtime(), failed);
+    tenantLog(this.identity.uid).error(`${this.name}: app failed to start (uid ${this.identity.uid}, worker ${w.pid}): ${message}; next try in ${delay / 1000} s or when the file changes`);
     if (this.liveWorkers() > 0) return; // the running workers keep serving the queue
     for (const q of this.queue.splice(0)) {
       clearTimeout(q.timer);
-      q.ex.fail(new AppStartError(this.failure.message));
+      q.ex.fail(new AppStartError(failed));
     }
   }
 
@@ -293,7 +287,7 @@ export class Pool {
     this.gens.delete(w);
     const i = this.idle.indexOf(w);
     if (i >= 0) this.idle.splice(i, 1);
-    if (!this.failure) this.maybeSpawn();
+    if (this.backoff.failed === undefined) this.maybeSpawn();
   }
 
   private expire(waiter: Waiter): void {

@@ -1,6 +1,6 @@
 import { Settings } from '../config/load';
 import { ShuttingDownError } from '../errors';
-import { log } from '../log';
+import { tenantLog } from '../log';
 import { parseAppSpec } from './app-spec';
 import { declarationKey, declaredSpec, readDeclaration } from './declared-app';
 import { checkOwnership } from './ownership';
@@ -49,11 +49,11 @@ export class Registry {
     if (same && !same.isRetired) {
       // A sub-folder's own Lodge lines, or a frame forged by the web server's user:
       // the app runs as its file says, in the pool it already has.
-      if (differs.length) log.debug(`${spec.config}: a request's ${differs.join(', ')} differ from the file's; serving ${same.name} as declared`);
+      if (differs.length) tenantLog(identity.uid).debug(`${spec.config}: a request's ${differs.join(', ')} differ from the file's; serving ${same.name} as declared`);
       this.pools.set(key, same);
       return same;
     }
-    if (differs.includes('app')) log.warn(`${spec.config}: an APP frame named ${asked.entry}, the file declares ${spec.entry}; running what the file declares`);
+    if (differs.includes('app')) tenantLog(identity.uid).warn(`${spec.config}: an APP frame named ${asked.entry}, the file declares ${spec.entry}; running what the file declares`);
     const pool = new Pool(spec, identity, {
       python: this.settings.python,
       tenantLog: this.settings.tenantLog,
@@ -64,10 +64,10 @@ export class Registry {
     });
     const before = this.byRoot.get(spec.root);
     if (before) {
-      log.info(`${spec.config} changed: ${pool.name} restarts with the new settings`);
+      tenantLog(identity.uid).info(`${spec.config} changed: ${pool.name} restarts with the new settings`);
       before.retire();
     } else {
-      log.info(`new app ${pool.name} (uid ${identity.uid}, up to ${spec.limits.processes} workers, timeout ${spec.limits.timeout} s)`);
+      tenantLog(identity.uid).info(`new app ${pool.name} (uid ${identity.uid}, up to ${spec.limits.processes} workers, timeout ${spec.limits.timeout} s)`);
     }
     this.byRoot.set(spec.root, pool);
     this.byDeclaration.set(declKey, pool);

@@ -3,13 +3,15 @@ import { Socket } from 'node:net';
 import { FrameReader, FrameError } from '../protocol/frame-reader';
 import { FrameScanner } from '../protocol/frame-scanner';
 import { ABORT_FRAME, FrameType, Release, decodePairs, frameName } from '../protocol/frames';
+import { FAIL_MAX, READY_MAX, parseFail, parseReady } from '../protocol/schemas';
 import { LodgeError, ProtocolError, WorkerDiedError, WorkerTimeoutError } from '../errors';
 import { killGroup } from '../posix';
-import { log } from '../log';
+import { tenantLog, tenantText } from '../log';
 import { WorkerGuard, watchdogs } from '../watchdog';
 import { appendTenantLog } from '../watchdog/tenant-log';
 import { Exchange, WorkerHandle } from './exchange';
 import { AppSpec } from './app-spec';
+import { MAX_WATCHED_FILES, confineReported } from './code-watch';
 import { Identity } from './ownership';
 import { SpawnOptions, WorkerProcess, startWorkerProcess } from './worker-process';
 
@@ -19,6 +21,20 @@ const ABORT_GRACE_MS = 5000;
 const START_TIMEOUT_MS = 60_000;
 /** How long a worker whose socket mod_lodge saw close has to be seen exiting. */
 const LOST_WAIT_MS = 2000;
+/** Bytes of a starting worker's stderr kept: its last line says why python could not start. */
+const EARLY_STDERR_MAX = 4096;
+
+/**
+ * What a worker may send before it is ready: READY or FAIL, each capped (a worker
+ * that is not serving a request has nothing to send that lodged should hold more of).
+ * While it is idle it may send nothing at all (onData); while it serves a request its
+ * frames pass through, each under FRAME_MAX, a stalled one ended by the request timer.
+ */
+const startFrameLimit = (type: number): number | undefined =>
+  type === FrameType.READY ? READY_MAX : type === FrameType.FAIL ? FAIL_MAX : undefined;
+
+/** Apps whose tenant was told that lodged watches only part of their files: told once per pool. */
+const toldFiles = new WeakSet<AppSpec>();
 
 /**
  * A request whose worker mod_lodge borrowed: `lending` until the GRANT is out (a
@@ -99,14 +115,14 @@ export class Worker implements WorkerHandle {
     this.socket = proc.socket;
     this.fd = proc.fd;
     this.pid = this.child.pid ?? -1;
-    this.reader = new FrameReader((type, frame) => this.onFrame(type, frame));
+    this.reader = new FrameReader((type, frame) => this.onStartFrame(type, frame), startFrameLimit);
     // Until the worker opens the tenant's log, its stderr is ours: it tells why
     // python itself could not start.
     this.child.stderr!.setEncoding('utf8');
     this.child.stderr!.on('data', (s: string) => {
-      if (this.earlyStderr.length < 4096) this.earlyStderr += s;
+      if (this.earlyStderr.length < EARLY_STDERR_MAX) this.earlyStderr += s.slice(0, EARLY_STDERR_MAX);
     });
-    this.socket.on('error', (err) => log.debug(`worker ${this.pid}: socket: ${err.message}`));
+    this.socket.on('error', (err) => this.log.debug(`worker ${this.pid}: socket: ${err.message}`));
     this.socket.on('drain', () => this.current?.resumeApache());
     this.child.on('error', (err) => {
       this.failMessage = `cannot start ${opts.python}: ${err.message}`;
@@ -122,6 +138,11 @@ export class Worker implements WorkerHandle {
 
   get app(): string {
     return `${this.spec.root}/${this.spec.entry}`;
+  }
+
+  /** lodged's log for lines about this worker: rate-limited per tenant. */
+  private get log() {
+    return tenantLog(this.identity.uid);
   }
 
   /** Hands the worker a request; `frames` are the REQ (and any BODY) frames held so far. */
@@ -186,7 +207,7 @@ export class Worker implements WorkerHandle {
           : verdict === Release.BROKEN
             ? ['sent a response that broke the frame protocol; killed', `${line}: the worker's response could not be read; stopped (worker ${this.pid} killed)`]
             : ['lent to an Apache connection that closed mid-request; killed', undefined];
-    log.warn(`worker ${this.pid} (${this.app}) ${host}`);
+    this.log.warn(`worker ${this.pid} (${this.app}) ${host}`);
     if (tenant) this.tellTenant(tenant);
     this.kill();
   }
@@ -201,7 +222,7 @@ export class Worker implements WorkerHandle {
     }
     this.lend = 'lost';
     this.arm(LOST_WAIT_MS, () => {
-      log.warn(`worker ${this.pid} (${this.app}) closed its socket but did not exit; killed`);
+      this.log.warn(`worker ${this.pid} (${this.app}) closed its socket but did not exit; killed`);
       this.failCurrent(new WorkerDiedError(`${this.app}: worker ${this.pid} closed its socket during the request`));
       this.kill();
     });
@@ -226,7 +247,7 @@ export class Worker implements WorkerHandle {
     if (this.requestTimer) clearTimeout(this.requestTimer);
     this.requestTimer = undefined;
     this.arm(ABORT_GRACE_MS, () => {
-      log.warn(`worker ${this.pid} (${this.app}) did not stop within ${ABORT_GRACE_MS / 1000} s of its client leaving; killed`);
+      this.log.warn(`worker ${this.pid} (${this.app}) did not stop within ${ABORT_GRACE_MS / 1000} s of its client leaving; killed`);
       this.kill();
     });
   }
@@ -247,7 +268,7 @@ export class Worker implements WorkerHandle {
     try {
       killGroup(this.pid, 'SIGKILL');
     } catch (err) {
-      log.error(`kill of worker group ${this.pid} failed: ${(err as Error).message}`);
+      this.log.error(`kill of worker group ${this.pid} failed: ${(err as Error).message}`);
     }
   }
 
@@ -257,12 +278,19 @@ export class Worker implements WorkerHandle {
   }
 
   private onData(chunk: Buffer): void {
+    // Being killed: what it still sends is nobody's.
+    if (this.killedOnPurpose || this.state === 'dead') return;
+    if (this.state === 'idle') {
+      // Between requests a worker has nothing to say: whatever it sends is refused
+      // on its first byte, so none of it is held.
+      return this.protocolFailure(`worker ${this.pid} (${this.app}) sent ${chunk.length} bytes while idle (${describeStart(chunk)})`);
+    }
     try {
       if (this.state === 'busy') this.onResponseData(chunk);
       else this.reader.push(chunk);
     } catch (err) {
-      const detail = err instanceof FrameError ? err.message : String(err);
-      this.protocolFailure(`worker ${this.pid} (${this.app}) sent a bad frame: ${detail}`);
+      if (!(err instanceof FrameError || err instanceof ProtocolError)) throw err;
+      this.protocolFailure(`worker ${this.pid} (${this.app}) sent a bad frame: ${err.message}`);
     }
   }
 
@@ -296,7 +324,7 @@ export class Worker implements WorkerHandle {
     const why = this.guard.requestEnded();
     if (why) {
       // Not handed back to the pool: it leaves, and the pool replaces it on exit.
-      log.info(`worker ${this.pid} (${this.app}) recycled after its request: ${why}`);
+      this.log.info(`worker ${this.pid} (${this.app}) recycled after its request: ${why}`);
       this.tellTenant(`worker ${this.pid} recycled after its request: ${why}`);
       this.retire();
       return;
@@ -304,35 +332,43 @@ export class Worker implements WorkerHandle {
     this.events.free(this);
   }
 
-  private onFrame(type: number, frame: Buffer): void {
-    if (this.state === 'starting') return this.onStartFrame(type, frame);
-    this.protocolFailure(`worker ${this.pid} (${this.app}) sent ${frameName(type)} while idle`);
+  private onStartFrame(type: number, frame: Buffer): void {
+    if (this.state !== 'starting') {
+      return this.protocolFailure(`worker ${this.pid} (${this.app}) sent ${frameName(type)} after READY`);
+    }
+    if (type === FrameType.READY) return this.onReady(frame);
+    // FAIL (the only other frame the reader lets through): the worker wrote the
+    // reason to the tenant's log itself; the host's log gets it clipped.
+    this.sentFail = true;
+    this.failMessage = tenantText(parseFail(frame));
   }
 
-  private onStartFrame(type: number, frame: Buffer): void {
-    if (type === FrameType.READY) {
-      this.disarm();
-      this.state = 'idle';
-      this.guard.ready();
-      let files: string[] = [];
-      try {
-        files = decodePairs(frame, 8).filter(([k]) => k === 'file').map(([, v]) => v);
-      } catch (err) {
-        log.warn(`worker ${this.pid} (${this.app}): unreadable READY frame: ${(err as Error).message}`);
-      }
-      this.events.ready(this, files);
-    } else if (type === FrameType.FAIL) {
-      // The worker wrote the reason to the tenant's log itself.
-      this.sentFail = true;
-      this.failMessage = frame.toString('utf8', 8);
-    } else {
-      this.protocolFailure(`worker ${this.pid} (${this.app}) sent ${frameName(type)} before READY`);
+  private onReady(frame: Buffer): void {
+    const ready = parseReady(frame);
+    this.disarm();
+    this.state = 'idle';
+    this.guard.ready();
+    const { files, outside, over } = confineReported(this.spec.root, ready.file);
+    if ((outside > 0 || over > 0) && !toldFiles.has(this.spec)) {
+      toldFiles.add(this.spec);
+      const why = [
+        outside > 0 ? `${outside} outside the app directory` : '',
+        over > 0 ? `${over} past the first ${MAX_WATCHED_FILES}` : '',
+      ].filter(Boolean).join(', ');
+      this.tellTenant(`the worker reported ${ready.file.length} files to watch for edits; not watched: ${why}`);
+      this.log.warn(`worker ${this.pid} (${this.app}) reported ${ready.file.length} files to watch; ${why} not watched`);
     }
+    this.events.ready(this, files);
   }
 
   private protocolFailure(message: string): void {
-    log.error(message);
-    this.tellTenant(`worker ${this.pid} stopped: ${message.replace(`worker ${this.pid} (${this.app}) `, '')}`);
+    // Once is enough: the rest of a chunk it is being killed for says nothing new.
+    if (this.killedOnPurpose || this.state === 'dead') return;
+    this.log.error(message);
+    const what = message.replace(`worker ${this.pid} (${this.app}) `, '');
+    // Before READY, this is why the app did not start (what the failure answers say).
+    if (this.state === 'starting') this.failMessage ??= `the worker ${what}`;
+    this.tellTenant(`worker ${this.pid} stopped: ${what}`);
     this.failCurrent(new ProtocolError(message));
     this.kill();
   }
@@ -386,7 +422,7 @@ export class Worker implements WorkerHandle {
     }
     const secs = this.spec.limits.timeout;
     this.requestTimer = setTimeout(() => {
-      log.warn(`worker ${this.pid} (${this.app}): request made no progress for LodgeTimeout ${secs} s; killed`);
+      this.log.warn(`worker ${this.pid} (${this.app}): request made no progress for LodgeTimeout ${secs} s; killed`);
       this.tellTenant(`${this.requestLine()}: took longer than LodgeTimeout ${secs} s; stopped (worker ${this.pid} killed)`);
       this.failCurrent(new WorkerTimeoutError(`${this.app}: request took longer than LodgeTimeout ${secs} s; stopped`));
       this.kill();
@@ -419,18 +455,19 @@ export class Worker implements WorkerHandle {
     this.guard.exited();
     const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
     if (wasStarting) {
-      const why = cause?.tenant ?? this.failMessage ?? (this.earlyStderr.trim().split('\n').pop() || `worker ${how} before it was ready`);
-      if (cause) log.warn(cause.err.message);
+      const early = this.earlyStderr.trim().split('\n').pop();
+      const why = cause?.tenant ?? this.failMessage ?? (early ? tenantText(early) : `worker ${how} before it was ready`);
+      if (cause) this.log.warn(cause.err.message);
       if (!this.sentFail && !this.killedOnPurpose) this.tellTenant(`the app stopped while loading, before it was ready: ${cause?.tenant ?? `worker ${this.pid} ${how}`}`);
       this.events.startFailed(this, why);
     } else if (this.current) {
       const err = cause?.err ?? new WorkerDiedError(`${this.app}: worker ${this.pid} ${how} during the request`);
-      log.warn(cause ? err.message : `worker ${this.pid} (${this.app}) ${how} during a request`);
+      this.log.warn(cause ? err.message : `worker ${this.pid} (${this.app}) ${how} during a request`);
       if (!this.killedOnPurpose) this.tellTenant(`${this.requestLine()}: ${cause?.tenant ?? `worker ${this.pid} ${how} during the request`}`);
       this.failCurrent(err);
     } else if (cause || (!this.killedOnPurpose && (signal || code !== 0))) {
       const what = cause?.tenant ?? `worker ${this.pid} ${how} while idle`;
-      log.warn(`${this.app}: ${what}`);
+      this.log.warn(`${this.app}: ${what}`);
       this.tellTenant(what);
     }
     this.reqFrame = undefined;
@@ -439,3 +476,8 @@ export class Worker implements WorkerHandle {
   }
 }
 
+/** The first bytes of what an idle worker sent, for the host's log: a frame header's type and length. */
+function describeStart(chunk: Buffer): string {
+  if (chunk.length < 8) return `${chunk.length} bytes of a frame header`;
+  return `a ${frameName(chunk[0])} frame header announcing ${chunk.readUInt32BE(4)} bytes`;
+}

@@ -13,14 +13,25 @@ export class FrameError extends Error {
   readonly code = 'LODGE_E_FRAME';
 }
 
+/**
+ * The largest payload taken for a frame type at this point of the stream, or
+ * undefined when that type is not expected at all: checked on the 8-byte header,
+ * before any of the payload is held.
+ */
+export type FrameLimit = (type: number) => number | undefined;
+
 export class FrameReader {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private need = HEADER_SIZE; // bytes of the frame being gathered (header, then whole frame)
 
-  constructor(private readonly onFrame: FrameHandler, private readonly maxPayload = FRAME_MAX) {}
+  private readonly limit: FrameLimit;
 
-  /** Throws FrameError on a frame over the size limit; the caller closes the stream. */
+  constructor(private readonly onFrame: FrameHandler, maxPayload: number | FrameLimit = FRAME_MAX) {
+    this.limit = typeof maxPayload === 'number' ? () => maxPayload : maxPayload;
+  }
+
+  /** Throws FrameError on a frame over its size limit or not expected; the caller closes the stream. */
   push(chunk: Buffer): void {
     let at = 0;
     if (this.pendingBytes > 0) {
@@ -49,9 +60,9 @@ export class FrameReader {
   }
 
   private checkLength(type: number, len: number): void {
-    if (len > this.maxPayload) {
-      throw new FrameError(`${frameName(type)} frame of ${len} bytes is over the ${this.maxPayload}-byte limit`);
-    }
+    const max = this.limit(type);
+    if (max === undefined) throw new FrameError(`${frameName(type)} frame is not expected here`);
+    if (len > max) throw new FrameError(`${frameName(type)} frame of ${len} bytes is over the ${max}-byte limit`);
   }
 
   // Completes the held partial frame from the chunk; returns where the chunk's

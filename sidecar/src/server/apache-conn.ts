@@ -2,6 +2,7 @@ import { Socket } from 'node:net';
 import { FrameError, FrameReader } from '../protocol/frame-reader';
 import { FrameScanner } from '../protocol/frame-scanner';
 import { APP_BORROW, APP_MAY_BORROW, FrameType, Release, encodeError, encodeGrant, frameName } from '../protocol/frames';
+import { parseRelease } from '../protocol/schemas';
 import { LodgeError, ProtocolError } from '../errors';
 import { log } from '../log';
 import { Exchange, WorkerHandle } from '../pool/exchange';
@@ -202,14 +203,24 @@ export class ApacheConn implements Exchange {
         this.appFrame = undefined;
         return;
       case 'lent':
-        if (type !== FrameType.RELEASE || frame.length !== 9) return this.unexpected(type);
-        if (!Object.values(Release).includes(frame[8] as never)) return this.protocolFailure(`RELEASE with unknown verdict ${frame[8]}`);
-        return this.release(frame[8]);
+        if (type !== FrameType.RELEASE) return this.unexpected(type);
+        return this.onRelease(frame);
       case 'response':
       case 'lending':
       case 'verdict':
         return this.unexpected(type);
     }
+  }
+
+  private onRelease(frame: Buffer): void {
+    let verdict: number;
+    try {
+      verdict = parseRelease(frame);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      return this.protocolFailure(err.message);
+    }
+    this.release(verdict);
   }
 
   private release(verdict: number): void {

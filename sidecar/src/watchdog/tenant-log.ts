@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { log } from '../log';
+import { tenantLog, tenantText } from '../log';
 import { openAppendAs } from '../posix';
 
 /** A line is cut here: a tenant's log is for reading, and a reason is one line. */
@@ -19,19 +19,19 @@ export function appendTenantLog(root: string, rel: string, uid: number, gid: num
   try {
     fd = process.getuid!() === 0 ? openAppendAs(root, rel, uid, gid) : openOwn(root, rel);
   } catch (err) {
-    log.warn(`${root}: cannot open the tenant log ${rel} as uid ${uid}: ${(err as Error).message}; line not written: ${message}`);
+    tenantLog(uid).warn(`${root}: cannot open the tenant log ${rel} as uid ${uid}: ${(err as Error).message}; line not written: ${tenantText(message)}`);
     return false;
   }
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile() || st.uid !== uid || st.nlink !== 1) {
-      log.warn(`${root}: tenant log ${rel} is not a plain file of uid ${uid} (owner ${st.uid}, ${st.nlink} links); line not written`);
+      tenantLog(uid).warn(`${root}: tenant log ${rel} is not a plain file of uid ${uid} (owner ${st.uid}, ${st.nlink} links); line not written`);
       return false;
     }
     fs.writeSync(fd, tenantLine(message));
     return true;
   } catch (err) {
-    log.warn(`${root}: cannot write the tenant log ${rel}: ${(err as Error).message}`);
+    tenantLog(uid).warn(`${root}: cannot write the tenant log ${rel}: ${(err as Error).message}`);
     return false;
   } finally {
     fs.closeSync(fd);

@@ -1,0 +1,120 @@
+import { z } from 'zod';
+import { ProtocolError } from '../errors';
+import { Release } from './frames';
+import { PairShape, check, intPair, parsePairs, pathPair } from './pair-object';
+
+// The schemas of the frames lodged takes from outside (PROTOCOL.md): APP from
+// mod_lodge, RELEASE from mod_lodge, READY and FAIL from a worker. Each frame is
+// checked once where it comes in, and what comes out is typed; a pair nobody declared
+// here is refused. REQ, BODY and the response frames are not parsed by lodged (the
+// hot path: they pass through as bytes).
+
+const COUNT_MAX = Number.MAX_SAFE_INTEGER;
+/** A limit's value: 0 when the tenant set none. */
+const amount = intPair(0, COUNT_MAX).optional();
+/** A share the host set in Apache (mod_lodge sends only those set). */
+const positive = intPair(1, COUNT_MAX).optional();
+
+/**
+ * The host's `LodgeLimit` caps (`limit.NAME`): those of one app, then a tenant's share
+ * (`tenant_*`), which the share's own code clamps.
+ */
+/** An app's limits, as the tenant asked (`timeout`) or the host capped them (`limit.timeout`). */
+const appLimits = {
+  timeout: amount,
+  memory: amount,
+  processes: amount,
+  cpu: amount,
+  idle: amount,
+  // mod_lodge sends no tenant value: the host's alone, but a forged one is clamped like the rest.
+  tasks: amount,
+};
+
+const hostLimits = z
+  .object({
+    ...appLimits,
+    tenant_requests: positive,
+    tenant_processes: positive,
+    tenant_memory: positive,
+  })
+  .strict();
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const PY_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export const APP_SHAPE: PairShape = { families: ['env.', 'limit.'] };
+
+export const appSchema = z
+  .object({
+    root: pathPair('an absolute path').refine((p) => p.startsWith('/') && !p.split('/').includes('..'), {
+      error: 'an absolute path without ..',
+    }),
+    kind: z.literal('wsgi', { error: "'wsgi' (the only kind supported)" }),
+    entry: pathPair('a path inside the app directory').refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), {
+      error: 'a path inside the app directory',
+    }),
+    callable: z.string().max(255).regex(new RegExp(`^$|${PY_NAME.source}`), { error: 'a Python name, or nothing' }).default(''),
+    // Who mod_lodge saw own the root: lodged finds that out again itself (ownership.ts).
+    uid: intPair(0, 0xffffffff).optional(),
+    gid: intPair(0, 0xffffffff).optional(),
+    ...appLimits,
+    config: pathPair('the path of the .htaccess').optional(),
+    'apache.workers': positive,
+    limit: hostLimits.default({}),
+    env: z
+      .record(z.string().regex(ENV_NAME, { error: 'LodgeEnv names that are variable names' }), z.string().max(128 * 1024))
+      .default({}),
+  })
+  .strict();
+
+export type AppPairs = z.output<typeof appSchema>;
+
+/** The APP frame's pairs, checked; a ProtocolError says which and why. */
+export function parseAppPairs(frame: Buffer): AppPairs {
+  return parsePairs(frame, APP_SHAPE, appSchema, 'APP');
+}
+
+/**
+ * READY's cap: a worker that reports every module of its app (the runtime stops at
+ * 2000, see MAX_WATCHED_FILES) with long paths fits; a worker that would have lodged
+ * hold more, before it has served anything, is not a worker of ours.
+ */
+export const READY_MAX = 1024 * 1024;
+/**
+ * FAIL's cap: the runtime sends at most 4000 bytes (a one-line account; the traceback
+ * is in the tenant's own log).
+ */
+export const FAIL_MAX = 64 * 1024;
+
+export const READY_SHAPE: PairShape = { repeated: ['file'] };
+
+export const readySchema = z
+  .object({
+    // Linux's pid_max is at most 2^22.
+    pid: intPair(1, 4_194_304),
+    file: z.array(pathPair('a file path')),
+  })
+  .strict();
+
+export type Ready = z.output<typeof readySchema>;
+
+export function parseReady(frame: Buffer): Ready {
+  return parsePairs(frame, READY_SHAPE, readySchema, 'READY');
+}
+
+/** FAIL: the reason, as UTF-8 text (what cannot be decoded shows as U+FFFD). */
+export function parseFail(frame: Buffer): string {
+  return check(z.string().max(FAIL_MAX), frame.toString('utf8', 8), 'FAIL');
+}
+
+const VERDICTS = Object.values(Release) as number[];
+const VERDICT_LIST = Object.entries(Release).map(([k, v]) => `${v} (${k})`).join(', ');
+const verdictSchema = z.number().int().refine((v) => VERDICTS.includes(v));
+
+/** RELEASE: one byte, a verdict of Release. */
+export function parseRelease(frame: Buffer): number {
+  if (frame.length !== 9) throw new ProtocolError(`RELEASE: expected a payload of 1 byte, got ${frame.length - 8}`);
+  const r = verdictSchema.safeParse(frame[8]);
+  if (!r.success) throw new ProtocolError(`RELEASE: expected a verdict, one of ${VERDICT_LIST}; got RELEASE with unknown verdict ${frame[8]}`);
+  return r.data;
+}

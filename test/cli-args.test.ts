@@ -1,0 +1,35 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { LODGED_OPTIONS, SANDBOX_OPTIONS, UsageError, lodgedArgs, readArgs, sandboxArgs } from '../sidecar/src/cli/args';
+
+const sandbox = (argv: string[]) => readArgs(argv, SANDBOX_OPTIONS, sandboxArgs);
+const lodged = (argv: string[]) => readArgs(argv, LODGED_OPTIONS, lodgedArgs);
+
+function usage(fn: () => unknown, pattern: RegExp): void {
+  assert.throws(fn, (err: unknown) => err instanceof UsageError && pattern.test(err.message));
+}
+
+test('lodge sandbox: options are typed, defaults filled', () => {
+  assert.deepEqual(sandbox(['--root', 'x', '--port', '8081', '--apache', '1.3', '--keep']), {
+    help: false, root: 'x', port: 8081, apache: '1.3', keep: true, demo: false,
+  });
+  assert.equal(sandbox([]).port, 8080);
+  assert.equal(sandbox(['-h']).help, true);
+});
+
+test('lodge sandbox: a bad value says what the option takes and what came', () => {
+  usage(() => sandbox(['--port', '99999']), /--port takes a port number from 1 to 65535, got '99999'/);
+  usage(() => sandbox(['--port', '80x']), /--port takes a port number/);
+  usage(() => sandbox(['--port', '0']), /--port takes a port number/);
+  usage(() => sandbox(['--apache', '2.2']), /--apache takes 2\.4 or 1\.3, got '2\.2'/);
+  usage(() => sandbox(['--colour']), /Unknown option '--colour'/);
+  usage(() => sandbox(['--root']), /--root/);
+  usage(() => sandbox(['stray']), /stray/);
+});
+
+test('lodged: --config and an absolute --socket, nothing else', () => {
+  assert.deepEqual(lodged(['--config', '/etc/lodge/lodged.json', '--socket', '/run/l.sock']), { help: false, config: '/etc/lodge/lodged.json', socket: '/run/l.sock' });
+  usage(() => lodged(['--socket', 'rel.sock']), /--socket takes an absolute path, got 'rel\.sock'/);
+  usage(() => lodged(['--verbose']), /Unknown option '--verbose'/);
+  usage(() => lodged(['--config']), /--config/);
+});

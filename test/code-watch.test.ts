@@ -1,0 +1,90 @@
+import { after, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CHECK_INTERVAL_MS, CodeWatch, MAX_WATCHED_FILES, confineReported } from '../sidecar/src/pool/code-watch';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lodge-watch-'));
+const root = path.join(tmp, 'app');
+const outside = path.join(tmp, 'host-secret');
+fs.mkdirSync(path.join(root, 'pkg'), { recursive: true });
+fs.writeFileSync(path.join(root, 'app.py'), '');
+fs.writeFileSync(path.join(root, 'pkg', 'mod.py'), '');
+fs.writeFileSync(outside, '');
+fs.symlinkSync(outside, path.join(root, 'link.py'));
+fs.symlinkSync(tmp, path.join(root, 'updir'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const bump = (f: string, s: number) => fs.utimesSync(f, s, s);
+
+/** One check interval later each call: what the pass it starts finds changed. */
+function looker(w: CodeWatch): () => Promise<string | undefined> {
+  let now = Date.now() + CHECK_INTERVAL_MS;
+  return async () => {
+    now += CHECK_INTERVAL_MS;
+    w.changed(now);
+    await w.settled();
+    return w.changed(now);
+  };
+}
+
+test('reported files are resolved against the root: .. out of it, elsewhere, duplicates and the excess are dropped', () => {
+  const r = confineReported(root, [
+    `${root}/pkg/mod.py`, 'pkg/mod.py', `${root}/../host-secret`, '/etc/shadow', `${root}/pkg/../app.py`, `${root}x/evil.py`,
+  ]);
+  assert.deepEqual(r, { files: [`${root}/pkg/mod.py`, `${root}/app.py`], outside: 3, over: 0 });
+  const many = confineReported(root, Array.from({ length: 400_000 }, (_, i) => `m${i}.py`));
+  assert.equal(many.files.length, MAX_WATCHED_FILES);
+  assert.equal(many.over, 400_000 - MAX_WATCHED_FILES);
+  assert.equal(many.files[0], `${root}/m0.py`, 'the first ones are kept');
+});
+
+test('an edit of a watched module is seen; a host file behind a symbolic link never is', async () => {
+  const w = new CodeWatch(root, 'app.py');
+  await w.settled();
+  const snap = w.snapshot();
+  w.adopt(snap, confineReported(root, [`${root}/pkg/mod.py`, `${root}/link.py`, `${root}/updir/host-secret`]).files);
+  await w.settled();
+  const look = looker(w);
+  assert.equal(await look(), undefined);
+  bump(outside, 1_000_000);
+  assert.equal(await look(), undefined, 'the host file changed: not the app\'s business');
+  assert.equal(w.size, 3, 'entry, restart.txt and pkg/mod.py: the links leaving the root are not watched');
+  bump(path.join(root, 'pkg', 'mod.py'), 2_000_000);
+  assert.equal(await look(), `${root}/pkg/mod.py`);
+});
+
+test('a watched file swapped for a link out of the root reads as gone, and then says nothing of its target', async () => {
+  const f = path.join(root, 'swap.py');
+  fs.writeFileSync(f, '');
+  const w = new CodeWatch(root, 'app.py');
+  await w.settled();
+  w.adopt(w.snapshot(), [f]);
+  await w.settled();
+  const look = looker(w);
+  fs.rmSync(f);
+  fs.symlinkSync(outside, f);
+  assert.equal(await look(), f, 'seen as a change (gone)');
+  w.adopt(w.snapshot(), []);
+  await w.settled();
+  bump(outside, 3_000_000);
+  assert.equal(await look(), undefined, 'its target\'s changes are not seen');
+});
+
+test('a pass over the most files lodged watches leaves the event loop free', async () => {
+  const many = path.join(tmp, 'many');
+  fs.mkdirSync(many);
+  const names = Array.from({ length: MAX_WATCHED_FILES }, (_, i) => `f${i}.py`);
+  for (const n of names) fs.writeFileSync(path.join(many, n), '');
+  const w = new CodeWatch(many, 'app.py');
+  w.adopt(w.snapshot(), confineReported(many, names).files);
+  // Timers keep firing while the pass runs: it yields between its batches.
+  let ticks = 0;
+  const tick = setInterval(() => ticks++, 0);
+  w.changed(Date.now() + CHECK_INTERVAL_MS);
+  await w.settled();
+  clearInterval(tick);
+  assert.equal(w.size, MAX_WATCHED_FILES + 2);
+  assert.ok(ticks > 0, 'the loop ran during the pass');
+});
