@@ -3,6 +3,7 @@ import { Settings } from '../config/load';
 import { decodePairs } from '../protocol/frames';
 import { ProtocolError } from '../errors';
 import { log } from '../log';
+import type { ShareAsked } from './tenant-share';
 
 /** What an APP frame asks for, after the host's caps were applied. */
 export interface AppSpec {
@@ -13,6 +14,8 @@ export interface AppSpec {
   limits: AppLimits;
   env: Record<string, string>;
   config: string;
+  /** The tenant's share as mod_lodge sent it (raw; tenant-share.ts tenantCaps decides). */
+  share: ShareAsked;
 }
 
 // `tasks` is the host's alone (mod_lodge sends none), but a forged APP frame is clamped too.
@@ -76,5 +79,20 @@ export function parseAppSpec(payload: Buffer, settings: Settings): AppSpec {
       limits[key] = asked;
     }
   }
-  return { root, kind, entry, callable, limits, env, config };
+  return { root, kind, entry, callable, limits, env, config, share: readShare(get) };
+}
+
+// --- tenant share pairs (issue 10 item 4): a stand-in until the APP schema reads them ---
+/** `apache.workers` and `limit.tenant_*`: positive integers, anything else ignored. */
+function readShare(get: Map<string, string>): ShareAsked {
+  const num = (k: string) => {
+    const v = get.get(k);
+    return v !== undefined && /^[1-9]\d{0,15}$/.test(v) ? Number(v) : undefined;
+  };
+  return {
+    requests: num('limit.tenant_requests'),
+    processes: num('limit.tenant_processes'),
+    memory: num('limit.tenant_memory'),
+    apacheWorkers: num('apache.workers'),
+  };
 }

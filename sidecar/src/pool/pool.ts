@@ -1,18 +1,27 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AppStartError, QueueFullError } from '../errors';
+import { AppStartError, QueueFullError, TenantShareError } from '../errors';
 import { log } from '../log';
+import { watchdogs } from '../watchdog';
+import { appendTenantLog } from '../watchdog/tenant-log';
 import { AppSpec } from './app-spec';
 import { CodeWatch } from './code-watch';
 import { Exchange } from './exchange';
 import { Identity } from './ownership';
 import { Worker } from './worker';
 import { SpawnOptions } from './worker-process';
+import { NoteGate, ShareMember, TenantCaps, TenantShare } from './tenant-share';
 
 export interface PoolOptions extends SpawnOptions {
   maxQueue: number;
   queueTimeoutMs: number;
+  /** The tenant's share over all its apps, and its caps as they apply to this app. */
+  share: TenantShare;
+  caps: TenantCaps;
 }
+
+/** A tenant past its share reads one line a second per app, however many are refused. */
+const shareNotes = new NoteGate(1000);
 
 interface Waiter {
   ex: Exchange;
@@ -47,8 +56,10 @@ const BACKOFF_MAX_MS = 60_000;
  * serving. Once it is ready, old workers leave as soon as they are idle; if it fails
  * to load, the old ones keep serving and the error is in the tenant's log.
  */
-export class Pool {
+export class Pool implements ShareMember {
   readonly workers = new Set<Worker>();
+  /** Workers serving a request this pool handed them (the tenant's share counts them). */
+  private readonly serving = new Set<Worker>();
   private readonly idle: Worker[] = [];
   private readonly queue: Waiter[] = [];
   private readonly gens = new Map<Worker, number>();
@@ -78,6 +89,7 @@ export class Pool {
     private readonly opts: PoolOptions,
   ) {
     this.watch = new CodeWatch(spec.root, spec.entry);
+    opts.share.join(this);
   }
 
   get name(): string {
@@ -88,8 +100,9 @@ export class Pool {
   acquire(ex: Exchange, frames: Buffer[]): void {
     this.lastUsed = Date.now();
     this.checkCode();
+    if (!this.opts.share.admits(this, this.opts.caps)) return this.refuseForShare(ex);
     const w = this.idle.pop();
-    if (w) return w.serve(ex, frames);
+    if (w) return this.serveOn(w, ex, frames);
     if (this.failure && this.liveWorkers() === 0) {
       if (Date.now() < this.failure.until && this.entryMtime() === this.failure.mtime) {
         return ex.fail(new AppStartError(this.failure.message));
@@ -160,6 +173,11 @@ export class Pool {
     // starts only once it has shown that it loads.
     if (this.candidate) return;
     while (this.starting < this.queue.length && this.workers.size < this.spec.limits.processes) {
+      if (!this.opts.share.mayStart(this, this.opts.caps)) {
+        // The tenant's other apps hold its workers: an idle one of theirs makes room.
+        this.opts.share.reclaim(this);
+        return;
+      }
       this.spawn();
     }
   }
@@ -184,6 +202,7 @@ export class Pool {
     this.starting++;
     const gen = this.gen;
     const snap = this.gens.size === 0 ? this.watch.snapshot() : undefined;
+    watchdogs().cgroups.shareMemory(this.identity.uid, this.opts.caps.memory);
     const w = new Worker(this.spec, this.identity, this.opts, {
       ready: (w, files) => {
         this.starting--;
@@ -195,6 +214,7 @@ export class Pool {
       },
       free: (w) => {
         this.served++;
+        this.serving.delete(w);
         this.free(w);
       },
       carried: (bytes) => {
@@ -231,7 +251,10 @@ export class Pool {
     const next = this.queue.shift();
     if (next) {
       clearTimeout(next.timer);
-      w.serve(next.ex, next.frames);
+      this.serveOn(w, next.ex, next.frames);
+    } else if (this.opts.share.siblingWaits(this, this.opts.caps)) {
+      // Another app of the tenant waits for a worker its cap keeps it from starting.
+      w.retire();
     } else {
       this.idle.push(w);
     }
@@ -241,6 +264,7 @@ export class Pool {
     this.starting--;
     this.workers.delete(w);
     this.gens.delete(w);
+    this.opts.share.workerGone(this.identity.uid);
     if (this.candidate?.worker === w) {
       // A broken edit: the running generation keeps serving.
       this.failedSnap = this.candidate.snap;
@@ -262,9 +286,13 @@ export class Pool {
   private exited(w: Worker): void {
     this.workers.delete(w);
     this.gens.delete(w);
+    this.serving.delete(w);
     const i = this.idle.indexOf(w);
     if (i >= 0) this.idle.splice(i, 1);
     if (!this.failure) this.maybeSpawn();
+    this.opts.share.workerGone(this.identity.uid);
+    // A retired pool the registry no longer lists is forgotten once its last worker is gone.
+    if (this.retired && this.workers.size === 0 && this.queue.length === 0) this.forget();
   }
 
   private expire(waiter: Waiter): void {
@@ -273,6 +301,62 @@ export class Pool {
     this.queue.splice(i, 1);
     const err = new QueueFullError(`${this.name}: no worker became free within ${this.opts.queueTimeoutMs / 1000} s`);
     waiter.ex.fail(err);
+  }
+
+  // --- the tenant's share (tenant-share.ts): what it asks of this app ---
+
+  get uid(): number {
+    return this.identity.uid;
+  }
+
+  held(): number {
+    return this.serving.size + this.queue.length;
+  }
+
+  processes(): number {
+    return this.workers.size;
+  }
+
+  wanting(): number {
+    if (this.candidate || this.failure) return 0;
+    const room = this.spec.limits.processes - this.workers.size;
+    return Math.max(0, Math.min(this.queue.length - this.starting, room));
+  }
+
+  giveUpIdle(): boolean {
+    const w = this.idle.shift(); // the coldest
+    if (!w) return false;
+    w.retire();
+    return true;
+  }
+
+  spawnIfWaiting(): void {
+    if (!this.failure) this.maybeSpawn();
+  }
+
+  /** Forgotten by the registry: the share stops counting this app. */
+  forget(): void {
+    this.opts.share.leave(this);
+  }
+
+  private serveOn(w: Worker, ex: Exchange, frames: Buffer[]): void {
+    this.serving.add(w);
+    w.serve(ex, frames);
+  }
+
+  // 503 at once: waiting in the queue would hold one more of Apache's workers.
+  private refuseForShare(ex: Exchange): void {
+    const { uid, gid } = this.identity;
+    const held = this.opts.share.held(uid);
+    const cap = this.opts.caps.requests;
+    const n = shareNotes.note(this.spec.root);
+    if (n > 0) {
+      const since = n > 1 ? ` (${n} refused since the last line)` : '';
+      appendTenantLog(this.spec.root, this.opts.tenantLog, uid, gid,
+        `request refused with 503: your apps already hold ${held} requests (running or waiting), this host's share for one account (tenant-requests ${cap})${since}`);
+      log.warn(`uid ${uid} (${this.name}): ${held} requests held, its share is ${cap}; refusing with 503${since}`);
+    }
+    ex.fail(new TenantShareError(`${this.name}: uid ${uid} holds ${held} requests, its share (${cap}); refused`));
   }
 
   private entryMtime(): number {
