@@ -139,6 +139,7 @@ export class Cgroups implements GroupOwner {
       const name = this.leafName(uid);
       const leaves: Leaf[] = [];
       for (const h of this.hierarchies) {
+        ensureBase(h);
         const tenant = path.join(h.base, String(uid));
         mkdirOk(tenant);
         if (h.controllers.has('pids')) fs.writeFileSync(path.join(tenant, 'pids.max'), String(opts.tasks));
@@ -273,6 +274,17 @@ function setMemory(h: Hierarchy, dir: string, max: number, o: { previous?: numbe
     // The OOM killer takes the whole worker's tree, not one process of it.
     if (o.oomGroup) fs.writeFileSync(path.join(dir, 'memory.oom.group'), '1');
   }
+}
+
+/**
+ * Another lodged on the machine (a second instance, a test) removes the shared
+ * `lodge` folder when it exits with no group left in it: it is made again, with
+ * the controllers this lodged hands down.
+ */
+function ensureBase(h: Hierarchy): void {
+  if (fs.existsSync(h.base)) return;
+  mkdirOk(h.base);
+  if (h.version === 2) for (const c of h.controllers) fs.writeFileSync(path.join(h.base, 'cgroup.subtree_control'), `+${c}`);
 }
 
 /**
