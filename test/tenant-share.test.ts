@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { checkConfig } from '../sidecar/src/config/load';
 import { ConfigError } from '../sidecar/src/errors';
+import { parseAppSpec } from '../sidecar/src/pool/app-spec';
+import { FrameType, encodeFrame, encodePairs } from '../sidecar/src/protocol/frames';
 import {
   FALLBACK_TENANT_REQUESTS, MIN_TENANT_REQUESTS, NoteGate, ShareMember, TenantCaps, TenantShare, tenantCaps,
 } from '../sidecar/src/pool/tenant-share';
@@ -138,6 +140,20 @@ test("lodged.json's limits take the tenant keys; sizes are parsed; bad values ar
   assert.throws(() => checkConfig({ limits: { tenantShare: 2 } }, 'test'), ConfigError);
   assert.throws(() => checkConfig({ limits: { tenantRequests: 0 } }, 'test'), ConfigError);
   assert.throws(() => checkConfig({ defaults: { tenantRequests: 4 } }, 'test'), ConfigError, 'a share is the host’s, not a per-app default');
+});
+
+test("mod_lodge's pairs (Apache's worker count, LodgeLimit tenant-*) reach the caps; malformed ones are ignored", () => {
+  const settings = checkConfig({}, 'test');
+  const app = (extra: Array<[string, string]>) => encodeFrame(FrameType.APP, encodePairs([
+    ['root', '/srv/www/t'], ['kind', 'wsgi'], ['entry', 'app.py'], ['callable', ''], ...extra,
+  ]));
+  const spec = parseAppSpec(app([['apache.workers', '150'], ['limit.tenant_requests', '12'], ['limit.tenant_processes', '5'], ['limit.tenant_memory', String(1 << 30)]]), settings);
+  assert.deepEqual(spec.share, { requests: 12, processes: 5, memory: 1 << 30, apacheWorkers: 150 });
+  const caps = tenantCaps(settings.share, spec.share, 8 * 1024 ** 3);
+  assert.deepEqual(caps, { requests: 12, processes: 5, memory: 1 << 30 });
+  const bad = parseAppSpec(app([['apache.workers', '-3'], ['limit.tenant_requests', '1e9'], ['limit.tenant_memory', '0']]), settings);
+  assert.deepEqual(bad.share, { requests: undefined, processes: undefined, memory: undefined, apacheWorkers: undefined });
+  assert.equal(tenantCaps(settings.share, bad.share, 8 * 1024 ** 3).requests, FALLBACK_TENANT_REQUESTS);
 });
 
 test('refusal notes: one per second per app, saying how many were passed over', () => {
