@@ -220,7 +220,11 @@ export class Pool implements ShareMember {
       carried: (bytes) => {
         this.carriedAvg += (bytes - this.carriedAvg) / 4;
       },
-      startFailed: (w, message) => this.startFailed(w, message),
+      startFailed: (w, message) => {
+        this.startFailed(w, message);
+        // After the back-off is set: this app does not try again at once.
+        this.opts.share.workerGone(this.identity.uid);
+      },
       exited: (w) => this.exited(w),
     });
     this.gens.set(w, gen);
@@ -264,7 +268,6 @@ export class Pool implements ShareMember {
     this.starting--;
     this.workers.delete(w);
     this.gens.delete(w);
-    this.opts.share.workerGone(this.identity.uid);
     if (this.candidate?.worker === w) {
       // A broken edit: the running generation keeps serving.
       this.failedSnap = this.candidate.snap;
