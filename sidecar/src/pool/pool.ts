@@ -193,6 +193,9 @@ export class Pool implements ShareMember {
       this.watch.adopt(snap, []);
       return;
     }
+    // At the tenant's worker cap, an idle old worker leaves for the new code's first
+    // one; with none idle, the reload waits for the next request that finds one.
+    if (!this.opts.share.mayStart(this, this.opts.caps) && !this.giveUpIdle()) return;
     log.info(`${this.name}: ${path.relative(this.spec.root, changed)} changed; starting the new code beside the running one`);
     this.gen++;
     this.candidate = { worker: this.spawn(), snap };
