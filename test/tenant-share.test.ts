@@ -11,6 +11,9 @@ import {
 // The share's bookkeeping, without processes: pools are FakeMembers whose counts the
 // test sets, as a real pool's queue and workers would move.
 
+/** The order FakeMembers were asked to start a worker in. */
+const poked: FakeMember[] = [];
+
 class FakeMember implements ShareMember {
   serving = 0;
   waiting = 0;
@@ -18,6 +21,7 @@ class FakeMember implements ShareMember {
   idle = 0;
   busy = 0;
   gaveUp = 0;
+  leaving = 0;
   pokes = 0;
   constructor(readonly uid: number, readonly maxProcesses = 4) {}
   held(): number {
@@ -25,6 +29,9 @@ class FakeMember implements ShareMember {
   }
   processes(): number {
     return this.idle + this.busy + this.starting;
+  }
+  staying(): number {
+    return this.processes() - this.leaving;
   }
   wanting(): number {
     return Math.max(0, Math.min(this.waiting - this.starting, this.maxProcesses - this.processes()));
@@ -37,6 +44,7 @@ class FakeMember implements ShareMember {
   }
   spawnIfWaiting(): void {
     this.pokes++;
+    poked.push(this);
   }
 }
 
@@ -92,13 +100,57 @@ test('a worker that finishes leaves instead of idling when a sibling waits at th
   const { share, a, b } = twoApps();
   a.busy = 2;
   const c = caps(100, 2);
-  assert.equal(share.siblingWaits(a, c), false, 'nobody waits');
+  assert.equal(share.siblingWaits(a, c, 0), false, 'nobody waits');
   b.waiting = 2;
-  assert.equal(share.siblingWaits(a, c), true);
-  assert.equal(share.siblingWaits(a, c), true, 'two wait: a second worker leaves too');
-  assert.equal(share.siblingWaits(a, c), false, 'two leave already for two waiting');
+  assert.equal(share.siblingWaits(a, c, 0), true);
+  assert.equal(share.siblingWaits(a, c, 0), true, 'two wait: a second worker leaves too');
+  assert.equal(share.siblingWaits(a, c, 0), false, 'two leave already for two waiting');
   share.workerGone(1001);
   assert.equal(b.pokes, 1);
+});
+
+test('a busy app gives a worker to a starved sibling only down to its fair part of the cap', () => {
+  const { share, a, b } = twoApps();
+  const c = caps(100, 4);
+  a.busy = 4;
+  a.serving = 4;
+  a.waiting = 5; // a's own queue never empties
+  b.waiting = 3;
+  // Two apps hold requests: a's fair part is 2 of 4.
+  assert.equal(share.siblingWaits(a, c, a.waiting), true);
+  a.leaving = 1; // still a process until it exits: counts for the cap, not for a's part
+  assert.equal(share.siblingWaits(a, c, a.waiting), true);
+  a.leaving = 2;
+  assert.equal(share.siblingWaits(a, c, a.waiting), false, 'two leave for b already; a keeps its fair part');
+  a.busy = 2;
+  a.leaving = 0;
+  b.starting = 2;
+  share.workerGone(1001, a);
+  share.workerGone(1001, a);
+  assert.equal(a.pokes, 0, 'the app that gave way does not take the place back');
+  assert.equal(b.pokes, 2);
+  assert.equal(share.siblingWaits(a, c, a.waiting), false, 'down to its fair part, a keeps its workers for its own queue');
+});
+
+test('the place a worker leaves goes to the app with the fewest workers, not back to a busy one', () => {
+  const { share, a, b } = twoApps();
+  const c = new FakeMember(1001);
+  share.join(c);
+  const cap = caps(100, 3);
+  a.busy = 1;
+  a.serving = 1;
+  a.waiting = 1;
+  b.busy = 2; // one of them fresh, nothing for it but b's own queue
+  b.serving = 1;
+  b.waiting = 1;
+  c.waiting = 2;
+  // Three apps hold requests: each one's part is 1; b has 2, c none.
+  assert.equal(share.siblingWaits(b, cap, b.waiting), true);
+  assert.equal(share.siblingWaits(a, cap, a.waiting), false, 'a has only its part');
+  b.busy = 1;
+  poked.length = 0;
+  share.workerGone(1001, b);
+  assert.deepEqual(poked, [c, a], 'c, with no worker, first; b, which gave way, not at all');
 });
 
 test('below the worker cap nothing is reclaimed', () => {
@@ -106,7 +158,7 @@ test('below the worker cap nothing is reclaimed', () => {
   a.busy = 1;
   b.waiting = 1;
   assert.equal(share.mayStart(b, caps(100, 3)), true);
-  assert.equal(share.siblingWaits(a, caps(100, 3)), false);
+  assert.equal(share.siblingWaits(a, caps(100, 3), 0), false);
 });
 
 test("the requests share is a fraction of Apache's workers, a fixed number when unknown, lowered by LodgeLimit", () => {

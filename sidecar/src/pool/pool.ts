@@ -60,6 +60,8 @@ export class Pool implements ShareMember {
   readonly workers = new Set<Worker>();
   /** Workers serving a request this pool handed them (the tenant's share counts them). */
   private readonly serving = new Set<Worker>();
+  /** Workers leaving so that another app of the tenant can start one: their place is not ours. */
+  private readonly leavingForSibling = new Set<Worker>();
   private readonly idle: Worker[] = [];
   private readonly queue: Waiter[] = [];
   private readonly gens = new Map<Worker, number>();
@@ -255,13 +257,15 @@ export class Pool implements ShareMember {
       this.maybeSpawn();
       return;
     }
+    if (this.opts.share.siblingWaits(this, this.opts.caps, this.queue.length)) {
+      // Another app of the tenant waits for a worker its cap keeps it from starting.
+      this.leaveForSibling(w);
+      return;
+    }
     const next = this.queue.shift();
     if (next) {
       clearTimeout(next.timer);
       this.serveOn(w, next.ex, next.frames);
-    } else if (this.opts.share.siblingWaits(this, this.opts.caps)) {
-      // Another app of the tenant waits for a worker its cap keeps it from starting.
-      w.retire();
     } else {
       this.idle.push(w);
     }
@@ -295,8 +299,9 @@ export class Pool implements ShareMember {
     this.serving.delete(w);
     const i = this.idle.indexOf(w);
     if (i >= 0) this.idle.splice(i, 1);
-    if (!this.failure) this.maybeSpawn();
-    this.opts.share.workerGone(this.identity.uid);
+    const forSibling = this.leavingForSibling.delete(w);
+    if (!this.failure && !forSibling) this.maybeSpawn();
+    this.opts.share.workerGone(this.identity.uid, forSibling ? this : undefined);
     // A retired pool the registry no longer lists is forgotten once its last worker is gone.
     if (this.retired && this.workers.size === 0 && this.queue.length === 0) this.forget();
   }
@@ -323,6 +328,10 @@ export class Pool implements ShareMember {
     return this.workers.size;
   }
 
+  staying(): number {
+    return this.workers.size - this.leavingForSibling.size;
+  }
+
   wanting(): number {
     if (this.candidate || this.failure) return 0;
     const room = this.spec.limits.processes - this.workers.size;
@@ -332,8 +341,14 @@ export class Pool implements ShareMember {
   giveUpIdle(): boolean {
     const w = this.idle.shift(); // the coldest
     if (!w) return false;
-    w.retire();
+    this.leaveForSibling(w);
     return true;
+  }
+
+  private leaveForSibling(w: Worker): void {
+    log.info(`${this.name}: worker ${w.pid} leaves for another app of uid ${this.identity.uid} (its share of ${this.opts.caps.processes} workers is in use)`);
+    this.leavingForSibling.add(w);
+    w.retire();
   }
 
   spawnIfWaiting(): void {

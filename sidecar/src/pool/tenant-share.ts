@@ -20,6 +20,8 @@ export interface ShareMember {
   held(): number;
   /** Worker processes of this app, starting and leaving ones included. */
   processes(): number;
+  /** Those of them not leaving for another app of the tenant. */
+  staying(): number;
   /** Waiting requests no worker of this app is starting for. */
   wanting(): number;
   /** Lets one idle worker go (it exits soon); false when none is idle. */
@@ -95,26 +97,49 @@ export class TenantShare {
   }
 
   /**
-   * A worker of `m` just finished and `m` has nothing waiting: true when a sibling
-   * waits for a worker the cap keeps it from starting, so this one should leave
-   * instead of idling (counted as a reclaim).
+   * A worker of `m` just finished: true when it should leave so that a sibling app,
+   * waiting for a worker the cap keeps it from starting, gets its place (counted as a
+   * reclaim). With nothing of its own waiting (`ownWaiting` 0) it would only idle, so
+   * it leaves for any waiting sibling. With requests of its own waiting, it leaves only
+   * while it has more than its fair part of the tenant's workers (the cap over the
+   * apps that hold requests) and a sibling has less: one busy app must not keep the
+   * tenant's other apps waiting until their queue timeout.
    */
-  siblingWaits(m: ShareMember, caps: TenantCaps): boolean {
+  siblingWaits(m: ShareMember, caps: TenantCaps, ownWaiting: number): boolean {
     const t = this.tenants.get(m.uid);
     if (!t || this.processes(m.uid) < caps.processes) return false;
-    const others = [...t.members].filter((o) => o !== m);
-    const wanted = others.reduce((n, o) => n + o.wanting(), 0);
+    const fair = this.fairPart(t, caps);
+    if (ownWaiting > 0 && m.staying() <= fair) return false;
+    let wanted = 0;
+    for (const o of t.members) {
+      if (o === m) continue;
+      wanted += ownWaiting > 0 ? Math.min(o.wanting(), Math.max(0, fair - o.staying())) : o.wanting();
+    }
     if (t.reclaiming >= wanted) return false;
     t.reclaiming++;
     return true;
   }
 
-  /** A worker of the tenant exited (or failed to start): a starved sibling may start one. */
-  workerGone(uid: number): void {
+  /**
+   * A worker of the tenant exited (or failed to start): a waiting app may start one,
+   * the one with the fewest workers first. `gaveWay`: the app whose worker left for
+   * the others, which does not take the place back (it would start one for its own
+   * queue, and leave again, for ever).
+   */
+  workerGone(uid: number, gaveWay?: ShareMember): void {
     const t = this.tenants.get(uid);
     if (!t) return;
     if (t.reclaiming > 0) t.reclaiming--;
-    for (const m of [...t.members]) if (m.wanting() > 0) m.spawnIfWaiting();
+    const waiting = [...t.members].filter((m) => m !== gaveWay && m.wanting() > 0);
+    waiting.sort((a, b) => a.staying() - b.staying());
+    for (const m of waiting) m.spawnIfWaiting();
+  }
+
+  // Each app's part when the apps that hold requests share the tenant's workers evenly.
+  private fairPart(t: Tenant, caps: TenantCaps): number {
+    let busy = 0;
+    for (const o of t.members) if (o.held() > 0) busy++;
+    return Math.max(1, Math.floor(caps.processes / Math.max(1, busy)));
   }
 
   private wanting(t: Tenant): number {
