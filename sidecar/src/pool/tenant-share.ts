@@ -8,7 +8,9 @@
  *                                yes ──▶ the pool serves or queues it
  *   spawn   ──▶ mayStart(member)? no ──▶ reclaim(member): an idle worker of a sibling
  *                                        app leaves; its exit (workerGone) lets the
- *                                        starved app start one
+ *                                        app with the fewest workers start one
+ *   a worker finishes ──▶ siblingWaits? yes ──▶ it leaves (nothing of its own waits,
+ *                                        or its app has more than its fair part)
  *
  * Pure bookkeeping: no timers, no processes; tests drive it with fakes.
  */
@@ -40,7 +42,7 @@ export interface TenantCaps {
 
 interface Tenant {
   members: Set<ShareMember>;
-  /** Idle workers asked to leave for a starved sibling, not yet gone. */
+  /** Workers asked to leave for a sibling app, not yet gone. */
   reclaiming: number;
 }
 
