@@ -33,6 +33,17 @@ export class QueueFullError extends LodgeError {
   retryAfter = 5;
 }
 
+/**
+ * The tenant holds as many requests as its share allows (over all its apps): refused
+ * at once, not queued, so that one tenant never holds Apache's workers. A request of
+ * its own finishing frees a place within seconds, hence the short Retry-After.
+ */
+export class TenantShareError extends LodgeError {
+  code = 'LODGE_E_SHARE';
+  status = 503;
+  retryAfter = 2;
+}
+
 export class WorkerTimeoutError extends LodgeError {
   code = 'LODGE_E_TIMEOUT';
   status = 504;

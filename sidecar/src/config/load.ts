@@ -1,10 +1,13 @@
 import * as fs from 'node:fs';
 import { ConfigError } from '../errors';
-import { AppLimits, BUILTIN_DEFAULTS, BUILTIN_LIMITS, LodgedConfig, configSchema, parseBytes } from './schema';
+import type { ShareSettings } from '../pool/tenant-share';
+import { AppLimits, BUILTIN_DEFAULTS, BUILTIN_LIMITS, LodgedConfig, configSchema, parseBytes, tenantShareSettings } from './schema';
 
 export interface Settings extends Omit<LodgedConfig, 'defaults' | 'limits'> {
   defaults: AppLimits;
   limits: AppLimits;
+  /** Each tenant's share (the `tenant*` keys of `limits`). */
+  share: ShareSettings;
 }
 
 /** Reads and checks lodged's JSON file; no file means every default. */
@@ -51,7 +54,7 @@ export function checkConfig(raw: unknown, source: string): Settings {
     if (defaults[key] > limits[key]) defaults[key] = limits[key];
   }
   const allowedRoots = c.allowedRoots.map((r) => (r.length > 1 ? r.replace(/\/+$/, '') : r));
-  loaded = { ...c, allowedRoots, defaults, limits };
+  loaded = { ...c, allowedRoots, defaults, limits, share: tenantShareSettings(c.limits) };
   return loaded;
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { ShareSettings } from '../pool/tenant-share';
 
 // lodged's settings. Every key has a default, so lodged runs with no file at all;
 // unknown keys are refused so that a typo is an error, not a silent default.
@@ -24,6 +25,28 @@ const appSettings = z
     tasks: count.min(8).max(100_000),
   })
   .strict();
+
+/**
+ * Each tenant's share of the host (a tenant: a uid, all its apps together), in
+ * `limits` only: the host sets it, no tenant asks for it. Absent keys are derived
+ * (pool/tenant-share.ts tenantCaps): requests from Apache's worker count, memory from
+ * the machine's, both times `tenantShare`; Apache's `LodgeLimit tenant-*` can lower them.
+ */
+const tenantSettings = z
+  .object({
+    /** Requests one tenant may hold at once, in flight plus waiting; past it, 503 at once. */
+    tenantRequests: count.max(100_000),
+    /** Worker processes one tenant may have, over all its apps. */
+    tenantProcesses: count.max(10_000),
+    /** The memory limit of the tenant's own cgroup (memory.max / memory.limit_in_bytes). */
+    tenantMemory: bytes,
+    /** The fraction of Apache's workers and of the machine's memory a derived share is. */
+    tenantShare: z.number().gt(0).max(1),
+  })
+  .strict();
+
+/** One in four: three tenants flooding at once still leave a quarter for the rest. */
+export const DEFAULT_TENANT_SHARE = 0.25;
 
 const absolute = z.string().startsWith('/', 'an absolute path');
 
@@ -58,7 +81,7 @@ export const configSchema = z
     /** Where lodged writes its pid once it listens (for whoever supervises it). */
     pidFile: absolute.optional(),
     defaults: appSettings.partial().default({}),
-    limits: appSettings.partial().default({}),
+    limits: appSettings.merge(tenantSettings).partial().default({}),
   })
   .strict();
 
@@ -92,6 +115,18 @@ export const BUILTIN_LIMITS: AppLimits = {
   // 16 workers of 2 threads each leave room for several hundred child processes.
   tasks: 512,
 };
+
+export type TenantSettingsInput = Partial<z.output<typeof tenantSettings>>;
+
+/** The tenant keys of `limits`, sizes in bytes; absent ones stay absent (derived later). */
+export function tenantShareSettings(limits: TenantSettingsInput): ShareSettings {
+  return {
+    tenantRequests: limits.tenantRequests,
+    tenantProcesses: limits.tenantProcesses,
+    tenantMemory: limits.tenantMemory !== undefined ? parseBytes(limits.tenantMemory) : undefined,
+    tenantShare: limits.tenantShare ?? DEFAULT_TENANT_SHARE,
+  };
+}
 
 export function parseBytes(v: number | string): number {
   if (typeof v === 'number') return v;

@@ -2,6 +2,7 @@ import { AppLimits } from '../config/schema';
 import { Settings } from '../config/load';
 import { AppPairs, parseAppPairs } from '../protocol/schemas';
 import { tenantLog } from '../log';
+import type { ShareAsked } from './tenant-share';
 
 /** What an APP frame asks for, after the host's caps were applied. */
 export interface AppSpec {
@@ -12,20 +13,13 @@ export interface AppSpec {
   limits: AppLimits;
   /**
    * The tenant's share the host set in Apache (`LodgeLimit tenant-*`, and Apache's own
-   * worker count), as asked: the share's code clamps them.
+   * worker count), as asked: tenant-share.ts tenantCaps clamps them.
    */
-  share: TenantShare;
+  share: ShareAsked;
   env: Record<string, string>;
   config: string;
   /** The host's cap on each limit for this app (lodged's, lowered by Apache's LodgeLimit). */
   caps: AppLimits;
-}
-
-export interface TenantShare {
-  requests?: number;
-  processes?: number;
-  memory?: number;
-  apacheWorkers?: number;
 }
 
 // `tasks` is the host's alone (mod_lodge sends none), but a forged APP frame is clamped too.
@@ -83,13 +77,13 @@ function clampLimits(app: AppPairs, settings: Settings, config: string): { limit
   return { limits, caps };
 }
 
-function shareOf(app: AppPairs): TenantShare {
-  const share: TenantShare = {};
-  if (app.limit.tenant_requests !== undefined) share.requests = app.limit.tenant_requests;
-  if (app.limit.tenant_processes !== undefined) share.processes = app.limit.tenant_processes;
-  if (app.limit.tenant_memory !== undefined) share.memory = app.limit.tenant_memory;
-  if (app['apache.workers'] !== undefined) share.apacheWorkers = app['apache.workers'];
-  return share;
+function shareOf(app: AppPairs): ShareAsked {
+  return {
+    requests: app.limit.tenant_requests,
+    processes: app.limit.tenant_processes,
+    memory: app.limit.tenant_memory,
+    apacheWorkers: app['apache.workers'],
+  };
 }
 
 /** A LodgeEnv name the runtime applies (valid, and not one of the reserved names). */

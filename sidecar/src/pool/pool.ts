@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AppStartError, LodgeError, QueueFullError, RefusedError } from '../errors';
+import { AppStartError, LodgeError, QueueFullError, RefusedError, TenantShareError } from '../errors';
 import { log, tenantLog } from '../log';
+import { watchdogs } from '../watchdog';
+import { appendTenantLog } from '../watchdog/tenant-log';
 import { AppSpec } from './app-spec';
 import { CodeWatch } from './code-watch';
 import { Exchange } from './exchange';
@@ -9,13 +11,20 @@ import { HostRules, Identity, checkOwnership } from './ownership';
 import { StartBackoff } from './start-backoff';
 import { Worker } from './worker';
 import { SpawnOptions } from './worker-process';
+import { NoteGate, ShareMember, TenantCaps, TenantShare } from './tenant-share';
 
 export interface PoolOptions extends SpawnOptions {
   maxQueue: number;
   queueTimeoutMs: number;
   /** The host's ownership rules, checked again before each worker starts. */
   rules: HostRules;
+  /** The tenant's share over all its apps, and its caps as they apply to this app. */
+  share: TenantShare;
+  caps: TenantCaps;
 }
+
+/** A tenant past its share reads one line a second per app, however many are refused. */
+const shareNotes = new NoteGate(1000);
 
 interface Waiter {
   ex: Exchange;
@@ -46,8 +55,12 @@ const MEASURE_EVERY = 16;
  * serving. Once it is ready, old workers leave as soon as they are idle; if it fails
  * to load, the old ones keep serving and the error is in the tenant's log.
  */
-export class Pool {
+export class Pool implements ShareMember {
   readonly workers = new Set<Worker>();
+  /** Workers serving a request this pool handed them (the tenant's share counts them). */
+  private readonly serving = new Set<Worker>();
+  /** Workers leaving so that another app of the tenant can start one: their place is not ours. */
+  private readonly leavingForSibling = new Set<Worker>();
   private readonly idle: Worker[] = [];
   private readonly queue: Waiter[] = [];
   private readonly gens = new Map<Worker, number>();
@@ -76,6 +89,7 @@ export class Pool {
     private readonly opts: PoolOptions,
   ) {
     this.watch = new CodeWatch(spec.root, spec.entry);
+    opts.share.join(this);
   }
 
   get name(): string {
@@ -86,8 +100,9 @@ export class Pool {
   acquire(ex: Exchange, frames: Buffer[]): void {
     this.lastUsed = Date.now();
     this.checkCode();
+    if (!this.opts.share.admits(this, this.opts.caps)) return this.refuseForShare(ex);
     const w = this.idle.pop();
-    if (w) return w.serve(ex, frames);
+    if (w) return this.serveOn(w, ex, frames);
     const failed = this.backoff.failed;
     if (failed !== undefined && this.liveWorkers() === 0 && !this.backoff.release(Date.now(), this.entryMtime())) {
       return ex.fail(new AppStartError(failed));
@@ -157,7 +172,14 @@ export class Pool {
     if (this.candidate) return;
     const wanted = () => this.starting < this.queue.length && this.workers.size < this.spec.limits.processes;
     if (wanted() && !this.stillOwned()) return;
-    while (wanted()) this.spawn();
+    while (wanted()) {
+      if (!this.opts.share.mayStart(this, this.opts.caps)) {
+        // The tenant's other apps hold its workers: an idle one of theirs makes room.
+        this.opts.share.reclaim(this);
+        return;
+      }
+      this.spawn();
+    }
   }
 
   /**
@@ -198,6 +220,9 @@ export class Pool {
       return;
     }
     if (!this.stillOwned()) return;
+    // At the tenant's worker cap, an idle old worker leaves for the new code's first
+    // one; with none idle, the reload waits for the next request that finds one.
+    if (!this.opts.share.mayStart(this, this.opts.caps) && !this.giveUpIdle()) return;
     log.info(`${this.name}: ${path.relative(this.spec.root, changed)} changed; starting the new code beside the running one`);
     this.gen++;
     this.candidate = { worker: this.spawn(), snap };
@@ -207,6 +232,7 @@ export class Pool {
     this.starting++;
     const gen = this.gen;
     const snap = this.gens.size === 0 ? this.watch.snapshot() : undefined;
+    watchdogs().cgroups.shareMemory(this.identity.uid, this.opts.caps.memory);
     const w = new Worker(this.spec, this.identity, this.opts, {
       ready: (w, files) => {
         this.starting--;
@@ -218,12 +244,17 @@ export class Pool {
       },
       free: (w) => {
         this.served++;
+        this.serving.delete(w);
         this.free(w);
       },
       carried: (bytes) => {
         this.carriedAvg += (bytes - this.carriedAvg) / 4;
       },
-      startFailed: (w, message) => this.startFailed(w, message),
+      startFailed: (w, message) => {
+        this.startFailed(w, message);
+        // After the back-off is set: this app does not try again at once.
+        this.opts.share.workerGone(this.identity.uid);
+      },
       exited: (w) => this.exited(w),
     });
     this.gens.set(w, gen);
@@ -251,10 +282,15 @@ export class Pool {
       this.maybeSpawn();
       return;
     }
+    if (this.opts.share.siblingWaits(this, this.opts.caps, this.queue.length)) {
+      // Another app of the tenant waits for a worker its cap keeps it from starting.
+      this.leaveForSibling(w);
+      return;
+    }
     const next = this.queue.shift();
     if (next) {
       clearTimeout(next.timer);
-      w.serve(next.ex, next.frames);
+      this.serveOn(w, next.ex, next.frames);
     } else {
       this.idle.push(w);
     }
@@ -285,9 +321,14 @@ export class Pool {
   private exited(w: Worker): void {
     this.workers.delete(w);
     this.gens.delete(w);
+    this.serving.delete(w);
     const i = this.idle.indexOf(w);
     if (i >= 0) this.idle.splice(i, 1);
-    if (this.backoff.failed === undefined) this.maybeSpawn();
+    const forSibling = this.leavingForSibling.delete(w);
+    if (this.backoff.failed === undefined && !forSibling) this.maybeSpawn();
+    this.opts.share.workerGone(this.identity.uid, forSibling ? this : undefined);
+    // A retired pool the registry no longer lists is forgotten once its last worker is gone.
+    if (this.retired && this.workers.size === 0 && this.queue.length === 0) this.forget();
   }
 
   private expire(waiter: Waiter): void {
@@ -296,6 +337,72 @@ export class Pool {
     this.queue.splice(i, 1);
     const err = new QueueFullError(`${this.name}: no worker became free within ${this.opts.queueTimeoutMs / 1000} s`);
     waiter.ex.fail(err);
+  }
+
+  // --- the tenant's share (tenant-share.ts): what it asks of this app ---
+
+  get uid(): number {
+    return this.identity.uid;
+  }
+
+  held(): number {
+    return this.serving.size + this.queue.length;
+  }
+
+  processes(): number {
+    return this.workers.size;
+  }
+
+  staying(): number {
+    return this.workers.size - this.leavingForSibling.size;
+  }
+
+  wanting(): number {
+    if (this.candidate || this.backoff.failed !== undefined) return 0;
+    const room = this.spec.limits.processes - this.workers.size;
+    return Math.max(0, Math.min(this.queue.length - this.starting, room));
+  }
+
+  giveUpIdle(): boolean {
+    const w = this.idle.shift(); // the coldest
+    if (!w) return false;
+    this.leaveForSibling(w);
+    return true;
+  }
+
+  private leaveForSibling(w: Worker): void {
+    log.info(`${this.name}: worker ${w.pid} leaves for another app of uid ${this.identity.uid} (its share of ${this.opts.caps.processes} workers is in use)`);
+    this.leavingForSibling.add(w);
+    w.retire();
+  }
+
+  spawnIfWaiting(): void {
+    if (this.backoff.failed === undefined) this.maybeSpawn();
+  }
+
+  /** Forgotten by the registry: the share stops counting this app. */
+  forget(): void {
+    this.opts.share.leave(this);
+  }
+
+  private serveOn(w: Worker, ex: Exchange, frames: Buffer[]): void {
+    this.serving.add(w);
+    w.serve(ex, frames);
+  }
+
+  // 503 at once: waiting in the queue would hold one more of Apache's workers.
+  private refuseForShare(ex: Exchange): void {
+    const { uid, gid } = this.identity;
+    const held = this.opts.share.held(uid);
+    const cap = this.opts.caps.requests;
+    const n = shareNotes.note(this.spec.root);
+    if (n > 0) {
+      const since = n > 1 ? ` (${n} refused since the last line)` : '';
+      appendTenantLog(this.spec.root, this.opts.tenantLog, uid, gid,
+        `request refused with 503: your apps already hold ${held} requests (running or waiting), this host's share for one account (tenant-requests ${cap})${since}`);
+      log.warn(`uid ${uid} (${this.name}): ${held} requests held, its share is ${cap}; refusing with 503${since}`);
+    }
+    ex.fail(new TenantShareError(`${this.name}: uid ${uid} holds ${held} requests, its share (${cap}); refused`));
   }
 
   private entryMtime(): number {

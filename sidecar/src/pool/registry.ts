@@ -1,3 +1,4 @@
+import * as os from 'node:os';
 import { Settings } from '../config/load';
 import { ShuttingDownError } from '../errors';
 import { tenantLog } from '../log';
@@ -5,6 +6,7 @@ import { parseAppSpec } from './app-spec';
 import { declarationKey, declaredSpec, readDeclaration } from './declared-app';
 import { checkOwnership } from './ownership';
 import { Pool } from './pool';
+import { TenantShare, tenantCaps } from './tenant-share';
 
 /**
  * Pools by the raw bytes of mod_lodge's APP frame: a request for a known app costs one
@@ -21,6 +23,8 @@ export class Registry {
   /** The current pool of each app directory, to retire it when its settings change. */
   private readonly byRoot = new Map<string, Pool>();
   private readonly reaper: NodeJS.Timeout;
+  /** Each tenant's share of requests and workers, over all its apps. */
+  readonly share = new TenantShare();
   /** Set on SIGTERM: requests in flight finish, new ones are turned away. */
   stopping = false;
 
@@ -61,6 +65,8 @@ export class Registry {
       maxQueue: this.settings.maxQueue,
       queueTimeoutMs: this.settings.queueTimeout * 1000,
       rules,
+      share: this.share,
+      caps: tenantCaps(this.settings.share, spec.share, os.totalmem()),
     });
     const before = this.byRoot.get(spec.root);
     if (before) {
@@ -95,6 +101,7 @@ export class Registry {
       // would otherwise grow with every tenant that ever had a request.
       if (pool.workers.size === 0 && (pool.isRetired || now - pool.lastUsed > pool.spec.limits.idle * 1000)) {
         this.pools.delete(key);
+        pool.forget();
         if (this.byRoot.get(pool.spec.root) === pool) this.byRoot.delete(pool.spec.root);
         const declKey = declarationKey(pool.spec);
         if (this.byDeclaration.get(declKey) === pool) this.byDeclaration.delete(declKey);

@@ -9,7 +9,8 @@ export { Controller, Hierarchy, WorkerGroup } from './worker-group';
 /**
  * The kernel's own limits, per tenant and per worker:
  *
- *   <hierarchy>/<lodged's own cgroup>/lodge/<uid>/          pids.max (tasks), cpu share
+ *   <hierarchy>/<lodged's own cgroup>/lodge/<uid>/          pids.max (tasks), cpu share,
+ *                                the tenant's memory share (all its apps together)
  *   <hierarchy>/<lodged's own cgroup>/lodge/<uid>/<lodged pid>-<n>/
  *                                one worker and everything it starts: memory limit, and
  *                                the list of its processes to kill
@@ -35,6 +36,10 @@ export class Cgroups implements GroupOwner {
   private seq = 0;
   private readonly live = new Map<number, Set<WorkerGroup>>();
   private warned = false;
+  /** The memory each tenant's group may use, as its apps' pools last asked (bytes). */
+  private readonly shareWanted = new Map<number, number>();
+  /** What is written in each tenant's group now. */
+  private readonly shareSet = new Map<number, number>();
 
   private constructor(
     readonly hierarchies: Hierarchy[],
@@ -134,6 +139,7 @@ export class Cgroups implements GroupOwner {
       const name = this.leafName(uid);
       const leaves: Leaf[] = [];
       for (const h of this.hierarchies) {
+        ensureBase(h);
         const tenant = path.join(h.base, String(uid));
         mkdirOk(tenant);
         if (h.controllers.has('pids')) fs.writeFileSync(path.join(tenant, 'pids.max'), String(opts.tasks));
@@ -142,10 +148,11 @@ export class Cgroups implements GroupOwner {
           else fs.writeFileSync(path.join(tenant, 'cpu.weight'), String(CPU_WEIGHT_V2));
         }
         if (h.version === 2 && h.controllers.has('memory')) fs.writeFileSync(path.join(tenant, 'cgroup.subtree_control'), '+memory');
+        if (h.controllers.has('memory')) this.applyShare(h, tenant, uid);
         const dir = path.join(tenant, name);
         fs.mkdirSync(dir);
         made.push(dir);
-        if (h.controllers.has('memory')) setMemory(h, dir, opts.memoryMax);
+        if (h.controllers.has('memory')) setMemory(h, dir, opts.memoryMax, { oomGroup: true });
         leaves.push({ h, dir });
       }
       const g = new WorkerGroup(this, uid, name, leaves);
@@ -160,6 +167,29 @@ export class Cgroups implements GroupOwner {
         log.warn(`cannot set up cgroups for a worker of uid ${uid}: ${(err as Error).message}; such workers run under rlimits and sampling only`);
       }
       return undefined;
+    }
+  }
+
+  /**
+   * The memory limit of the tenant's own group, over all its workers: set when its
+   * next worker's groups are made (pool/pool.ts asks before each spawn).
+   */
+  shareMemory(uid: number, bytes: number): void {
+    this.shareWanted.set(uid, bytes);
+  }
+
+  // A failure costs the tenant its share limit, not its worker: the worker's own
+  // limit still holds (logged once per tenant group).
+  private applyShare(h: Hierarchy, tenant: string, uid: number): void {
+    const want = this.shareWanted.get(uid);
+    const had = this.shareSet.get(uid);
+    if (want === undefined || want === had) return;
+    try {
+      setMemory(h, tenant, want, { previous: had, oomGroup: false });
+      this.shareSet.set(uid, want);
+    } catch (err) {
+      this.shareSet.set(uid, want);
+      log.warn(`cannot set the memory share of uid ${uid} (${tenant}) to ${want} bytes: ${errCode(err)}; its workers keep their own limits`);
     }
   }
 
@@ -178,6 +208,8 @@ export class Cgroups implements GroupOwner {
     if (set) for (const g of set) if (g.dirs.every((d) => !fs.existsSync(d))) set.delete(g);
     if (set && set.size > 0) return;
     this.live.delete(uid);
+    this.shareSet.delete(uid);
+    this.shareWanted.delete(uid);
     for (const h of this.hierarchies) removeDir(path.join(h.base, String(uid)));
   }
 
@@ -224,21 +256,35 @@ export class Cgroups implements GroupOwner {
   }
 }
 
-// The kernel's limit sits where lodged's "far over" is: past it, the kernel's OOM
-// killer acts within the worker's group at once, however fast the app allocates.
+// A worker's limit sits where lodged's "far over" is: past it, the kernel's OOM
+// killer acts within the worker's group at once, however fast the app allocates. A
+// tenant's limit (its share) works the same over all its workers: the killer then
+// picks one worker's tree of the tenant's, never another tenant's.
 // Swap is kept out, or a memory bomb would swap instead of stopping.
-function setMemory(h: Hierarchy, dir: string, max: number): void {
+function setMemory(h: Hierarchy, dir: string, max: number, o: { previous?: number; oomGroup: boolean }): void {
   if (h.version === 1) {
-    fs.writeFileSync(path.join(dir, 'memory.limit_in_bytes'), String(max));
-    const memsw = path.join(dir, 'memory.memsw.limit_in_bytes');
-    if (fs.existsSync(memsw)) fs.writeFileSync(memsw, String(max));
+    // v1 wants memory <= memory+swap at every step: raising, memsw goes first.
+    const files = [path.join(dir, 'memory.limit_in_bytes'), path.join(dir, 'memory.memsw.limit_in_bytes')].filter((f, i) => i === 0 || fs.existsSync(f));
+    if (o.previous !== undefined && max > o.previous) files.reverse();
+    for (const f of files) fs.writeFileSync(f, String(max));
   } else {
     fs.writeFileSync(path.join(dir, 'memory.max'), String(max));
     const swap = path.join(dir, 'memory.swap.max');
     if (fs.existsSync(swap)) fs.writeFileSync(swap, '0');
     // The OOM killer takes the whole worker's tree, not one process of it.
-    fs.writeFileSync(path.join(dir, 'memory.oom.group'), '1');
+    if (o.oomGroup) fs.writeFileSync(path.join(dir, 'memory.oom.group'), '1');
   }
+}
+
+/**
+ * Another lodged on the machine (a second instance, a test) removes the shared
+ * `lodge` folder when it exits with no group left in it: it is made again, with
+ * the controllers this lodged hands down.
+ */
+function ensureBase(h: Hierarchy): void {
+  if (fs.existsSync(h.base)) return;
+  mkdirOk(h.base);
+  if (h.version === 2) for (const c of h.controllers) fs.writeFileSync(path.join(h.base, 'cgroup.subtree_control'), `+${c}`);
 }
 
 /**

@@ -118,7 +118,7 @@ export class WorkerGuard implements Sampled {
   /** Why the worker died, when the kernel's OOM killer did it. */
   exitCause(): Verdict | undefined {
     if (!this.group || this.stopped || this.group.oomKills() <= this.oomSeen) return undefined;
-    return this.memoryError(`the kernel's OOM killer stopped it at ${mib(hardMemory(this.limits.memory))}`);
+    return this.memoryError(`the kernel's OOM killer stopped it ${this.oomAt()}`);
   }
 
   /** The worker is gone: whatever is left of its tree dies, its groups go. */
@@ -143,7 +143,7 @@ export class WorkerGuard implements Sampled {
       const oom = this.group.oomKills();
       if (oom > this.oomSeen) {
         this.oomSeen = oom;
-        return this.stop(this.memoryError(`the kernel's OOM killer stopped a process of it at ${mib(hardMemory(memory))}`));
+        return this.stop(this.memoryError(`the kernel's OOM killer stopped a process of it ${this.oomAt()}`));
       }
     }
     if (used > hardMemory(memory)) {
@@ -176,6 +176,13 @@ export class WorkerGuard implements Sampled {
     }
     this.idleCpu = cpu;
     return false;
+  }
+
+  // The worker's own limit, or the tenant's share over all its apps (pool/tenant-share.ts).
+  private oomAt(): string {
+    const share = this.group?.shareLimitHit();
+    if (share !== undefined) return `when all the apps of this account together reached their memory share of ${mib(share)}`;
+    return `at ${mib(hardMemory(this.limits.memory))}`;
   }
 
   private memoryError(why: string): Verdict {

@@ -93,6 +93,19 @@ export class WorkerGroup {
     return a === undefined ? undefined : a + (readKeyed(stat, shmem) ?? 0);
   }
 
+  /**
+   * The tenant's memory share (its own group's limit), when the kernel's OOM killer
+   * acted because of it rather than the worker's own limit: the worker's group never
+   * reached its own (v1 memory.failcnt, v2 memory.events max).
+   */
+  shareLimitHit(): number | undefined {
+    const l = this.leaf('memory');
+    if (!l) return undefined;
+    const own = l.h.version === 2 ? readKeyed(path.join(l.dir, 'memory.events'), 'max') : readNumber(path.join(l.dir, 'memory.failcnt'));
+    if (own === undefined || own > 0) return undefined;
+    return readNumber(path.join(path.dirname(l.dir), l.h.version === 2 ? 'memory.max' : 'memory.limit_in_bytes'));
+  }
+
   /** The most memory the group ever used, by the kernel's count. */
   memoryPeak(): number | undefined {
     const l = this.leaf('memory');
