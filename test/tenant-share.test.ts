@@ -1,4 +1,8 @@
 import { test } from 'node:test';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Registry } from '../sidecar/src/pool/registry';
 import * as assert from 'node:assert/strict';
 import { checkConfig } from '../sidecar/src/config/load';
 import { ConfigError, ProtocolError } from '../sidecar/src/errors';
@@ -220,4 +224,32 @@ test('refusal notes: one per second per app, saying how many were passed over', 
   assert.equal(gate.note('/b'), 1, 'each app its own');
   now += 1000;
   assert.equal(gate.note('/a'), 3, 'this one and the two passed over');
+});
+
+test("a forged APP frame cannot raise the share derived from Apache's worker count: the fewest seen counts", () => {
+  const settings = checkConfig({}, 'test');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lodge-share-'));
+  fs.writeFileSync(path.join(dir, 'app.py'), '');
+  fs.writeFileSync(path.join(dir, '.htaccess'), 'LodgeApp wsgi app.py\n');
+  const registry = new Registry(settings, false);
+  const frame = (workers: string, timeout: string) => encodeFrame(FrameType.APP, encodePairs([
+    ['root', dir], ['kind', 'wsgi'], ['entry', 'app.py'], ['callable', ''], ['apache.workers', workers], ['timeout', timeout],
+  ]));
+  try {
+    const honest = registry.poolFor(frame('40', '1'));
+    const forged = registry.poolFor(frame('100000', '2'));
+    assert.equal(forged, honest, 'the same app as declared');
+    const again = new Registry(settings, false);
+    try {
+      again.poolFor(frame('40', '1'));
+      fs.writeFileSync(path.join(dir, '.htaccess'), 'LodgeApp wsgi app.py\nLodgeTimeout 9\n');
+      const later = again.poolFor(frame('100000', '3'));
+      assert.equal(later.caps.requests, tenantCaps(settings.share, { apacheWorkers: 40 }, os.totalmem()).requests);
+    } finally {
+      again.close();
+    }
+  } finally {
+    registry.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

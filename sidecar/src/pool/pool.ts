@@ -345,6 +345,11 @@ export class Pool implements ShareMember {
     return this.identity.uid;
   }
 
+  /** The tenant's caps as they apply to this app. */
+  get caps(): TenantCaps {
+    return this.opts.caps;
+  }
+
   held(): number {
     return this.serving.size + this.queue.length;
   }

@@ -6,7 +6,7 @@ import { parseAppSpec } from './app-spec';
 import { declarationKey, declaredSpec, readDeclaration } from './declared-app';
 import { checkOwnership } from './ownership';
 import { Pool } from './pool';
-import { TenantShare, tenantCaps } from './tenant-share';
+import { ShareAsked, TenantShare, tenantCaps } from './tenant-share';
 
 /**
  * Pools by the raw bytes of mod_lodge's APP frame: a request for a known app costs one
@@ -66,7 +66,7 @@ export class Registry {
       queueTimeoutMs: this.settings.queueTimeout * 1000,
       rules,
       share: this.share,
-      caps: tenantCaps(this.settings.share, spec.share, os.totalmem()),
+      caps: tenantCaps(this.settings.share, this.lowestApacheWorkers(spec.share), os.totalmem()),
     });
     const before = this.byRoot.get(spec.root);
     if (before) {
@@ -79,6 +79,20 @@ export class Registry {
     this.byDeclaration.set(declKey, pool);
     this.pools.set(key, pool);
     return pool;
+  }
+
+  /**
+   * Apache's worker count as the fewest any APP frame has said since lodged started:
+   * any process of the web server's user can send APP frames, and a larger count would
+   * raise the share derived from it. After a graceful restart that lowers
+   * MaxRequestWorkers the new count is taken; one that raises it waits for lodged's restart.
+   */
+  private apacheWorkers?: number;
+
+  private lowestApacheWorkers(share: ShareAsked): ShareAsked {
+    const said = share.apacheWorkers;
+    if (said !== undefined) this.apacheWorkers = Math.min(this.apacheWorkers ?? said, said);
+    return { ...share, apacheWorkers: this.apacheWorkers };
   }
 
   /** Workers busy with a request, over all apps. */
