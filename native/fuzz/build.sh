@@ -56,6 +56,11 @@ echo "$targets" | while read -r line; do
             $sources $libs >"$probe/$name.log" 2>&1; then
         echo "fuzz/build.sh: building $name failed:" >&2
         cat "$probe/$name.log" >&2
+        # A source that now calls into another file: say what to do about it.
+        sed -n "s/.*undefined reference to \`\([^']*\)'.*/\1/p" "$probe/$name.log" | sort -u |
+            while read -r sym; do
+                echo "fuzz/build.sh: $name needs $sym: fake it in fuzz_stubs.c, or add its source to $name's line in build.sh" >&2
+            done
         exit 1
     fi
     grep -i 'warning:' "$probe/$name.log" >&2 || true

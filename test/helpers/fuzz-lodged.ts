@@ -292,8 +292,11 @@ export const appSpec: FuzzTarget = {
       () => `entry '${spec.entry}'`);
     expect(spec.callable === '' || ENV_NAME.test(spec.callable), () => `callable '${spec.callable}'`);
     for (const [key, cap] of Object.entries(settings.limits)) {
-      const v = spec.limits[key as keyof typeof spec.limits];
-      expect(typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= cap, () => `limit ${key} = ${v}, cap ${cap}`);
+      const k = key as keyof typeof spec.limits;
+      const v = spec.limits[k];
+      // 0 only where the host's default is 0 (no LodgeCPU: no CPU limit).
+      expect(typeof v === 'number' && Number.isFinite(v) && v <= cap && (v > 0 || (v === 0 && settings.defaults[k] === 0)),
+        () => `limit ${key} = ${v}, cap ${cap}, default ${settings!.defaults[k]}`);
     }
     for (const name of Object.keys(spec.env)) {
       expect(ENV_NAME.test(name) && !RESERVED.includes(name), () => `env name '${name}'`);
