@@ -15,7 +15,7 @@ const REQUESTS = Number(process.env.LODGE_FUZZ_HOSTILE_REQUESTS ?? 30);
 const SECONDS = Number(process.env.LODGE_FUZZ_HOSTILE_SECONDS ?? 300);
 const FIRST_SEED = Number(process.env.LODGE_FUZZ_HOSTILE_SEED ?? 1);
 const TIMEOUT = 3; // the hostile tenant's LodgeTimeout
-const ANSWER_MS = 30_000; // far past what mod_lodge and lodged may take to answer
+const ANSWER_MS = 20_000; // far past what LodgeTimeout lets mod_lodge and lodged take to answer
 
 const hostileApp = fs.readFileSync(path.join(__dirname, '..', '..', 'test', 'fuzz-tenants', 'hostile_app.py'), 'utf8');
 const regressions = path.join(__dirname, '..', '..', 'test', 'fuzz-regressions');
