@@ -129,9 +129,14 @@ forEachApache((apache) => {
     t.diagnostic(`hostile ${apache}: ${done} requests in ${secs.toFixed(1)} s (${(done / secs).toFixed(1)}/s), seeds ${FIRST_SEED}-${FIRST_SEED + done - 1}; statuses ${spread}${unanswered.length ? `; ${unanswered.length} unanswered` : ''}`);
     assert.ok(done === REQUESTS || Date.now() >= until, 'every request was made, or the time bound was reached');
     assert.ok(done > 0);
-    assert.deepEqual(unanswered.slice(0, 20), [], `${unanswered.length} of ${done} requests got no answer; Apache's log ends:\n${tail(site.errorLog())}`);
-    assert.equal(crash(site.lodgedLog(), LODGED_CRASH), undefined, 'lodged met no error it did not expect');
-    assert.equal(crash(site.errorLog(), APACHE_CRASH), undefined, 'no Apache child crashed');
+    // All that went wrong, in one assertion, so that one failure does not hide another.
+    const problems: string[] = [];
+    if (unanswered.length) problems.push(`${unanswered.length} of ${done} requests got no answer: ${unanswered.slice(0, 20).join('; ')}`);
+    const lodgedCrash = crash(site.lodgedLog(), LODGED_CRASH);
+    if (lodgedCrash) problems.push(`lodged met an error it did not expect:\n${lodgedCrash}`);
+    const apacheCrash = crash(site.errorLog(), APACHE_CRASH);
+    if (apacheCrash) problems.push(`an Apache child crashed:\n${apacheCrash}`);
+    assert.deepEqual(problems, []);
     // The hostile tenant's broken streams were seen for what they are.
     assert.match(site.lodgedLog() + site.errorLog(), /frame|protocol|worker/i);
   });
