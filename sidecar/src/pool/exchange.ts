@@ -17,8 +17,12 @@ export interface Exchange {
   grant(worker: WorkerHandle): void;
   /** Response bytes from the worker, as they came; `last`: they end with END or ERROR. */
   fromWorker(data: Buffer, last: boolean): void;
-  /** The request cannot be (or stop being) served: answer with err's status. */
-  fail(err: LodgeError): void;
+  /**
+   * The request cannot be (or stop being) served: answer with err's status.
+   * `midFrame`: part of a frame was already forwarded, so no frame can follow; the
+   * connection to mod_lodge is closed instead (it cuts the client's response).
+   */
+  fail(err: LodgeError, midFrame?: boolean): void;
   /** Let the worker apply back-pressure to the Apache side. */
   pauseApache(): void;
   resumeApache(): void;

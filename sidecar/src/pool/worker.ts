@@ -410,7 +410,7 @@ export class Worker implements WorkerHandle {
     if (this.lend === 'lost' && this.lentError) err = this.lentError;
     this.current = undefined;
     this.lend = undefined;
-    if (ex && !this.aborting) ex.fail(err);
+    if (ex && !this.aborting) ex.fail(err, !this.scanner.atBoundary);
   }
 
   // The request timer measures time without progress; refresh() restarts it cheaply

@@ -97,9 +97,12 @@ export class ApacheConn implements Exchange {
     this.state = 'lent';
   }
 
-  fail(err: LodgeError): void {
+  fail(err: LodgeError, midFrame = false): void {
     this.needWorker = false;
     if (this.closed) return;
+    // An ERROR after half a frame would be read as the rest of it: mod_lodge would wait
+    // for bytes that never come, holding the client and an Apache child.
+    if (midFrame) return this.protocolFailure(`the response stopped inside a frame (${err.message})`);
     if (this.state === 'waiting') this.pool?.cancel(this);
     this.worker = undefined;
     this.held = [];
