@@ -11,6 +11,7 @@ export class FakeStatusSource implements StatusSource {
   readonly stopped: number[] = [];
   private calls = 0;
   private readonly pids = new Map<string, number>();
+  private readonly served = new Map<string, number>();
   private nextPid = 1000;
   events: StatusEvent[] = [{ at: Date.now(), uid: 2001, app: '/srv/t2001/app', kind: 'kill', message: 'worker 1001 stopped: over LodgeMemory' }];
 
@@ -25,7 +26,9 @@ export class FakeStatusSource implements StatusSource {
       const uid = 2000 + i;
       const root = rootOf(uid);
       const pid = this.pids.get(root);
-      tenants.push({ uid, name: `tenant${i}`, apps: [appStatus(root, pid, pid ? n * (i + 1) * 7 : 0)] });
+      // A made-up load that varies from tick to tick, so the charts have a shape.
+      if (pid) this.served.set(root, (this.served.get(root) ?? 0) + (i + 1) * (3 + ((n * 37) % 11)));
+      tenants.push({ uid, name: `tenant${i}`, apps: [appStatus(root, pid, pid ? this.served.get(root)! : 0)] });
     }
     return {
       version: STATUS_VERSION,

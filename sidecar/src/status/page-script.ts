@@ -233,8 +233,10 @@ export const PAGE_SCRIPT = String.raw`
       g.setAttribute('y1', String(H * f)); g.setAttribute('y2', String(H * f));
       svg.appendChild(g);
     });
+    // The time axis grows with the history, from 30 s up to HISTORY_MS.
+    var span = Math.min(HISTORY_MS, Math.max(30000, history.length ? now - history[0].at : 0));
     var pts = history.map(function (h) {
-      var x = W - (now - h.at) / HISTORY_MS * W;
+      var x = W - (now - h.at) / span * W;
       var y = H - 2 - (h[field] / top) * (H - 4);
       return x.toFixed(1) + ',' + y.toFixed(1);
     });
@@ -243,7 +245,7 @@ export const PAGE_SCRIPT = String.raw`
     line.setAttribute('points', pts.join(' '));
     svg.appendChild(line);
     var last = history[history.length - 1];
-    $(nowId).textContent = (last ? fmt(last[field]) : '') + ' (max ' + fmt(peak) + ')';
+    $(nowId).textContent = (last ? fmt(last[field]) : '') + ' now, max ' + fmt(peak) + ' over the last ' + fmtSecs(span / 1000);
   }
 
   function renderEvents() {

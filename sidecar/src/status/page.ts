@@ -24,6 +24,7 @@ export function renderPage(p: PageInput): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="lodge-token" content="${attr(p.token)}">
 <title>Lodge status</title>
+<link rel="icon" href="data:,">
 <style nonce="${attr(p.nonce)}">${PAGE_STYLE}</style>
 </head>
 <body data-conn="connecting">
@@ -31,8 +32,8 @@ export function renderPage(p: PageInput): string {
 <main>
 <section id="summary" aria-label="Totals"></section>
 <section class="charts">
-<figure><figcaption><span>Requests/s, last 10 minutes</span><b id="rps-now"></b></figcaption><svg id="chart-rps" class="chart" viewBox="0 0 600 110" preserveAspectRatio="none" role="img" aria-label="Requests per second"></svg></figure>
-<figure><figcaption><span>Memory of all workers, last 10 minutes</span><b id="mem-now"></b></figcaption><svg id="chart-mem" class="chart" viewBox="0 0 600 110" preserveAspectRatio="none" role="img" aria-label="Memory"></svg></figure>
+<figure><figcaption><span>Requests/s</span><b id="rps-now"></b></figcaption><svg id="chart-rps" class="chart" viewBox="0 0 600 110" preserveAspectRatio="none" role="img" aria-label="Requests per second"></svg></figure>
+<figure><figcaption><span>Memory of all workers</span><b id="mem-now"></b></figcaption><svg id="chart-mem" class="chart" viewBox="0 0 600 110" preserveAspectRatio="none" role="img" aria-label="Memory"></svg></figure>
 </section>
 <section>
 <div class="tools">
