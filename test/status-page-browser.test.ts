@@ -72,11 +72,14 @@ test('the page loads with no console errors, goes live, lists the busy tenants a
   assert.deepEqual(problems, []);
 });
 
-test('the counters and the chart change without a reload', async () => {
+test('the counters and the chart change without a reload, in the same row nodes (a click in progress is not lost)', async () => {
   const cell = cellOf(rootOf(2000), 'requests');
+  await page.evaluate((sel) => ((document.querySelector(sel) as unknown as { lodgeMark: number }).lodgeMark = 1), `#rows > tr[data-root="${rootOf(2000)}"] button[data-action="restart"]`);
   const before = Number(await cell.innerText());
   await page.waitForFunction(({ sel, n }) => Number(document.querySelector(sel)?.textContent) > n, { sel: `#rows > tr[data-root="${rootOf(2000)}"] td.requests`, n: before });
   await page.waitForFunction(() => (document.querySelector('#chart-rps polyline')?.getAttribute('points') ?? '').split(' ').length >= 3);
+  const kept = await page.evaluate((sel) => (document.querySelector(sel) as unknown as { lodgeMark?: number }).lodgeMark, `#rows > tr[data-root="${rootOf(2000)}"] button[data-action="restart"]`);
+  assert.equal(kept, 1, 'the restart button is the same node after the update');
   assert.deepEqual(problems, []);
 });
 

@@ -115,6 +115,7 @@ export const PAGE_SCRIPT = String.raw`
 
   function appRow(r) {
     var a = r.a, tr = el('tr');
+    tr.dataset.key = 'app:' + a.root;
     tr.dataset.root = a.root;
     cell(tr, tenantName(r.t));
     var app = cell(tr, a.root + '/' + a.entry, 'app');
@@ -139,6 +140,7 @@ export const PAGE_SCRIPT = String.raw`
 
   function detailRow(a) {
     var tr = el('tr', 'detail'), td = el('td');
+    tr.dataset.key = 'detail:' + a.root;
     td.colSpan = 12;
     tr.appendChild(td);
     if (a.reason) td.appendChild(el('div', 'reason', a.reason));
@@ -188,19 +190,19 @@ export const PAGE_SCRIPT = String.raw`
     });
     var last = history[history.length - 1];
     if (lodged) $('lodged').textContent = 'lodged ' + lodged.version + ', pid ' + lodged.pid + ', up ' + fmtSecs(lodged.uptime) + ', ' + lodged.enforcement;
-    var s = $('summary');
-    s.replaceChildren(stat('tenants', tenants.size), stat('apps', apps), stat('workers (' + busy + ' busy)', workers),
+    var s = el('section');
+    s.append(stat('tenants', tenants.size), stat('apps', apps), stat('workers (' + busy + ' busy)', workers),
       stat('requests/s', fmtNum(last ? last.rps : 0)), stat('memory', fmtBytes(mem)), stat('queued', queued), stat('crashed or refused', problems));
     s.children[3].id = 'total-rps';
+    patchChildren($('summary'), s);
 
-    var shown = rowsToShow(), frag = document.createDocumentFragment();
+    var shown = rowsToShow(), trs = [];
     shown.rows.slice(0, view.limit).forEach(function (r) {
-      frag.appendChild(appRow(r));
-      if (expanded.has(r.a.root)) frag.appendChild(detailRow(r.a));
+      trs.push(appRow(r));
+      if (expanded.has(r.a.root)) trs.push(detailRow(r.a));
     });
-    $('rows').replaceChildren(frag);
-    var more = $('more');
-    more.replaceChildren();
+    reconcile($('rows'), trs);
+    var more = el('p');
     if (shown.rows.length > view.limit) {
       more.appendChild(document.createTextNode('showing ' + view.limit + ' of ' + shown.rows.length + ' apps '));
       more.appendChild(button('show ' + Math.min(PAGE_ROWS, shown.rows.length - view.limit) + ' more', 'more', {}, 'link'));
@@ -210,6 +212,7 @@ export const PAGE_SCRIPT = String.raw`
       more.appendChild(document.createTextNode(shown.idle + ' idle app' + (shown.idle === 1 ? '' : 's') + ' folded away '));
       more.appendChild(button('show them', 'idle', {}, 'link'));
     }
+    patchChildren($('more'), more);
     document.querySelectorAll('th[data-sort]').forEach(function (th) {
       if (th.dataset.sort === view.key) th.setAttribute('aria-sort', view.dir > 0 ? 'ascending' : 'descending');
       else th.removeAttribute('aria-sort');
@@ -217,6 +220,44 @@ export const PAGE_SCRIPT = String.raw`
     chart('chart-rps', 'rps', fmtNum, 'rps-now');
     chart('chart-mem', 'mem', fmtBytes, 'mem-now');
     renderEvents();
+  }
+
+  // Each tick's rendering is patched onto the page's nodes rather than put in their
+  // place: a button pressed while a snapshot comes in is still there when released
+  // (else the click is lost), and a row keeps its node while its numbers change.
+  function patch(old, neu) {
+    if (old.nodeType !== neu.nodeType || old.nodeName !== neu.nodeName) { old.replaceWith(neu); return neu; }
+    if (old.nodeType === 3) { if (old.nodeValue !== neu.nodeValue) old.nodeValue = neu.nodeValue; return old; }
+    var i, name;
+    for (i = old.attributes.length - 1; i >= 0; i--) {
+      name = old.attributes[i].name;
+      if (!neu.hasAttribute(name)) old.removeAttribute(name);
+    }
+    for (i = 0; i < neu.attributes.length; i++) {
+      name = neu.attributes[i].name;
+      if (old.getAttribute(name) !== neu.attributes[i].value) old.setAttribute(name, neu.attributes[i].value);
+    }
+    patchChildren(old, neu);
+    return old;
+  }
+  /** old keeps its own attributes; its children become those of neu. */
+  function patchChildren(old, neu) {
+    var i, oc = old.childNodes, nc = Array.prototype.slice.call(neu.childNodes);
+    for (i = 0; i < nc.length; i++) { if (i < oc.length) patch(oc[i], nc[i]); else old.appendChild(nc[i]); }
+    while (oc.length > nc.length) old.removeChild(old.lastChild);
+  }
+  /** The table's rows by their data-key: kept and patched, new ones added, the rest removed. */
+  function reconcile(parent, nodes) {
+    var byKey = new Map();
+    Array.prototype.forEach.call(parent.children, function (c) { byKey.set(c.dataset.key, c); });
+    var keep = nodes.map(function (n) {
+      var o = byKey.get(n.dataset.key);
+      if (!o) return n;
+      byKey.delete(n.dataset.key);
+      return patch(o, n);
+    });
+    byKey.forEach(function (o) { o.remove(); });
+    keep.forEach(function (n, i) { if (parent.children[i] !== n) parent.insertBefore(n, parent.children[i] || null); });
   }
 
   var SVG = 'http://www.w3.org/2000/svg';
