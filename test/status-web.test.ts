@@ -278,3 +278,39 @@ test('a tunnel on lodged\'s socket: HEAD 101 with Upgrade, DATA frames of WebSoc
     a.close();
   }
 });
+
+test('a handshake that ws refuses (bad Sec-WebSocket-Key) is an ordinary 400 response; the connection serves on', async () => {
+  const a = await FakeApache.connect(socketPath);
+  try {
+    const r = await a.request({
+      path: '/ws', tunnel: true,
+      headers: { origin: 'http://status.localhost', upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'short', 'sec-websocket-version': '13' },
+    });
+    assert.equal(r.status, 400);
+    assert.match(r.body.toString(), /Sec-WebSocket-Key/);
+    assert.equal((await a.request({ query: 'json' })).status, 200);
+  } finally {
+    a.close();
+  }
+});
+
+test('lodged closing the WebSocket ends the tunnel with END; the next request on the connection needs no BODY_END first', async () => {
+  const a = await FakeApache.connect(socketPath);
+  try {
+    a.send({
+      path: '/ws', tunnel: true,
+      headers: { origin: 'http://status.localhost', upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' },
+    });
+    assert.equal(decodeHead((await a.next()).payload).status, 101);
+    assert.equal((await a.next()).type, FrameType.DATA);
+    web.feed.close();
+    for (;;) {
+      const f = await a.next();
+      if (f.type === FrameType.END) break;
+      assert.equal(f.type, FrameType.DATA);
+    }
+    assert.equal((await a.request({ query: 'json' })).status, 200);
+  } finally {
+    a.close();
+  }
+});
