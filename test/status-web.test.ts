@@ -65,6 +65,18 @@ async function pageSession(user = 'admin'): Promise<{ token: string; cookie: str
   return { token, cookie };
 }
 
+/** A browser's handshake headers, from this host's page. */
+const HANDSHAKE = { origin: 'http://status.localhost', upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' };
+
+/** The rest of an open tunnel: DATA frames up to lodged's END. */
+async function untilEnd(a: FakeApache): Promise<void> {
+  for (;;) {
+    const f = await a.next();
+    if (f.type === FrameType.END) return;
+    assert.equal(f.type, FrameType.DATA);
+  }
+}
+
 function form(fields: Record<string, string>): string {
   return new URLSearchParams(fields).toString();
 }
@@ -205,10 +217,10 @@ test('Origin must name the host the request came to', () => {
 test('a WebSocket handshake from a foreign Origin gets 403 before any upgrade', async () => {
   const a = await FakeApache.connect(socketPath);
   try {
-    const ws = { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' };
-    const r = await a.request({ path: '/ws', tunnel: true, headers: { ...ws, origin: 'http://evil.example' } });
+    const r = await a.request({ path: '/ws', tunnel: true, headers: { ...HANDSHAKE, origin: 'http://evil.example' } });
     assert.equal(r.status, 403);
-    const none = await a.request({ path: '/ws', tunnel: true, headers: ws });
+    const { origin: _, ...noOrigin } = HANDSHAKE;
+    const none = await a.request({ path: '/ws', tunnel: true, headers: noOrigin });
     assert.equal(none.status, 403, 'no Origin at all');
     // The connection serves on after a refused tunnel (no BODY_END follows one).
     assert.equal((await a.request({ query: 'json' })).status, 200);
@@ -254,10 +266,7 @@ test('the WebSocket opens over the tunnel frames: a 101 HEAD, then live snapshot
 test('a tunnel on lodged\'s socket: HEAD 101 with Upgrade, DATA frames of WebSocket bytes, BODY_END ends it with END; the connection serves on', async () => {
   const a = await FakeApache.connect(socketPath);
   try {
-    a.send({
-      path: '/ws', tunnel: true,
-      headers: { origin: 'http://status.localhost', upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' },
-    });
+    a.send({ path: '/ws', tunnel: true, headers: HANDSHAKE });
     const head = await a.next();
     assert.equal(head.type, FrameType.HEAD);
     const { status, headers } = decodeHead(head.payload);
@@ -268,11 +277,7 @@ test('a tunnel on lodged\'s socket: HEAD 101 with Upgrade, DATA frames of WebSoc
     assert.equal(data.payload[0], 0x81, 'a WebSocket text frame (FIN, opcode 1)');
     // The client leaves: BODY_END; lodged closes the WebSocket and sends END.
     a.endBody();
-    for (;;) {
-      const f = await a.next();
-      if (f.type === FrameType.END) break;
-      assert.equal(f.type, FrameType.DATA);
-    }
+    await untilEnd(a);
     assert.equal((await a.request({ query: 'json' })).status, 200);
   } finally {
     a.close();
@@ -282,10 +287,7 @@ test('a tunnel on lodged\'s socket: HEAD 101 with Upgrade, DATA frames of WebSoc
 test('a handshake that ws refuses (bad Sec-WebSocket-Key) is an ordinary 400 response; the connection serves on', async () => {
   const a = await FakeApache.connect(socketPath);
   try {
-    const r = await a.request({
-      path: '/ws', tunnel: true,
-      headers: { origin: 'http://status.localhost', upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'short', 'sec-websocket-version': '13' },
-    });
+    const r = await a.request({ path: '/ws', tunnel: true, headers: { ...HANDSHAKE, 'sec-websocket-key': 'short' } });
     assert.equal(r.status, 400);
     assert.match(r.body.toString(), /Sec-WebSocket-Key/);
     assert.equal((await a.request({ query: 'json' })).status, 200);
@@ -297,18 +299,11 @@ test('a handshake that ws refuses (bad Sec-WebSocket-Key) is an ordinary 400 res
 test('lodged closing the WebSocket ends the tunnel with END; the next request on the connection needs no BODY_END first', async () => {
   const a = await FakeApache.connect(socketPath);
   try {
-    a.send({
-      path: '/ws', tunnel: true,
-      headers: { origin: 'http://status.localhost', upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' },
-    });
+    a.send({ path: '/ws', tunnel: true, headers: HANDSHAKE });
     assert.equal(decodeHead((await a.next()).payload).status, 101);
     assert.equal((await a.next()).type, FrameType.DATA);
     web.feed.close();
-    for (;;) {
-      const f = await a.next();
-      if (f.type === FrameType.END) break;
-      assert.equal(f.type, FrameType.DATA);
-    }
+    await untilEnd(a);
     assert.equal((await a.request({ query: 'json' })).status, 200);
   } finally {
     a.close();
