@@ -22,6 +22,8 @@ export interface FakeRequest {
   tunnel?: boolean;
   /** More APP pairs than kind=status (a malformed APP). */
   appPairs?: Array<[string, string]>;
+  /** An app's APP pairs (root, kind, entry) instead of the status location's. */
+  app?: Array<[string, string]>;
 }
 
 export interface FakeResponse {
@@ -77,7 +79,7 @@ export class FakeApache {
 
   /** Sends the request's frames (no BODY_END for a tunnel). */
   send(r: FakeRequest): void {
-    const app = encodeFrame(FrameType.APP, encodePairs([['kind', 'status'], ...(r.appPairs ?? [])]));
+    const app = encodeFrame(FrameType.APP, encodePairs([...(r.app ?? [['kind', 'status']]), ...(r.appPairs ?? [])]));
     if (r.tunnel) app[1] = APP_TUNNEL;
     const body = r.body === undefined ? Buffer.alloc(0) : Buffer.from(r.body);
     const env: Array<[string, string]> = [

@@ -2,7 +2,7 @@ import { Socket } from 'node:net';
 import { FrameError, FrameReader } from '../protocol/frame-reader';
 import { FrameScanner } from '../protocol/frame-scanner';
 import {
-  APP_BORROW, APP_MAY_BORROW, APP_TUNNEL, END_FRAME, FrameType, Release, encodeError, encodeFrame, encodeGrant, encodeHead, frameName,
+  APP_BORROW, APP_MAY_BORROW, APP_TUNNEL, BODY_END_FRAME, END_FRAME, FrameType, Release, encodeError, encodeFrame, encodeGrant, encodeHead, frameName,
 } from '../protocol/frames';
 import { isStatusApp, parseRelease, parseStatusApp } from '../protocol/schemas';
 import { LodgeError, ProtocolError } from '../errors';
@@ -213,6 +213,7 @@ export class ApacheConn implements Exchange {
         this.bodyDone = false;
         this.held = [frame];
         this.heldBytes = frame.length;
+        if (this.appFrame![1] & APP_TUNNEL) this.noTunnel();
         return this.startRequest();
       case 'waiting':
         // A borrowing peer sends its body to the worker, after the GRANT.
@@ -303,6 +304,19 @@ export class ApacheConn implements Exchange {
       log.error(`${this.peer}: ${lerr.message}`);
       this.fail(lerr);
     }
+  }
+
+  /**
+   * A WebSocket handshake to an app: its workers cannot tunnel (yet), so it is served as
+   * the bodyless request it is, and answered as any other (no 101, so mod_lodge opens no
+   * tunnel). No BODY_END follows a TUNNEL REQ; the worker gets the one it waits for here.
+   */
+  private noTunnel(): void {
+    this.borrows = false;
+    this.mayBorrow = false;
+    this.bodyDone = true;
+    this.held.push(BODY_END_FRAME);
+    this.heldBytes += BODY_END_FRAME.length;
   }
 
   private startStatus(reqFrame: Buffer): void {
