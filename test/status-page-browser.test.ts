@@ -100,7 +100,7 @@ test('sorting, filtering, and showing the idle apps (at most 200 rows drawn)', a
   assert.deepEqual(problems, []);
 });
 
-test('the restart button restarts the app through the POST with the token; its worker gets a new pid', async () => {
+test('the restart button restarts the app through the POST with the token (its worker gets a new pid); the stop button stops the worker', async () => {
   const root = rootOf(2001);
   const before = source.pidOf(root);
   await page.click(`#rows > tr[data-root="${root}"] button[data-action="expand"]`);
@@ -112,6 +112,12 @@ test('the restart button restarts the app through the POST with the token; its w
   await page.waitForFunction((pid) => document.querySelector('#rows tr.detail td.pid')?.textContent === String(pid), source.pidOf(root));
   assert.deepEqual(problems, []);
   await page.screenshot({ path: path.join(dir, 'status-page.png'), fullPage: true });
+  const pid = source.pidOf(root)!;
+  await page.click(`#rows tr.detail tr[data-pid="${pid}"] button[data-action="stop"]`);
+  await page.waitForFunction((p) => (document.querySelector('#notice')?.textContent ?? '') === `stop worker ${p}: done`, pid);
+  assert.deepEqual(source.stopped, [pid]);
+  await page.waitForSelector('#rows tr.detail td.pid', { state: 'detached' });
+  assert.deepEqual(problems, []);
   if (process.env.LODGE_SCREENSHOT) fs.copyFileSync(path.join(dir, 'status-page.png'), process.env.LODGE_SCREENSHOT);
 });
 
