@@ -14,8 +14,9 @@ const quiet = process.argv.includes('--quiet');
 const say = (msg) => { if (!quiet) console.log(msg); };
 
 // What the tests, the demo and the module build need from Debian.
-// clang and libclang-rt-14-dev: the native fuzz targets (libFuzzer, ASan, UBSan runtimes).
-const APT_PACKAGES = ['apache2', 'apache2-dev', 'python3', 'python3-flask', 'curl', 'procps', 'clang', 'libclang-rt-14-dev'];
+// clang and libclang-rt-14-dev: the native fuzz targets (libFuzzer, ASan, UBSan runtimes);
+// chromium: the status page's browser tests; prometheus: promtool checks the metrics text.
+const APT_PACKAGES = ['apache2', 'apache2-dev', 'python3', 'python3-flask', 'curl', 'procps', 'clang', 'libclang-rt-14-dev', 'chromium', 'prometheus'];
 // What `npm run bench` adds: the load generator and the peers Lodge is measured against.
 const BENCH_PACKAGES = ['wrk', 'libapache2-mod-wsgi-py3', 'libapache2-mod-passenger', 'passenger'];
 

@@ -5,6 +5,8 @@ import { log, openLog } from './log';
 import { initWatchdogs } from './watchdog';
 import { Registry } from './pool/registry';
 import { listen, lookupUser } from './server/listener';
+import { StatusWeb } from './status/web';
+import { RegistryStatusStub } from './status/web-source-stub';
 import { LODGED_OPTIONS, UsageError, lodgedArgs, readArgs } from './cli/args';
 
 const HELP = `usage: lodged [--config FILE] [--socket PATH]
@@ -47,9 +49,11 @@ export async function lodgedMain(argv: string[]): Promise<number> {
   const apache = lookupUser(settings.apacheUser);
   if (asRoot && !apache) log.warn(`Apache user '${settings.apacheUser}' does not exist; only root may connect`);
   const registry = new Registry(settings, asRoot);
+  const status = new StatusWeb(new RegistryStatusStub(registry));
   const server = await listen(
     { socketPath: settings.socket, allowUids: apache ? [apache.uid] : [], socketGid: apache?.gid },
     registry,
+    status,
   );
   log.info(`listening on ${settings.socket}${asRoot ? '' : ' (not root: every app runs as ' + process.getuid!() + ')'}`);
   if (settings.pidFile) writePidFile(settings.pidFile);
@@ -60,6 +64,7 @@ export async function lodgedMain(argv: string[]): Promise<number> {
     const deadline = Date.now() + settings.shutdownTimeout * 1000;
     log.info(`${sig}: finishing ${registry.busyWorkers()} request(s) in flight, then stopping (at most ${settings.shutdownTimeout} s)`);
     server.close();
+    status.close();
     registry.stopping = true;
     const poll = setInterval(() => {
       const busy = registry.busyWorkers();

@@ -23,6 +23,12 @@ export const FrameType = {
 export const APP_BORROW = 0x01;
 /** APP flags: a bodyless request; lodged may lend the worker (GRANT) or carry it. */
 export const APP_MAY_BORROW = 0x02;
+/**
+ * APP flags: the client asked for a WebSocket (Upgrade). No BODY_END follows the REQ; a
+ * HEAD of 101 opens the tunnel: BODY frames carry the client's bytes, DATA frames the
+ * backend's, until BODY_END (the client left) or END (the backend closed).
+ */
+export const APP_TUNNEL = 0x04;
 
 /** RELEASE verdicts: how mod_lodge hands a borrowed worker back. */
 export const Release = {
@@ -62,6 +68,7 @@ export function encodeFrame(type: number, payload?: Buffer): Buffer {
 /** The frames that carry nothing; built once since they are sent on every request. */
 export const ABORT_FRAME = encodeFrame(FrameType.ABORT);
 export const BODY_END_FRAME = encodeFrame(FrameType.BODY_END);
+export const END_FRAME = encodeFrame(FrameType.END);
 
 export function encodeError(status: number, retryAfter: number, message: string): Buffer {
   const text = Buffer.from(message, 'utf8');
@@ -70,6 +77,15 @@ export function encodeError(status: number, retryAfter: number, message: string)
   payload.writeUInt16BE(Math.max(0, Math.min(65535, retryAfter)), 2);
   text.copy(payload, 4);
   return encodeFrame(FrameType.ERROR, payload);
+}
+
+/** HEAD: the status, then the response headers as pairs, in order. */
+export function encodeHead(status: number, headers: Iterable<[string, string]>): Buffer {
+  const pairs = encodePairs(headers);
+  const payload = Buffer.allocUnsafe(2 + pairs.length);
+  payload.writeUInt16BE(status, 0);
+  pairs.copy(payload, 2);
+  return encodeFrame(FrameType.HEAD, payload);
 }
 
 /** GRANT: sent with the worker's socket attached (SCM_RIGHTS). */

@@ -75,6 +75,40 @@ export function parseAppPairs(frame: Buffer): AppPairs {
 }
 
 /**
+ * The APP of a request to the host's status location (`SetHandler lodge-status`):
+ * `kind=status` and nothing else; no app runs for it (sidecar/src/status/web.ts answers).
+ */
+export const statusAppSchema = z.object({ kind: z.literal('status') }).strict();
+
+export function parseStatusApp(frame: Buffer): z.output<typeof statusAppSchema> {
+  return parsePairs(frame, {}, statusAppSchema, 'APP (status)');
+}
+
+const KIND = Buffer.from('kind', 'latin1');
+const STATUS = Buffer.from('status', 'latin1');
+
+/**
+ * Whether an APP frame names the status location (a `kind` pair of `status`): read on
+ * the pair headers alone, without decoding, since every request's APP passes here.
+ * A malformed frame is no status APP; its own schema then says what is wrong with it.
+ */
+export function isStatusApp(frame: Buffer): boolean {
+  let at = 8;
+  while (at + 2 <= frame.length) {
+    const nlen = frame.readUInt16BE(at);
+    const vat = at + 2 + nlen;
+    if (vat + 4 > frame.length) return false;
+    const vlen = frame.readUInt32BE(vat);
+    if (vat + 4 + vlen > frame.length) return false;
+    if (nlen === KIND.length && frame.compare(KIND, 0, KIND.length, at + 2, vat) === 0) {
+      return vlen === STATUS.length && frame.compare(STATUS, 0, STATUS.length, vat + 4, vat + 4 + vlen) === 0;
+    }
+    at = vat + 4 + vlen;
+  }
+  return false;
+}
+
+/**
  * READY's cap: a worker that reports every module of its app (the runtime stops at
  * 2000, see MAX_WATCHED_FILES) with long paths fits; a worker that would have lodged
  * hold more, before it has served anything, is not a worker of ours.

@@ -1,17 +1,26 @@
 import { Socket } from 'node:net';
 import { FrameError, FrameReader } from '../protocol/frame-reader';
 import { FrameScanner } from '../protocol/frame-scanner';
-import { APP_BORROW, APP_MAY_BORROW, FrameType, Release, encodeError, encodeGrant, frameName } from '../protocol/frames';
-import { parseRelease } from '../protocol/schemas';
+import {
+  APP_BORROW, APP_MAY_BORROW, APP_TUNNEL, BODY_END_FRAME, END_FRAME, FrameType, Release, encodeError, encodeFrame, encodeGrant, encodeHead, frameName,
+} from '../protocol/frames';
+import { isStatusApp, parseRelease, parseStatusApp } from '../protocol/schemas';
 import { LodgeError, ProtocolError } from '../errors';
 import { log } from '../log';
 import { Exchange, WorkerHandle } from '../pool/exchange';
 import { Pool } from '../pool/pool';
 import { Registry } from '../pool/registry';
 import { sendWithFd, socketFd } from '../posix';
+import { StatusAnswer, StatusWeb } from '../status/web';
+import { StatusRequest, parseStatusRequest } from '../status/web-request';
+import { TunnelStream } from '../status/ws-tunnel';
 
 /** Request frames held while no worker is free, before the socket is paused. */
 const HOLD_BYTES = 256 * 1024;
+/** A status request's body is an action's form; mod_lodge refuses more with 413 too. */
+const STATUS_BODY_MAX = 64 * 1024;
+/** Senders keep DATA frames at or under this (PROTOCOL.md). */
+const DATA_MAX = 256 * 1024;
 
 /**
  * One persistent connection from an Apache child. Requests come one at a time.
@@ -28,8 +37,19 @@ const HOLD_BYTES = 256 * 1024;
  *                             └──fail──▶ drain (drop body up to BODY_END) ──▶ idle
  *
  * The worker may finish before the body is all in; the rest is dropped (`drain`).
+ *
+ * An APP of `kind=status` (the host's status location) runs no app: lodged answers it
+ * (status/web.ts). One with the TUNNEL flag has no body; a 101 opens the tunnel, whose
+ * BODY frames are the client's bytes until BODY_END, and lodged's END closes it:
+ *
+ *   app ─REQ─▶ status-body ──BODY_END──▶ HEAD DATA… END ──▶ idle
+ *   app ─REQ (TUNNEL)─▶ HEAD 101 ──▶ tunnel ──END──▶ tunnel-done ──BODY_END/APP──▶ idle
+ *                          └──other status: HEAD DATA… END──▶ tunnel-done
+ *
+ * `tunnel-done` takes a BODY_END (or BODY still in flight) if mod_lodge sends one after
+ * the END, or the next request's APP if it does not.
  */
-type State = 'idle' | 'app' | 'waiting' | 'body' | 'response' | 'drain' | 'lending' | 'lent' | 'verdict';
+type State = 'idle' | 'app' | 'waiting' | 'body' | 'response' | 'drain' | 'lending' | 'lent' | 'verdict' | 'status-body' | 'tunnel' | 'tunnel-done';
 
 export class ApacheConn implements Exchange {
   private state: State = 'idle';
@@ -49,11 +69,25 @@ export class ApacheConn implements Exchange {
   borrows = false;
   /** The peer takes a GRANT for this bodyless request too, if lodged prefers. */
   private mayBorrow = false;
+  private statusReq?: StatusRequest;
+  private statusBody: Buffer[] = [];
+  private statusBodyBytes = 0;
+  private tunnel?: TunnelStream;
+  /** The tunnel's BODY_END came: the client left. */
+  private tunnelInputDone = false;
 
-  constructor(private readonly socket: Socket, private readonly registry: Registry, private readonly peer: string) {
+  constructor(
+    private readonly socket: Socket,
+    private readonly registry: Registry,
+    private readonly peer: string,
+    private readonly status?: StatusWeb,
+  ) {
     this.reader = new FrameReader((type, frame) => this.onFrame(type, frame));
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => this.worker?.resumeOutput());
+    socket.on('drain', () => {
+      this.worker?.resumeOutput();
+      this.tunnel?.drained();
+    });
     socket.on('error', (err) => log.debug(`${peer}: ${err.message}`));
     socket.on('close', () => this.onClose());
   }
@@ -178,9 +212,11 @@ export class ApacheConn implements Exchange {
         return;
       case 'app':
         if (type !== FrameType.REQ) return this.unexpected(type);
+        if (isStatusApp(this.appFrame!)) return this.startStatus(frame);
         this.bodyDone = false;
         this.held = [frame];
         this.heldBytes = frame.length;
+        if (this.appFrame![1] & APP_TUNNEL) this.noTunnel();
         return this.startRequest();
       case 'waiting':
         // A borrowing peer sends its body to the worker, after the GRANT.
@@ -205,6 +241,26 @@ export class ApacheConn implements Exchange {
         this.state = 'idle';
         this.appFrame = undefined;
         return;
+      case 'status-body':
+        if (type === FrameType.BODY) {
+          this.statusBodyBytes += frame.length - 8;
+          if (this.statusBodyBytes <= STATUS_BODY_MAX) this.statusBody.push(frame.subarray(8));
+          return;
+        }
+        if (type !== FrameType.BODY_END) return this.unexpected(type);
+        this.bodyDone = true;
+        return this.answerStatus(false);
+      case 'tunnel':
+        if (this.tunnelInputDone || (type !== FrameType.BODY && type !== FrameType.BODY_END)) return this.unexpected(type);
+        if (type === FrameType.BODY) return this.tunnel!.fromApache(frame.subarray(8));
+        this.tunnelInputDone = true;
+        return this.tunnel!.apacheEnded();
+      case 'tunnel-done':
+        if (type === FrameType.BODY) return;
+        this.state = 'idle';
+        this.appFrame = undefined;
+        if (type === FrameType.BODY_END) return;
+        return this.onFrame(type, frame);
       case 'lent':
         if (type !== FrameType.RELEASE) return this.unexpected(type);
         return this.onRelease(frame);
@@ -253,6 +309,88 @@ export class ApacheConn implements Exchange {
     }
   }
 
+  /**
+   * A WebSocket handshake to an app: its workers cannot tunnel (yet), so it is served as
+   * the bodyless request it is, and answered as any other (no 101, so mod_lodge opens no
+   * tunnel). No BODY_END follows a TUNNEL REQ; the worker gets the one it waits for here.
+   */
+  private noTunnel(): void {
+    this.borrows = false;
+    this.mayBorrow = false;
+    this.bodyDone = true;
+    this.held.push(BODY_END_FRAME);
+    this.heldBytes += BODY_END_FRAME.length;
+  }
+
+  private startStatus(reqFrame: Buffer): void {
+    const tunnel = (this.appFrame![1] & APP_TUNNEL) !== 0;
+    // lodged answers itself: there is no worker to lend.
+    this.borrows = false;
+    this.mayBorrow = false;
+    // A tunnel's REQ has no BODY_END after it.
+    this.bodyDone = tunnel;
+    this.statusBody = [];
+    this.statusBodyBytes = 0;
+    try {
+      if (!this.status) throw new ProtocolError('this lodged serves no status location');
+      parseStatusApp(this.appFrame!);
+      this.statusReq = parseStatusRequest(reqFrame);
+    } catch (err) {
+      if (!(err instanceof LodgeError)) throw err;
+      log.error(`${this.peer}: ${err.message}`);
+      return this.fail(err);
+    }
+    if (tunnel) return this.answerStatus(true);
+    this.state = 'status-body';
+  }
+
+  /** The one place a status request's answer (status/web.ts) becomes frames. */
+  private answerStatus(tunnel: boolean): void {
+    const req = this.statusReq!;
+    this.statusReq = undefined;
+    let answer: StatusAnswer;
+    if (this.statusBodyBytes > STATUS_BODY_MAX) {
+      answer = { kind: 'response', status: 413, headers: [['Content-Type', 'text/plain']], body: Buffer.from(`at most ${STATUS_BODY_MAX} bytes\n`) };
+    } else {
+      try {
+        answer = this.status!.answer(req, Buffer.concat(this.statusBody), tunnel);
+      } catch (err) {
+        log.error(`${this.peer}: status ${req.method} ${req.base}${req.path}: ${(err as Error).stack}`);
+        answer = { kind: 'response', status: 500, headers: [['Content-Type', 'text/plain']], body: Buffer.from('the status page failed; see lodged\'s log\n') };
+      }
+    }
+    this.statusBody = [];
+    if (answer.kind === 'response') {
+      const frames = [encodeHead(answer.status, answer.headers)];
+      for (let at = 0; at < answer.body.length; at += DATA_MAX) frames.push(encodeFrame(FrameType.DATA, answer.body.subarray(at, at + DATA_MAX)));
+      frames.push(END_FRAME);
+      this.socket.write(Buffer.concat(frames));
+      this.state = tunnel ? 'tunnel-done' : 'idle';
+      if (!tunnel) this.appFrame = undefined;
+      return;
+    }
+    this.state = 'tunnel';
+    this.tunnelInputDone = false;
+    this.tunnel = new TunnelStream({
+      write: (f) => this.closed || this.socket.write(f),
+      ended: () => this.tunnelEnded(),
+      pauseInput: () => this.socket.pause(),
+      resumeInput: () => this.resumeApache(),
+    });
+    answer.open(this.tunnel);
+  }
+
+  private tunnelEnded(): void {
+    this.tunnel = undefined;
+    this.resumeApache();
+    if (this.tunnelInputDone) {
+      this.state = 'idle';
+      this.appFrame = undefined;
+    } else {
+      this.state = 'tunnel-done';
+    }
+  }
+
   private unexpected(type: number): void {
     this.protocolFailure(`${frameName(type)} frame is not expected in state '${this.state}'`);
   }
@@ -264,6 +402,7 @@ export class ApacheConn implements Exchange {
 
   private onClose(): void {
     this.closed = true;
+    this.tunnel?.destroy();
     if (this.state === 'waiting') this.pool?.cancel(this);
     // The client (or Apache) went away mid-request: free the worker. One that was
     // lent is stopped, since nobody knows how much of its stream was read.

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { getPeerCred } from '../posix';
 import { log } from '../log';
 import { Registry } from '../pool/registry';
+import { StatusWeb } from '../status/web';
 import { ApacheConn } from './apache-conn';
 
 export interface ListenOptions {
@@ -30,7 +31,7 @@ export function lookupUser(name: string): { uid: number; gid: number } | undefin
  * SO_PEERCRED checks every peer again: only root, lodged's own user and the Apache
  * user may send requests, since a request names the uid an app runs as.
  */
-export async function listen(opts: ListenOptions, registry: Registry): Promise<net.Server> {
+export async function listen(opts: ListenOptions, registry: Registry, status?: StatusWeb): Promise<net.Server> {
   await removeStaleSocket(opts.socketPath);
   fs.mkdirSync(path.dirname(opts.socketPath), { recursive: true, mode: 0o755 });
   const allowed = new Set([0, process.getuid!(), ...opts.allowUids]);
@@ -55,7 +56,7 @@ export async function listen(opts: ListenOptions, registry: Registry): Promise<n
       return;
     }
     socket.setNoDelay?.(true);
-    new ApacheConn(socket, registry, peer);
+    new ApacheConn(socket, registry, peer, status);
   });
   server.on('error', (err) => log.error(`socket ${opts.socketPath}: ${err.message}`));
   checkSocketDir(path.dirname(opts.socketPath));
