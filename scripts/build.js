@@ -14,7 +14,8 @@ const quiet = process.argv.includes('--quiet');
 const say = (msg) => { if (!quiet) console.log(msg); };
 
 // What the tests, the demo and the module build need from Debian.
-const APT_PACKAGES = ['apache2', 'apache2-dev', 'python3', 'python3-flask', 'curl', 'procps'];
+// prometheus: its promtool checks the metrics text in the tests.
+const APT_PACKAGES = ['apache2', 'apache2-dev', 'python3', 'python3-flask', 'curl', 'procps', 'prometheus'];
 // What `npm run bench` adds: the load generator and the peers Lodge is measured against.
 const BENCH_PACKAGES = ['wrk', 'libapache2-mod-wsgi-py3', 'libapache2-mod-passenger', 'passenger'];
 

@@ -5,6 +5,9 @@ import { log, openLog } from './log';
 import { initWatchdogs } from './watchdog';
 import { Registry } from './pool/registry';
 import { listen, lookupUser } from './server/listener';
+import { listenControl } from './server/control';
+import { controlPath } from './status/control-protocol';
+import { StatusModel } from './status/model';
 import { LODGED_OPTIONS, UsageError, lodgedArgs, readArgs } from './cli/args';
 
 const HELP = `usage: lodged [--config FILE] [--socket PATH]
@@ -42,7 +45,7 @@ export async function lodgedMain(argv: string[]): Promise<number> {
   }
   if (socketOverride) settings.socket = socketOverride;
   openLog(settings.log);
-  initWatchdogs();
+  const wd = initWatchdogs();
   const asRoot = process.getuid!() === 0;
   const apache = lookupUser(settings.apacheUser);
   if (asRoot && !apache) log.warn(`Apache user '${settings.apacheUser}' does not exist; only root may connect`);
@@ -51,6 +54,9 @@ export async function lodgedMain(argv: string[]): Promise<number> {
     { socketPath: settings.socket, allowUids: apache ? [apache.uid] : [], socketGid: apache?.gid },
     registry,
   );
+  // The status model every view reads (lodge status here; the page and metrics too).
+  const status = new StatusModel(registry, { enforcement: () => wd.describe() });
+  const control = await listenControl(controlPath(settings.socket), status);
   log.info(`listening on ${settings.socket}${asRoot ? '' : ' (not root: every app runs as ' + process.getuid!() + ')'}`);
   if (settings.pidFile) writePidFile(settings.pidFile);
   let stopping = false;
@@ -60,6 +66,7 @@ export async function lodgedMain(argv: string[]): Promise<number> {
     const deadline = Date.now() + settings.shutdownTimeout * 1000;
     log.info(`${sig}: finishing ${registry.busyWorkers()} request(s) in flight, then stopping (at most ${settings.shutdownTimeout} s)`);
     server.close();
+    control.close();
     registry.stopping = true;
     const poll = setInterval(() => {
       const busy = registry.busyWorkers();

@@ -9,6 +9,7 @@ import { Exchange, WorkerHandle } from '../pool/exchange';
 import { Pool } from '../pool/pool';
 import { Registry } from '../pool/registry';
 import { sendWithFd, socketFd } from '../posix';
+import { refusedRequest, releasedStatus, responseStatus } from '../status/request-hooks';
 
 /** Request frames held while no worker is free, before the socket is paused. */
 const HOLD_BYTES = 256 * 1024;
@@ -49,6 +50,9 @@ export class ApacheConn implements Exchange {
   borrows = false;
   /** The peer takes a GRANT for this bodyless request too, if lodged prefers. */
   private mayBorrow = false;
+  /** performance.now() at the request's REQ, and the status seen of its answer (0: none yet), for the status model. */
+  private began = 0;
+  private answered = 0;
 
   constructor(private readonly socket: Socket, private readonly registry: Registry, private readonly peer: string) {
     this.reader = new FrameReader((type, frame) => this.onFrame(type, frame));
@@ -68,7 +72,9 @@ export class ApacheConn implements Exchange {
 
   fromWorker(data: Buffer, last: boolean): void {
     const ok = this.socket.write(data);
+    if (this.answered === 0) this.answered = responseStatus(data);
     if (last) {
+      this.pool?.stats.ended(this.answered, this.began, false);
       this.worker = undefined;
       this.finishResponse();
     } else if (!ok && this.bodyDone) {
@@ -99,6 +105,7 @@ export class ApacheConn implements Exchange {
 
   fail(err: LodgeError): void {
     this.needWorker = false;
+    this.pool?.stats.ended(err.status, this.began, this.state === 'waiting');
     if (this.closed) return;
     if (this.state === 'waiting') this.pool?.cancel(this);
     this.worker = undefined;
@@ -229,6 +236,7 @@ export class ApacheConn implements Exchange {
       // The worker's answer (why it went) comes through fail().
       this.state = 'verdict';
     } else {
+      this.pool?.stats.ended(releasedStatus(verdict), this.began, false);
       this.worker = undefined;
       this.state = 'idle';
       this.appFrame = undefined;
@@ -237,6 +245,8 @@ export class ApacheConn implements Exchange {
   }
 
   private startRequest(): void {
+    this.began = performance.now();
+    this.answered = 0;
     this.state = 'waiting';
     this.worker = undefined;
     try {
@@ -246,6 +256,7 @@ export class ApacheConn implements Exchange {
       this.pool = undefined;
       const lerr = err instanceof LodgeError ? err : new ProtocolError(`cannot read the APP frame: ${(err as Error).message}`);
       log.error(`${this.peer}: ${lerr.message}`);
+      refusedRequest(this.appFrame!, lerr);
       this.fail(lerr);
     }
   }
