@@ -1,16 +1,18 @@
 import * as net from 'node:net';
 import { z } from 'zod';
 import { CONTROL_ANSWER_MAX, controlAnswer, controlPath } from '../status/control-protocol';
+import { prometheusText } from '../status/prometheus';
 import type { AppStatus, StatusSnapshot } from '../status/schema';
 import { UsageError, readArgs } from './args';
 
-const HELP = `usage: lodge status [--json] [--watch] [--socket PATH]
+const HELP = `usage: lodge status [--json | --metrics] [--watch] [--socket PATH]
 
 Every tenant's apps as lodged sees them: state, workers, queue, requests, latency,
 memory, kills, and the recent events. Root sees every tenant; any other user only
 their own apps (lodged checks who asks).
 
   --json          the status as JSON (its schema: sidecar/src/status/schema.ts)
+  --metrics       the status as Prometheus text (what the status page serves at ?metrics)
   --watch         refresh every second (with --json: one JSON line a second)
   --socket PATH   lodged's socket (default /run/lodge/lodged.sock); its control
                   socket is PATH.ctl
@@ -19,6 +21,7 @@ their own apps (lodged checks who asks).
 const STATUS_OPTIONS = {
   help: { type: 'boolean' as const, short: 'h' },
   json: { type: 'boolean' as const },
+  metrics: { type: 'boolean' as const },
   watch: { type: 'boolean' as const },
   socket: { type: 'string' as const },
 };
@@ -27,6 +30,7 @@ const statusArgs = z
   .object({
     help: z.boolean().default(false),
     json: z.boolean().default(false),
+    metrics: z.boolean().default(false),
     watch: z.boolean().default(false),
     socket: z.string().startsWith('/', { error: 'an absolute path' }).default('/run/lodge/lodged.sock'),
   })
@@ -95,7 +99,8 @@ export async function statusMain(argv: string[]): Promise<number> {
       process.stderr.write(`lodge status: ${err.message}\n`);
       return false;
     }
-    if (args.json) process.stdout.write(`${JSON.stringify(snap, null, args.watch ? undefined : 2)}\n`);
+    if (args.metrics) process.stdout.write(prometheusText(snap));
+    else if (args.json) process.stdout.write(`${JSON.stringify(snap, null, args.watch ? undefined : 2)}\n`);
     else process.stdout.write((args.watch ? '\x1b[H\x1b[2J' : '') + statusTable(snap));
     return true;
   };

@@ -10,7 +10,7 @@
  *   PROMETHEUS_BUCKETS, which only grow.
  *
  * Memory per app that had a request in the last minute: SLOTS × FINE × 4 bytes of
- * counts (1,008) + SLOTS × 16 of sums and slot numbers (96), plus two typed-array
+ * counts (1,008) + SLOTS × 24 of sums, maxima and slot numbers (144), plus two typed-array
  * headers; dropped again once the whole minute is stale, so an idle app holds none
  * of it. The cumulative histogram holds (PROMETHEUS_BUCKETS + 2) × 8 = 120 bytes for
  * every app that ever had a request.
@@ -55,7 +55,7 @@ export interface LatencyHistogram {
 export class Latency {
   /** SLOTS × FINE counts; absent while the last minute had no request. */
   private counts?: Uint32Array;
-  /** Per slot: [sum of seconds, slot number (ms / SLOT_MS)]. */
+  /** Per slot: [sum of seconds, slot number (ms / SLOT_MS), longest]. */
   private slots?: Float64Array;
   /** PROMETHEUS_BUCKETS counts (not cumulative until read), then sum, then count. */
   private total?: Float64Array;
@@ -67,16 +67,18 @@ export class Latency {
     const s = slotNo % SLOTS;
     if (!this.counts) {
       this.counts = new Uint32Array(SLOTS * FINE);
-      this.slots = new Float64Array(SLOTS * 2).fill(-1);
+      this.slots = new Float64Array(SLOTS * 3).fill(-1);
     }
     const slots = this.slots!;
-    if (slots[s * 2 + 1] !== slotNo) {
+    if (slots[s * 3 + 1] !== slotNo) {
       this.counts.fill(0, s * FINE, (s + 1) * FINE);
-      slots[s * 2] = 0;
-      slots[s * 2 + 1] = slotNo;
+      slots[s * 3] = 0;
+      slots[s * 3 + 1] = slotNo;
+      slots[s * 3 + 2] = 0;
     }
     this.counts[s * FINE + fineIndex(seconds)]++;
-    slots[s * 2] += seconds;
+    slots[s * 3] += seconds;
+    if (seconds > slots[s * 3 + 2]) slots[s * 3 + 2] = seconds;
     const t = (this.total ??= new Float64Array(PROMETHEUS_BUCKETS.length + 2));
     let b = 0;
     while (b < PROMETHEUS_BUCKETS.length && seconds > PROMETHEUS_BUCKETS[b]) b++;
@@ -93,10 +95,12 @@ export class Latency {
     const merged = new Float64Array(FINE);
     let sum = 0;
     let n = 0;
+    let max = 0;
     for (let s = 0; s < SLOTS; s++) {
-      const slotNo = this.slots![s * 2 + 1];
+      const slotNo = this.slots![s * 3 + 1];
       if (slotNo < 0 || current - slotNo >= SLOTS || slotNo > current) continue;
-      sum += this.slots![s * 2];
+      sum += this.slots![s * 3];
+      max = Math.max(max, this.slots![s * 3 + 2]);
       for (let i = 0; i < FINE; i++) {
         const c = this.counts[s * FINE + i];
         merged[i] += c;
@@ -111,7 +115,8 @@ export class Latency {
     }
     out.count = n;
     out.mean = sum / n;
-    out.p95 = quantile(merged, n, 0.95);
+    // Interpolation may land past the longest request of its bucket: never past it.
+    out.p95 = Math.min(quantile(merged, n, 0.95), max);
     return out;
   }
 
