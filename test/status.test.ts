@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { CONTROL_PER_UID } from '../sidecar/src/server/control';
 import { controlPath } from '../sidecar/src/status/control-protocol';
 import { StatusSnapshot, statusSnapshot } from '../sidecar/src/status/schema';
@@ -28,16 +28,18 @@ def application(environ, start_response):
     return [p.encode()]
 `;
 
+// /hold keeps B's only worker until the test writes 'release' (30 s at most).
 const B_APP = `
 import os, time
 HERE = os.path.dirname(os.path.abspath(__file__))
+def hold():
+    open(os.path.join(HERE, "holding"), "w").close()
+    until = time.time() + 30
+    while time.time() < until and not os.path.exists(os.path.join(HERE, "release")):
+        time.sleep(0.05)
 def application(environ, start_response):
     if environ["PATH_INFO"] == "/hold":
-        open(os.path.join(HERE, "holding"), "w").close()
-        for _ in range(600):
-            if os.path.exists(os.path.join(HERE, "release")):
-                break
-            time.sleep(0.05)
+        hold()
     if environ["PATH_INFO"] == "/missing":
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"no"]
@@ -95,6 +97,8 @@ test('lodge status as root shows both tenants with their counters and why a work
   assert.equal((await site.get('b', '/')).status, 200);
   assert.equal((await site.get('b', '/')).status, 200);
   assert.equal((await site.get('b', '/missing')).status, 404);
+  // A request with a body borrows the worker: mod_lodge carries the response, lodged never sees its status.
+  assert.equal((await site.get('b', '/', { body: 'x=1' })).status, 200);
   assert.equal((await site.get('a', '/sleep')).status, 504);
   const { a: ua, b: ub } = site.users;
   await eventually(() => appOf(statusJson(), ua.uid).app.kills.timeout === 1, "A's killed worker is counted");
@@ -105,7 +109,7 @@ test('lodge status as root shows both tenants with their counters and why a work
   assert.equal(b.tenant.name, ub.name);
   assert.equal(a.app.root, path.join(site.root, 'a'));
   assert.deepEqual([a.app.requests.total, a.app.requests['2xx'], a.app.requests['5xx']], [4, 3, 1]);
-  assert.deepEqual([b.app.requests.total, b.app.requests['2xx'], b.app.requests['4xx'], b.app.requests['5xx']], [3, 2, 1, 0]);
+  assert.deepEqual([b.app.requests.total, b.app.requests['2xx'], b.app.requests['4xx'], b.app.requests['5xx'], b.app.requests.unseen], [4, 2, 1, 0, 1]);
   assert.equal(a.app.kills.timeout, 1);
   assert.equal(b.app.kills.timeout, 0);
   assert.equal(a.app.restarts, 1);
@@ -162,6 +166,27 @@ test('the control socket answers while every worker of an app is busy and its qu
   fs.writeFileSync(path.join(dir, 'release'), '');
   assert.equal((await held).status, 200);
   assert.equal((await queued).status, 200);
+});
+
+test('lodge status --watch --json writes a fresh snapshot each second until stopped', async () => {
+  const child = spawn(process.execPath, [CLI, 'status', '--watch', '--json', '--socket', site.sb.socket], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  let buf = '';
+  await new Promise<void>((resolve, reject) => {
+    child.on('error', reject);
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString('utf8');
+      const parts = buf.split('\n');
+      buf = parts.pop()!;
+      lines.push(...parts);
+      if (lines.length >= 2) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`lodge status --watch exited (${code})`)));
+  });
+  child.kill();
+  const [first, second] = lines.map((l) => statusSnapshot.parse(JSON.parse(l)));
+  assert.ok(second.at > first.at, 'a new snapshot, not the same one again');
+  assert.equal(second.tenants.length, 2);
 });
 
 test('a hostile control client gets an error and costs nothing else', async () => {
