@@ -77,3 +77,12 @@ test('a tenant without a user name is labelled by uid; label values are escaped'
   assert.ok(text.includes('lodge_queue_length{tenant="1002",app="/srv/b \\"quoted\\" \\\\ back\\nslash"} 0'), text);
   assert.ok(!text.split('\n').some((l) => l.startsWith('slash')), 'the newline in a path did not break a line');
 });
+
+test('10,000 apps make one text (each family written by a loop, not one call with every line as an argument)', () => {
+  const snap = fakeSnapshot();
+  const histogram = { counts: PROMETHEUS_BUCKETS.map(() => 1), sum: 0.001, count: 1 };
+  const apps = Array.from({ length: 10_000 }, (_, i) => fakeApp(`/srv/t${i}`, { histogram }));
+  snap.tenants = [{ uid: 1003, name: 'many', apps }];
+  const text = prometheusText(snap);
+  assert.equal(text.split('\n').filter((l) => l.startsWith('lodge_queue_length{')).length, 10_000);
+});

@@ -24,11 +24,8 @@ interface Family {
 
 /** A label value as the format wants it: backslash, double quote and newline escaped. */
 export function escapeLabel(v: string): string {
+  if (!/[\\"\n]/.test(v)) return v;
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-}
-
-function labels(pairs: Record<string, string>): string {
-  return `{${Object.entries(pairs).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}`;
 }
 
 function num(n: number): string {
@@ -49,39 +46,44 @@ export function prometheusText(snap: StatusSnapshot): string {
   const restarts = fam('lodge_restarts_total', 'counter', 'Workers that died or were stopped and are replaced on demand.');
   const capReached = fam('lodge_worker_cap_reached_total', 'counter', 'Requests that found every worker busy at the app\'s cap.');
   up.lines.push(`lodge_up 1`);
-  build.lines.push(`lodge_build_info${labels({ version: snap.lodged.version })} 1`);
+  build.lines.push(`lodge_build_info{version="${escapeLabel(snap.lodged.version)}"} 1`);
   uptime.lines.push(`lodge_uptime_seconds ${num(snap.lodged.uptime)}`);
+  const le = snap.buckets ?? PROMETHEUS_BUCKETS;
   for (const t of snap.tenants) {
+    const tenant = `tenant="${escapeLabel(tenantLabel(t))}"`;
     for (const a of t.apps) {
-      const id = { tenant: tenantLabel(t), app: a.root };
-      for (const code of CODES) requests.lines.push(`lodge_requests_total${labels({ ...id, code })} ${a.requests[code]}`);
-      if (a.requests.unseen) requests.lines.push(`lodge_requests_total${labels({ ...id, code: 'unknown' })} ${a.requests.unseen}`);
-      if (a.histogram) histogramLines(duration, id, a.histogram, snap.buckets ?? PROMETHEUS_BUCKETS);
+      // The labels every line of the app shares, escaped once.
+      const id = `${tenant},app="${escapeLabel(a.root)}"`;
+      for (const code of CODES) requests.lines.push(`lodge_requests_total{${id},code="${code}"} ${a.requests[code]}`);
+      if (a.requests.unseen) requests.lines.push(`lodge_requests_total{${id},code="unknown"} ${a.requests.unseen}`);
+      if (a.histogram) histogramLines(duration, id, a.histogram, le);
       for (const state of WORKER_STATES) {
-        const n = a.workers.filter((w) => w.state === state).length;
-        if (n > 0) workers.lines.push(`lodge_workers${labels({ ...id, state })} ${n}`);
+        let n = 0;
+        for (const w of a.workers) if (w.state === state) n++;
+        if (n > 0) workers.lines.push(`lodge_workers{${id},state="${state}"} ${n}`);
       }
-      memory.lines.push(`lodge_memory_bytes${labels(id)} ${a.memory}`);
-      queue.lines.push(`lodge_queue_length${labels(id)} ${a.queue.now}`);
-      for (const [reason, n] of Object.entries(a.kills)) if (n > 0) kills.lines.push(`lodge_watchdog_kills_total${labels({ ...id, reason })} ${n}`);
-      restarts.lines.push(`lodge_restarts_total${labels(id)} ${a.restarts}`);
-      capReached.lines.push(`lodge_worker_cap_reached_total${labels(id)} ${a.capReached}`);
+      memory.lines.push(`lodge_memory_bytes{${id}} ${a.memory}`);
+      queue.lines.push(`lodge_queue_length{${id}} ${a.queue.now}`);
+      for (const [reason, n] of Object.entries(a.kills)) if (n > 0) kills.lines.push(`lodge_watchdog_kills_total{${id},reason="${escapeLabel(reason)}"} ${n}`);
+      restarts.lines.push(`lodge_restarts_total{${id}} ${a.restarts}`);
+      capReached.lines.push(`lodge_worker_cap_reached_total{${id}} ${a.capReached}`);
     }
   }
-  const out: string[] = [];
+  let out = '';
   for (const f of [up, build, uptime, requests, duration, workers, memory, queue, kills, restarts, capReached]) {
-    out.push(`# HELP ${f.name} ${f.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${f.name} ${f.type}`, ...f.lines);
+    out += `# HELP ${f.name} ${f.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n# TYPE ${f.name} ${f.type}\n`;
+    if (f.lines.length) out += `${f.lines.join('\n')}\n`;
   }
-  return out.join('\n') + '\n';
+  return out;
 }
 
 function tenantLabel(t: TenantStatus): string {
   return t.name ?? String(t.uid);
 }
 
-function histogramLines(f: Family, id: Record<string, string>, h: NonNullable<AppStatus['histogram']>, le: number[]): void {
-  for (let i = 0; i < le.length; i++) f.lines.push(`${f.name}_bucket${labels({ ...id, le: num(le[i]) })} ${h.counts[i] ?? 0}`);
-  f.lines.push(`${f.name}_bucket${labels({ ...id, le: '+Inf' })} ${h.count}`);
-  f.lines.push(`${f.name}_sum${labels(id)} ${num(h.sum)}`);
-  f.lines.push(`${f.name}_count${labels(id)} ${h.count}`);
+function histogramLines(f: Family, id: string, h: NonNullable<AppStatus['histogram']>, le: number[]): void {
+  for (let i = 0; i < le.length; i++) f.lines.push(`${f.name}_bucket{${id},le="${num(le[i])}"} ${h.counts[i] ?? 0}`);
+  f.lines.push(`${f.name}_bucket{${id},le="+Inf"} ${h.count}`);
+  f.lines.push(`${f.name}_sum{${id}} ${num(h.sum)}`);
+  f.lines.push(`${f.name}_count{${id}} ${h.count}`);
 }

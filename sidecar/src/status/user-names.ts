@@ -7,6 +7,8 @@ import * as fs from 'node:fs';
 export class UserNames {
   private names = new Map<number, string>();
   private mtime = -1;
+  /** When the file was last looked at: a snapshot of 1,000 apps stats it once, not 1,000 times. */
+  private checked = 0;
 
   constructor(private readonly file = '/etc/passwd') {}
 
@@ -16,6 +18,9 @@ export class UserNames {
   }
 
   private refresh(): void {
+    const now = Date.now();
+    if (now - this.checked < 1000) return;
+    this.checked = now;
     const st = fs.statSync(this.file, { throwIfNoEntry: false });
     if (!st || st.mtimeMs === this.mtime) return;
     this.mtime = st.mtimeMs;
