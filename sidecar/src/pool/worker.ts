@@ -157,6 +157,7 @@ export class Worker implements WorkerHandle {
     this.state = 'busy';
     this.requests++;
     this.servedAt = Date.now();
+    this.lastTold = undefined; // what the status says of a kill is about this request, not an older note
     this.current = ex;
     this.aborting = false;
     this.reqFrame = frames[0];
