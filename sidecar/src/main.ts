@@ -5,8 +5,10 @@ import { log, openLog } from './log';
 import { initWatchdogs } from './watchdog';
 import { Registry } from './pool/registry';
 import { listen, lookupUser } from './server/listener';
+import { listenControl } from './server/control';
+import { controlPath } from './status/control-protocol';
+import { StatusModel } from './status/model';
 import { StatusWeb } from './status/web';
-import { RegistryStatusStub } from './status/web-source-stub';
 import { LODGED_OPTIONS, UsageError, lodgedArgs, readArgs } from './cli/args';
 
 const HELP = `usage: lodged [--config FILE] [--socket PATH]
@@ -44,17 +46,20 @@ export async function lodgedMain(argv: string[]): Promise<number> {
   }
   if (socketOverride) settings.socket = socketOverride;
   openLog(settings.log);
-  initWatchdogs();
+  const wd = initWatchdogs();
   const asRoot = process.getuid!() === 0;
   const apache = lookupUser(settings.apacheUser);
   if (asRoot && !apache) log.warn(`Apache user '${settings.apacheUser}' does not exist; only root may connect`);
   const registry = new Registry(settings, asRoot);
-  const status = new StatusWeb(new RegistryStatusStub(registry));
+  // The status model every view reads: lodge status, the host page, the metrics.
+  const status = new StatusModel(registry, { enforcement: () => wd.describe() });
+  const web = new StatusWeb(status);
   const server = await listen(
     { socketPath: settings.socket, allowUids: apache ? [apache.uid] : [], socketGid: apache?.gid },
     registry,
-    status,
+    web,
   );
+  const control = await listenControl(controlPath(settings.socket), status);
   log.info(`listening on ${settings.socket}${asRoot ? '' : ' (not root: every app runs as ' + process.getuid!() + ')'}`);
   if (settings.pidFile) writePidFile(settings.pidFile);
   let stopping = false;
@@ -64,7 +69,8 @@ export async function lodgedMain(argv: string[]): Promise<number> {
     const deadline = Date.now() + settings.shutdownTimeout * 1000;
     log.info(`${sig}: finishing ${registry.busyWorkers()} request(s) in flight, then stopping (at most ${settings.shutdownTimeout} s)`);
     server.close();
-    status.close();
+    web.close();
+    control.close();
     registry.stopping = true;
     const poll = setInterval(() => {
       const busy = registry.busyWorkers();

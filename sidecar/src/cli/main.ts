@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 import { lodgedMain } from '../main';
 import { sandboxMain } from './sandbox';
+import { statusMain } from './status';
 
 const HELP = `usage: lodge <command> [options]
 
 Commands:
   sandbox   run a private Apache (2.4 or 1.3) + lodged serving a folder of tenants
   lodged    run the process manager (what Apache or systemd starts)
+  status    every app's state, workers, requests and recent events (--json, --watch)
 
 Run 'lodge <command> --help' for a command's options.
 `;
@@ -18,6 +20,8 @@ async function main(argv: string[]): Promise<number> {
       return sandboxMain(rest);
     case 'lodged':
       return lodgedMain(rest);
+    case 'status':
+      return statusMain(rest);
     case undefined:
     case '--help':
     case '-h':

@@ -3,6 +3,7 @@ import { Settings } from '../config/load';
 import { AppPairs, parseAppPairs } from '../protocol/schemas';
 import { tenantLog } from '../log';
 import type { ShareAsked } from './tenant-share';
+import { hostEvent } from '../status/app-book';
 
 /** What an APP frame asks for, after the host's caps were applied. */
 export interface AppSpec {
@@ -68,7 +69,9 @@ function clampLimits(app: AppPairs, settings: Settings, config: string): { limit
     const asked = app[key] ?? 0;
     if (asked <= 0) continue;
     if (asked > cap) {
-      tenantLog(app.uid ?? -1).warn(`${config}: ${DIRECTIVE[key]} ${asked} is over the host's limit; using ${cap}`);
+      const note = `${config}: ${DIRECTIVE[key]} ${asked} is over the host's limit; using ${cap}`;
+      tenantLog(app.uid ?? -1).warn(note);
+      hostEvent('clamp', note, app.uid, app.root);
       limits[key] = cap;
     } else {
       limits[key] = asked;

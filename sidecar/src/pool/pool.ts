@@ -12,6 +12,8 @@ import { StartBackoff } from './start-backoff';
 import { Worker } from './worker';
 import { SpawnOptions } from './worker-process';
 import { NoteGate, ShareMember, TenantCaps, TenantShare } from './tenant-share';
+import { appBook } from '../status/app-book';
+import type { AppRecord } from '../status/app-record';
 
 export interface PoolOptions extends SpawnOptions {
   maxQueue: number;
@@ -82,6 +84,8 @@ export class Pool implements ShareMember {
   private carriedAvg = 0;
   private bodylessSeen = 0;
   reloads = 0;
+  /** This app's counters in the status model, kept across pools (status/app-record.ts). */
+  readonly stats: AppRecord;
 
   constructor(
     readonly spec: AppSpec,
@@ -90,6 +94,7 @@ export class Pool implements ShareMember {
   ) {
     this.watch = new CodeWatch(spec.root, spec.entry);
     opts.share.join(this);
+    this.stats = appBook.open(spec, identity.uid);
   }
 
   get name(): string {
@@ -103,6 +108,7 @@ export class Pool implements ShareMember {
     if (!this.opts.share.admits(this, this.opts.caps)) return this.refuseForShare(ex);
     const w = this.idle.pop();
     if (w) return this.serveOn(w, ex, frames);
+    if (this.workers.size >= this.spec.limits.processes) this.stats.capReached++;
     const failed = this.backoff.failed;
     if (failed !== undefined && this.liveWorkers() === 0 && !this.backoff.release(Date.now(), this.entryMtime())) {
       return ex.fail(new AppStartError(failed));
@@ -114,6 +120,7 @@ export class Pool implements ShareMember {
     const timer = setTimeout(() => this.expire(waiter), this.opts.queueTimeoutMs);
     const waiter: Waiter = { ex, frames, timer };
     this.queue.push(waiter);
+    this.stats.queued(this.queue.length);
     this.maybeSpawn();
   }
 
@@ -160,6 +167,11 @@ export class Pool implements ShareMember {
 
   liveWorkers(): number {
     return this.workers.size - this.starting;
+  }
+
+  /** What the status model reads of the pool now (status/model.ts). */
+  statusView(): { queue: number; starting: number; reloading: boolean; generationOf(w: Worker): number } {
+    return { queue: this.queue.length, starting: this.starting, reloading: this.candidate !== undefined, generationOf: (w) => this.gens.get(w) ?? 0 };
   }
 
   private spawnRoom(): number {
@@ -237,6 +249,7 @@ export class Pool implements ShareMember {
       ready: (w, files) => {
         this.starting--;
         this.backoff.succeeded();
+        this.stats.ready();
         log.info(`${this.name}: worker ${w.pid} ready (uid ${this.identity.uid}, generation ${gen})`);
         if (this.candidate?.worker === w) this.promote(files);
         else if (snap) this.watch.adopt(snap, files);
@@ -270,6 +283,7 @@ export class Pool implements ShareMember {
     this.watch.adopt(snap, files);
     this.liveGen = this.gen;
     this.reloads++;
+    this.stats.reloaded(this.gen);
     for (const old of this.idle.splice(0)) old.retire();
     log.info(`${this.name}: new code is live (generation ${this.gen})`);
     this.maybeSpawn();
@@ -306,10 +320,12 @@ export class Pool implements ShareMember {
       this.candidate = undefined;
       this.gen--;
       log.error(`${this.name}: the changed code failed to load (${message}); the previous code keeps serving`);
+      this.stats.reloadFailed(message);
       if (this.liveWorkers() > 0) return;
     }
     const failed = `${this.name} failed to start: ${message}`;
     const delay = this.backoff.fail(Date.now(), this.entryMtime(), failed);
+    this.stats.startFailed(message, delay);
     tenantLog(this.identity.uid).error(`${this.name}: app failed to start (uid ${this.identity.uid}, worker ${w.pid}): ${message}; next try in ${delay / 1000} s or when the file changes`);
     if (this.liveWorkers() > 0) return; // the running workers keep serving the queue
     for (const q of this.queue.splice(0)) {

@@ -13,6 +13,8 @@ import { Exchange, WorkerHandle } from './exchange';
 import { AppSpec } from './app-spec';
 import { MAX_WATCHED_FILES, confineReported } from './code-watch';
 import { Identity } from './ownership';
+import { appBook } from '../status/app-book';
+import { KillReason, killReasonOf } from '../status/kill-reason';
 import { SpawnOptions, WorkerProcess, startWorkerProcess } from './worker-process';
 
 /** Seconds a worker that was told ABORT has to finish before it is killed. */
@@ -81,6 +83,11 @@ export class Worker implements WorkerHandle {
   private readonly guard: WorkerGuard;
   /** lodged killed it on purpose (and said why): its death is no crash. */
   private killedOnPurpose = false;
+  /** Why it was stopped, for the status (status/app-record.ts); 'crash' when it died by itself. */
+  exitReason?: KillReason;
+  lastTold?: string;
+  /** When the request in hand began (Date.now()), for the status. */
+  servedAt = 0;
   private sentFail = false;
   /** The REQ frame of the request in hand, to name the request in the tenant's log. */
   private reqFrame?: Buffer;
@@ -132,7 +139,7 @@ export class Worker implements WorkerHandle {
     this.arm(START_TIMEOUT_MS, () => {
       this.failMessage = `${spec.entry} did not finish loading within ${START_TIMEOUT_MS / 1000} s`;
       this.tellTenant(`the app did not finish loading within ${START_TIMEOUT_MS / 1000} s; stopped`);
-      this.kill();
+      this.kill('start');
     });
   }
 
@@ -149,6 +156,8 @@ export class Worker implements WorkerHandle {
   serve(ex: Exchange, frames: Buffer[]): void {
     this.state = 'busy';
     this.requests++;
+    this.servedAt = Date.now();
+    this.lastTold = undefined; // what the status says of a kill is about this request, not an older note
     this.current = ex;
     this.aborting = false;
     this.reqFrame = frames[0];
@@ -157,6 +166,11 @@ export class Worker implements WorkerHandle {
     this.armRequestTimer();
     ex.attach(this);
     if (frames.length && !this.send(frames)) ex.pauseApache();
+  }
+
+  /** For the status: the REQ frame of the request in hand, whether lent, whether being stopped. */
+  statusView(): { req?: Buffer; lent: boolean; stopping: boolean } {
+    return { req: this.state === 'busy' ? this.reqFrame : undefined, lent: this.lend !== undefined, stopping: this.killedOnPurpose };
   }
 
   get timeoutSecs(): number {
@@ -209,7 +223,7 @@ export class Worker implements WorkerHandle {
             : ['lent to an Apache connection that closed mid-request; killed', undefined];
     this.log.warn(`worker ${this.pid} (${this.app}) ${host}`);
     if (tenant) this.tellTenant(tenant);
-    this.kill();
+    this.kill(verdict === Release.TIMEOUT ? 'timeout' : verdict === Release.STUCK ? 'stuck' : verdict === Release.BROKEN ? 'protocol' : 'abandoned');
   }
 
   // mod_lodge saw the socket close: the worker died or is dying. The answer is why,
@@ -224,7 +238,7 @@ export class Worker implements WorkerHandle {
     this.arm(LOST_WAIT_MS, () => {
       this.log.warn(`worker ${this.pid} (${this.app}) closed its socket but did not exit; killed`);
       this.failCurrent(new WorkerDiedError(`${this.app}: worker ${this.pid} closed its socket during the request`));
-      this.kill();
+      this.kill('protocol');
     });
   }
 
@@ -248,7 +262,7 @@ export class Worker implements WorkerHandle {
     this.requestTimer = undefined;
     this.arm(ABORT_GRACE_MS, () => {
       this.log.warn(`worker ${this.pid} (${this.app}) did not stop within ${ABORT_GRACE_MS / 1000} s of its client leaving; killed`);
-      this.kill();
+      this.kill('stuck');
     });
   }
 
@@ -261,8 +275,9 @@ export class Worker implements WorkerHandle {
   }
 
   /** Kills the worker and everything it started, in its process group or not. */
-  kill(): void {
+  kill(reason?: KillReason): void {
     if (this.state === 'dead') return;
+    this.exitReason ??= reason;
     this.killedOnPurpose = true;
     this.guard.killTree();
     try {
@@ -370,7 +385,7 @@ export class Worker implements WorkerHandle {
     if (this.state === 'starting') this.failMessage ??= `the worker ${what}`;
     this.tellTenant(`worker ${this.pid} stopped: ${what}`);
     this.failCurrent(new ProtocolError(message));
-    this.kill();
+    this.kill('protocol');
   }
 
   /** A watchdog's verdict: the request in hand gets `err`, the tenant reads why. */
@@ -378,12 +393,13 @@ export class Worker implements WorkerHandle {
     if (this.state === 'dead') return;
     this.tellTenant(this.current ? `${this.requestLine()}: ${tenant}` : tenant);
     this.failCurrent(err);
-    this.kill();
+    this.kill(killReasonOf(err));
   }
 
   // Written by lodged as the tenant (watchdog/tenant-log.ts): what the dead worker
   // cannot write itself.
   private tellTenant(line: string): void {
+    this.lastTold = line;
     appendTenantLog(this.spec.root, this.tenantLog, this.identity.uid, this.identity.gid, line);
   }
 
@@ -425,7 +441,7 @@ export class Worker implements WorkerHandle {
       this.log.warn(`worker ${this.pid} (${this.app}): request made no progress for LodgeTimeout ${secs} s; killed`);
       this.tellTenant(`${this.requestLine()}: took longer than LodgeTimeout ${secs} s; stopped (worker ${this.pid} killed)`);
       this.failCurrent(new WorkerTimeoutError(`${this.app}: request took longer than LodgeTimeout ${secs} s; stopped`));
-      this.kill();
+      this.kill('timeout');
     }, secs * 1000);
   }
 
@@ -454,6 +470,7 @@ export class Worker implements WorkerHandle {
     const cause = this.guard.exitCause();
     this.guard.exited();
     const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
+    if (cause || (!this.killedOnPurpose && (signal || code !== 0) && !wasStarting)) this.exitReason = cause ? 'memory' : 'crash';
     if (wasStarting) {
       const early = this.earlyStderr.trim().split('\n').pop();
       const why = cause?.tenant ?? this.failMessage ?? (early ? tenantText(early) : `worker ${how} before it was ready`);
@@ -472,6 +489,7 @@ export class Worker implements WorkerHandle {
     }
     this.reqFrame = undefined;
     this.socket.destroy();
+    appBook.get(this.spec.root)?.workerExited(this);
     this.events.exited(this);
   }
 }

@@ -14,6 +14,7 @@ import { sendWithFd, socketFd } from '../posix';
 import { StatusAnswer, StatusWeb } from '../status/web';
 import { StatusRequest, parseStatusRequest } from '../status/web-request';
 import { TunnelStream } from '../status/ws-tunnel';
+import { refusedRequest, releasedStatus, responseStatus } from '../status/request-hooks';
 
 /** Request frames held while no worker is free, before the socket is paused. */
 const HOLD_BYTES = 256 * 1024;
@@ -75,6 +76,9 @@ export class ApacheConn implements Exchange {
   private tunnel?: TunnelStream;
   /** The tunnel's BODY_END came: the client left. */
   private tunnelInputDone = false;
+  /** performance.now() at the request's REQ, and the status seen of its answer (0: none yet), for the status model. */
+  private began = 0;
+  private answered = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -102,7 +106,9 @@ export class ApacheConn implements Exchange {
 
   fromWorker(data: Buffer, last: boolean): void {
     const ok = this.socket.write(data);
+    if (this.answered === 0) this.answered = responseStatus(data);
     if (last) {
+      this.pool?.stats.ended(this.answered, this.began, false);
       this.worker = undefined;
       this.finishResponse();
     } else if (!ok && this.bodyDone) {
@@ -133,6 +139,7 @@ export class ApacheConn implements Exchange {
 
   fail(err: LodgeError, midFrame = false): void {
     this.needWorker = false;
+    this.pool?.stats.ended(err.status, this.began, this.state === 'waiting');
     if (this.closed) return;
     // An ERROR after half a frame would be read as the rest of it: mod_lodge would wait
     // for bytes that never come, holding the client and an Apache child.
@@ -288,6 +295,7 @@ export class ApacheConn implements Exchange {
       // The worker's answer (why it went) comes through fail().
       this.state = 'verdict';
     } else {
+      this.pool?.stats.ended(releasedStatus(verdict), this.began, false);
       this.worker = undefined;
       this.state = 'idle';
       this.appFrame = undefined;
@@ -296,6 +304,8 @@ export class ApacheConn implements Exchange {
   }
 
   private startRequest(): void {
+    this.began = performance.now();
+    this.answered = 0;
     this.state = 'waiting';
     this.worker = undefined;
     try {
@@ -305,6 +315,7 @@ export class ApacheConn implements Exchange {
       this.pool = undefined;
       const lerr = err instanceof LodgeError ? err : new ProtocolError(`cannot read the APP frame: ${(err as Error).message}`);
       log.error(`${this.peer}: ${lerr.message}`);
+      refusedRequest(this.appFrame!, lerr);
       this.fail(lerr);
     }
   }

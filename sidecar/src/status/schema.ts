@@ -10,8 +10,12 @@ const count = z.number().int().min(0);
 const seconds = z.number().min(0);
 const bytes = z.number().int().min(0);
 
-/** Why lodged stopped a worker (the watchdog that acted), as counted and shown. */
-export const killReason = z.enum(['timeout', 'cpu', 'memory', 'tasks', 'crash', 'protocol', 'stuck', 'start']);
+/**
+ * Why lodged stopped a worker (the watchdog that acted), as counted and shown. Added
+ * since version 1 (values only, nothing renamed): 'abandoned', a lent worker whose
+ * Apache connection closed mid-request; 'admin', stopped from the status page or CLI.
+ */
+export const killReason = z.enum(['timeout', 'cpu', 'memory', 'tasks', 'crash', 'protocol', 'stuck', 'start', 'abandoned', 'admin']);
 export type KillReason = z.infer<typeof killReason>;
 
 export const workerStatus = z.object({
@@ -41,8 +45,21 @@ export const appStatus = z.object({
   workers: z.array(workerStatus),
   queue: z.object({ now: count, peak: count }),
   capReached: count.describe('times a request found every worker busy at the cap'),
-  requests: z.object({ total: count, '2xx': count, '3xx': count, '4xx': count, '5xx': count }),
-  latency: z.object({ mean: seconds, p95: seconds, window: seconds }).describe('over the last minute'),
+  requests: z.object({
+    total: count,
+    '2xx': count,
+    '3xx': count,
+    '4xx': count,
+    '5xx': count,
+    /** Ended with a status lodged did not see (mod_lodge carried a lent worker's response itself). */
+    unseen: count.optional(),
+  }),
+  /** Requests lodged answered without a worker (queue full, refused, failing to start). */
+  turnedAway: count.optional(),
+  latency: z.object({ mean: seconds, p95: seconds, window: seconds, count: count.optional() }).describe('over the last minute'),
+  /** Request durations since lodged started: counts[i] took at most the snapshot's buckets[i] seconds; count is all (+Inf). */
+  histogram: z.object({ counts: z.array(count), sum: seconds, count }).optional(),
+  lastRequest: z.number().optional().describe('ms since the epoch'),
   kills: z.record(killReason, count),
   restarts: count,
   unstableRestarts: count,
@@ -70,8 +87,14 @@ export const statusSnapshot = z.object({
     version: z.string(),
     uptime: seconds,
     enforcement: z.string(),
+    /** lodged's own resident memory, bytes. */
+    rss: bytes.optional(),
+    /** Apps remembered (running or idle-stopped), and the most it keeps. */
+    apps: z.object({ known: count, max: count }).optional(),
   }),
   at: z.number(),
+  /** Upper bounds, seconds, of every app's histogram buckets (+Inf implied). */
+  buckets: z.array(seconds).optional(),
   tenants: z.array(tenantStatus),
   events: z.array(statusEvent),
 });
