@@ -422,6 +422,7 @@ export class Pool implements ShareMember {
       appendTenantLog(this.spec.root, this.opts.tenantLog, uid, gid,
         `request refused with 503: your apps already hold ${held} requests (running or waiting), this host's share for one account (tenant-requests ${cap})${since}`);
       log.warn(`uid ${uid} (${this.name}): ${held} requests held, its share is ${cap}; refusing with 503${since}`);
+      this.stats.event('share', `${held} requests held, over the account's share of ${cap}; refused with 503${since}`);
     }
     ex.fail(new TenantShareError(`${this.name}: uid ${uid} holds ${held} requests, its share (${cap}); refused`));
   }
