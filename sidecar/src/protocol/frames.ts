@@ -23,6 +23,8 @@ export const FrameType = {
 export const APP_BORROW = 0x01;
 /** APP flags: a bodyless request; lodged may lend the worker (GRANT) or carry it. */
 export const APP_MAY_BORROW = 0x02;
+/** APP flags: a WebSocket upgrade (no BODY_END after REQ); a HEAD 101 opens a tunnel of BODY and DATA frames. */
+export const APP_TUNNEL = 0x04;
 
 /** RELEASE verdicts: how mod_lodge hands a borrowed worker back. */
 export const Release = {
