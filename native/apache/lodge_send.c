@@ -98,7 +98,9 @@ static int add_whole_body(lodge_exchange *x, size_t max)
     request_rec *r = x->r;
     lodge_buf *b = &x->first;
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
-    char *body = apr_palloc(r->pool, max + 1);
+    char *body = apr_palloc(r->pool, max);
+    /* 1.3 reads a chunk's size line into the caller's buffer: never a small one. */
+    char piece[8192];
     size_t got = 0;
 
     if (cl != NULL && strtoll(cl, NULL, 10) > (long long)max) {
@@ -108,11 +110,14 @@ static int add_whole_body(lodge_exchange *x, size_t max)
         long n;
 
         lodge_client_timeout_reset(r);
-        n = ap_get_client_block(r, body + got, max + 1 - got);
+        n = ap_get_client_block(r, piece, sizeof(piece));
         if (n < 0) {
             return body_failed(x);
         }
         x->body_done = n == 0;
+        if (got + (size_t)n <= max) {
+            memcpy(body + got, piece, (size_t)n);
+        }
         got += (size_t)n;
         x->body_read += n;
     }
