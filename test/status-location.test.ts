@@ -43,6 +43,7 @@ forEachApache((apache) => {
           'files/a.html': 'x',
           'add/.htaccess': 'AddHandler lodge-status .html\n',
           'add/a.html': 'x',
+          'redir/.htaccess': 'ErrorDocument 404 /lodge-status/from-errordoc\n',
         },
       },
       undefined,
@@ -121,6 +122,13 @@ forEachApache((apache) => {
     assert.equal(r.status, 404);
     assert.equal(fake.last('/add'), undefined);
     assert.match(site.errorLog(), /LG00064: lodge: handler lodge-status for \/add\/a\.html refused: no SetHandler lodge-status of the server configuration applies there/);
+  });
+
+  test("nor by an internal redirect a tenant's ErrorDocument makes, even for a visitor with the host's credentials", async () => {
+    const r = await request(site.sb.port, 'ev.localhost', '/redir/missing', { headers: AUTH });
+    assert.equal(r.status, 404);
+    assert.equal(fake.last('/lodge-status/from-errordoc'), undefined);
+    assert.match(site.errorLog(), /LG00073: lodge: an internal redirect to the status location \/lodge-status\/from-errordoc refused/);
   });
 
   test('the refused places still serve their files otherwise, and the tenant\'s app its own paths', async () => {
