@@ -21,6 +21,13 @@
  */
 #define LODGE_BODY_CHUNK (64 * 1024)
 
+/*
+ * The least room a read of the body is given: 1.3 reads a chunk's size
+ * line into the caller's buffer, and fails the request (400) when it does
+ * not fit. A piece with less room left goes as it is.
+ */
+#define LODGE_READ_MIN 1024
+
 /* The first write's buffer; APP and REQ of an ordinary request fit. */
 #define LODGE_FIRST_SIZE 8192
 
@@ -46,7 +53,7 @@ static long read_body(lodge_exchange *x, char *to, size_t room, int *done)
     request_rec *r = x->r;
     size_t got = 0;
 
-    while (got < room) {
+    while (got == 0 || room - got >= LODGE_READ_MIN) {
         long n;
 
         lodge_client_timeout_reset(r);
@@ -99,8 +106,7 @@ static int add_whole_body(lodge_exchange *x, size_t max)
     lodge_buf *b = &x->first;
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
     char *body = apr_palloc(r->pool, max);
-    /* 1.3 reads a chunk's size line into the caller's buffer: never a small one. */
-    char piece[8192];
+    char piece[8192];  /* more than LODGE_READ_MIN */
     size_t got = 0;
 
     if (cl != NULL && strtoll(cl, NULL, 10) > (long long)max) {
