@@ -20,6 +20,13 @@ const fewWorkers = (apache: ApacheVersion): string[] =>
     ? ['StartServers 1', 'ThreadsPerChild 2', 'MaxRequestWorkers 2', 'MinSpareThreads 1', 'MaxSpareThreads 2']
     : ['StartServers 1', 'MaxClients 2', 'MinSpareServers 1', 'MaxSpareServers 1'];
 
+/*
+ * Debian's 2.4 loads mod_reqtimeout, whose connection filter would end a read
+ * that waits past its body time: a tunnel quiet for longer must not be cut by it.
+ */
+const readTimeout = (apache: ApacheVersion): string[] =>
+  apache === '2.4' ? ['LoadModule reqtimeout_module /usr/lib/apache2/modules/mod_reqtimeout.so', 'RequestReadTimeout header=20 body=1'] : [];
+
 const upgradeHeaders = (): Record<string, string> => ({
   Upgrade: 'websocket',
   Connection: 'Upgrade',
@@ -37,6 +44,10 @@ async function connect(site: Site, host: string, path: string): Promise<WebSocke
   });
   return ws;
 }
+
+/** p, or a failure naming what never came (a safety net, not a timing). */
+const within = <T>(p: Promise<T>, what: string, ms = 20_000): Promise<T> =>
+  Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} never came`)), ms).unref())]);
 
 const closed = (ws: WebSocket): Promise<{ code: number; reason: string }> =>
   new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
@@ -66,7 +77,7 @@ forEachApache((apache) => {
       },
       undefined,
       apache,
-      { daemon: 'sandbox', hostDirectives: [...fewWorkers(apache), '<Location /lodge-status>', '  SetHandler lodge-status', '</Location>'] },
+      { daemon: 'sandbox', hostDirectives: [...fewWorkers(apache), ...readTimeout(apache), '<Location /lodge-status>', '  SetHandler lodge-status', '</Location>'] },
     );
     await site.sb.stopLodged();
     fake = await FakeLodged.listen(site.sb.socket);
@@ -97,6 +108,24 @@ forEachApache((apache) => {
     const done = closed(ws);
     ws.close();
     await done;
+  });
+
+  test("a tunnel quiet for longer than the server's request read timeout stays open", async () => {
+    const ws = await connect(site, 'ws.localhost', '/quiet-while');
+    const echo = (m: string) =>
+      within(
+        new Promise<string>((resolve) => {
+          ws.once('message', (d) => resolve(d.toString()));
+          ws.send(m);
+        }),
+        `the echo of '${m}'`,
+      );
+    assert.equal(await echo('before'), 'before');
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    assert.equal(await echo('after'), 'after');
+    const done = closed(ws);
+    ws.close();
+    await within(done, 'the close');
   });
 
   test("100 messages each way, then a 1 MiB message, through an app's tunnel, in order and intact", async () => {
