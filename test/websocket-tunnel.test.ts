@@ -186,6 +186,20 @@ forEachApache((apache) => {
     assert.deepEqual(fake.faults, []);
   });
 
+  test('on a worker lodged lends (GRANT) the same tunnel runs on its socket, and the worker goes back with RELEASE DONE', async () => {
+    const ws = await connect(site, 'ws.localhost', '/lent');
+    const echo = within(new Promise<string>((resolve) => ws.once('message', (d) => resolve(d.toString()))), 'the echo');
+    ws.send('ping');
+    assert.equal(await echo, 'ping');
+    const done = closed(ws);
+    ws.send('bye');
+    assert.equal((await within(done, 'the close')).code, 1000);
+    const seen = fake.last('/lent')!;
+    await eventually(() => seen.events.includes('RELEASE 0'), 'RELEASE DONE');
+    assert.deepEqual(seen.events.filter((e) => !e.startsWith('BODY') || e === 'BODY_END'), ['GRANT', 'HEAD 101', 'END', 'BODY_END', 'RELEASE 0']);
+    assert.deepEqual(fake.faults, []);
+  });
+
   test("after the 101 the client gets the backend's bytes and nothing else (no body, no last chunk), then the connection closes", async () => {
     const all = (await rawUpgrade(site, 'ws.localhost', '/raw')).toString('latin1');
     const split = all.indexOf('\r\n\r\n');

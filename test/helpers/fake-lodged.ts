@@ -3,7 +3,8 @@ import * as net from 'node:net';
 import { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { WebSocketServer } from 'ws';
-import { APP_TUNNEL, FrameType, decodePairs, encodeFrame, encodePairs } from '../../sidecar/src/protocol/frames';
+import { APP_TUNNEL, FrameType, decodePairs, encodeFrame, encodeGrant, encodePairs } from '../../sidecar/src/protocol/frames';
+import { sendWithFd, socketFd, socketPair } from '../../sidecar/src/posix';
 
 /** One request as the fake saw it on mod_lodge's connection. */
 export interface SeenRequest {
@@ -32,7 +33,9 @@ const head = (status: number, headers: Array<[string, string]>): Buffer => {
  *   HEAD 101, DATA "hello", END; `/quiet` HEAD 101 and nothing more; anything else a
  *   WebSocket echo server (the `ws` package, on a Duplex whose writes become frames: its
  *   101 head a HEAD, the rest DATA; BODY payloads its reads, BODY_END its end; its close
- *   END), which closes from its side when a message says "bye".
+ *   END), which closes from its side when a message says "bye"; `/lent` the same echo
+ *   server as a worker lent to mod_lodge (GRANT with one end of a socket pair), whose
+ *   RELEASE then comes on the connection.
  */
 export class FakeLodged {
   requests: SeenRequest[] = [];
@@ -66,7 +69,7 @@ export class FakeLodged {
     let cur: SeenRequest | undefined;
     // open: BODY frames belong to cur; tunnel: they feed the WebSocket; done: cur's
     // answer is out, and only its BODY_END (after a tunnel's BODY frames) may follow.
-    let state: 'idle' | 'open' | 'tunnel' | 'done' = 'idle';
+    let state: 'idle' | 'open' | 'tunnel' | 'done' | 'lent' = 'idle';
     let duplex: Duplex | undefined;
     c.on('close', () => {
       this.sockets.delete(c);
@@ -96,6 +99,11 @@ export class FakeLodged {
           r.events.push('END');
           state = 'done';
         }
+        return;
+      }
+      if (path.endsWith('/lent')) {
+        this.lend(r, c);
+        state = 'lent';
         return;
       }
       duplex = this.websocket(r, send, () => {
@@ -137,11 +145,44 @@ export class FakeLodged {
           } else {
             state = 'idle';
           }
+        } else if (type === FrameType.RELEASE && state === 'lent') {
+          cur.events.push(`RELEASE ${payload[0]}`);
+          state = 'idle';
         } else {
           this.faults.push(`frame 0x${type.toString(16)} from mod_lodge`);
         }
       }
     });
+  }
+
+  /** GRANT: one end of a socket pair to mod_lodge; on the other, the WebSocket echo as the worker. */
+  private lend(r: SeenRequest, c: net.Socket): void {
+    const [mine, theirs] = socketPair();
+    const grant = encodeGrant(30, process.pid);
+    const sent = sendWithFd(socketFd(c), grant, theirs);
+    fs.closeSync(theirs);
+    if (sent !== grant.length) this.faults.push('GRANT not sent whole');
+    r.events.push('GRANT');
+    const w = new net.Socket({ fd: mine, readable: true, writable: true });
+    w.on('error', () => w.destroy());
+    const duplex = this.websocket(r, (b) => {
+      if (!w.destroyed) w.write(b);
+    }, () => {});
+    let buf = Buffer.alloc(0);
+    w.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 8 && buf.length >= 8 + buf.readUInt32BE(4)) {
+        const type = buf[0];
+        const payload = buf.subarray(8, 8 + buf.readUInt32BE(4));
+        buf = buf.subarray(8 + payload.length);
+        if (type === FrameType.BODY) duplex.push(Buffer.from(payload));
+        else if (type === FrameType.BODY_END) {
+          r.events.push('BODY_END');
+          duplex.push(null);
+        } else this.faults.push(`frame 0x${type.toString(16)} on the lent socket`);
+      }
+    });
+    w.on('close', () => duplex.destroy());
   }
 
   private answerPlain(r: SeenRequest, send: (b: Buffer) => void): void {
