@@ -16,6 +16,20 @@ export interface SeenRequest {
   events: string[];
 }
 
+/** A 'data' handler that calls onFrame once per whole frame, however the bytes arrive. */
+const frameSplitter = (onFrame: (type: number, flags: number, payload: Buffer) => void): ((d: Buffer) => void) => {
+  let buf = Buffer.alloc(0);
+  return (d) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 8 && buf.length >= 8 + buf.readUInt32BE(4)) {
+      const payload = Buffer.from(buf.subarray(8, 8 + buf.readUInt32BE(4)));
+      const [type, flags] = [buf[0], buf[1]];
+      buf = buf.subarray(8 + payload.length);
+      onFrame(type, flags, payload);
+    }
+  };
+};
+
 const head = (status: number, headers: Array<[string, string]>): Buffer => {
   const pairs = encodePairs(headers);
   const payload = Buffer.alloc(2 + pairs.length);
@@ -65,7 +79,6 @@ export class FakeLodged {
   private serve(c: net.Socket): void {
     this.sockets.add(c);
     c.on('error', () => c.destroy());
-    let buf = Buffer.alloc(0);
     let cur: SeenRequest | undefined;
     // open: BODY frames belong to cur; tunnel: they feed the WebSocket; done: cur's
     // answer is out, and only its BODY_END (after a tunnel's BODY frames) may follow.
@@ -112,13 +125,9 @@ export class FakeLodged {
       });
       state = 'tunnel';
     };
-    c.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 8 && buf.length >= 8 + buf.readUInt32BE(4)) {
-        const type = buf[0];
-        const flags = buf[1];
-        const payload = buf.subarray(8, 8 + buf.readUInt32BE(4));
-        buf = buf.subarray(8 + payload.length);
+    c.on(
+      'data',
+      frameSplitter((type, flags, payload) => {
         if (type === FrameType.APP) {
           if (state !== 'idle') this.faults.push(`APP while a request was ${state}`);
           cur = { flags, app: new Map(decodePairs(payload)), req: new Map(), body: [], events: [] };
@@ -131,8 +140,8 @@ export class FakeLodged {
           if (cur.flags & APP_TUNNEL) answerTunnel(cur);
         } else if (type === FrameType.BODY) {
           cur.events.push('BODY');
-          cur.body.push(Buffer.from(payload));
-          if (state === 'tunnel') duplex?.push(Buffer.from(payload));
+          cur.body.push(payload);
+          if (state === 'tunnel') duplex?.push(payload);
         } else if (type === FrameType.BODY_END) {
           cur.events.push('BODY_END');
           if (state === 'tunnel' && duplex) {
@@ -151,8 +160,8 @@ export class FakeLodged {
         } else {
           this.faults.push(`frame 0x${type.toString(16)} from mod_lodge`);
         }
-      }
-    });
+      }),
+    );
   }
 
   /** GRANT: one end of a socket pair to mod_lodge; on the other, the WebSocket echo as the worker. */
@@ -168,20 +177,16 @@ export class FakeLodged {
     const duplex = this.websocket(r, (b) => {
       if (!w.destroyed) w.write(b);
     }, () => {});
-    let buf = Buffer.alloc(0);
-    w.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 8 && buf.length >= 8 + buf.readUInt32BE(4)) {
-        const type = buf[0];
-        const payload = buf.subarray(8, 8 + buf.readUInt32BE(4));
-        buf = buf.subarray(8 + payload.length);
-        if (type === FrameType.BODY) duplex.push(Buffer.from(payload));
+    w.on(
+      'data',
+      frameSplitter((type, _flags, payload) => {
+        if (type === FrameType.BODY) duplex.push(payload);
         else if (type === FrameType.BODY_END) {
           r.events.push('BODY_END');
           duplex.push(null);
         } else this.faults.push(`frame 0x${type.toString(16)} on the lent socket`);
-      }
-    });
+      }),
+    );
     w.on('close', () => duplex.destroy());
   }
 
