@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { APP_BORROW, APP_MAY_BORROW, FRAME_MAX, FrameType, HEADER_SIZE, Release } from '../sidecar/src/protocol/frames';
+import { APP_BORROW, APP_MAY_BORROW, APP_TUNNEL, FRAME_MAX, FrameType, HEADER_SIZE, Release } from '../sidecar/src/protocol/frames';
 
 const HEADER = path.join(__dirname, '..', '..', 'native', 'apache', 'lodge_frame.h');
 
@@ -21,6 +21,8 @@ test('mod_lodge and lodged use the same frame codes and limits', () => {
   assert.equal(Number(borrow?.[1]), APP_BORROW, 'LODGE_APP_BORROW');
   const may = /#define\s+LODGE_APP_MAY_BORROW\s+(0x[0-9a-fA-F]+|\d+)/.exec(text);
   assert.equal(Number(may?.[1]), APP_MAY_BORROW, 'LODGE_APP_MAY_BORROW');
+  const tunnel = /#define\s+LODGE_APP_TUNNEL\s+(0x[0-9a-fA-F]+|\d+)/.exec(text);
+  assert.equal(Number(tunnel?.[1]), APP_TUNNEL, 'LODGE_APP_TUNNEL');
   const verdicts: Record<string, number> = {};
   for (const m of text.matchAll(/#define\s+LODGE_RELEASE_([A-Z]+)\s+(\d+)/g)) verdicts[m[1]] = Number(m[2]);
   assert.deepEqual(verdicts, { ...Release }, 'LODGE_RELEASE_* verdicts');

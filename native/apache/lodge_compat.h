@@ -31,6 +31,7 @@
 #include "http_request.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -213,6 +214,79 @@ static LODGE_INLINE void lodge_abort_client(request_rec *r)
     r->connection->aborted = 1;
     /* Nothing more reaches the client, not even a chunked trailer. */
     ap_bsetflag(r->connection->client, B_EOUT, 1);
+}
+
+/*
+ * The tunnel (lodge_tunnel.c): after a 101 the client's connection carries
+ * raw bytes both ways. 1.3 reads the request through the connection's
+ * BUFF, which may already hold bytes the client sent after its headers:
+ * those are taken first, and the socket is read only when poll() says so
+ * (it is blocking, and a second read() would wait). Nothing goes through
+ * ap_send_http_header, so no chunking is ever turned on for this response
+ * and 1.3 writes nothing after it.
+ */
+typedef struct { int unused; } lodge_client_io;
+
+static LODGE_INLINE int lodge_header_line13(void *fb, const char *name, const char *value)
+{
+    ap_bvputs((BUFF *)fb, name, ": ", value, "\r\n", NULL);
+    return 1;
+}
+
+/* The 101 and the response's headers, flushed. 0, or -1 when the client is gone. */
+static LODGE_INLINE int lodge_tunnel_open(request_rec *r, lodge_client_io *io)
+{
+    BUFF *fb = r->connection->client;
+
+    (void)io;
+    r->status_line = ap_pstrdup(r->pool, "101 Switching Protocols");
+    ap_bvputs(fb, "HTTP/1.1 ", r->status_line, "\r\n", NULL);
+    ap_table_do(lodge_header_line13, fb, r->headers_out, NULL);
+    ap_bputs("\r\n", fb);
+    r->sent_bodyct = 1;
+    r->connection->keepalive = 0;
+    return ap_bflush(fb) < 0 || r->connection->aborted ? -1 : 0;
+}
+
+/* What the client sent, without waiting: bytes; 0 at its end; -EAGAIN; -EIO. */
+static LODGE_INLINE long lodge_tunnel_read(request_rec *r, lodge_client_io *io,
+                                           char *buf, size_t n)
+{
+    BUFF *fb = r->connection->client;
+    int got;
+
+    (void)io;
+    if (fb->incnt > 0) {
+        /* Only what is buffered: asking for more would read() again. */
+        if (n > (size_t)fb->incnt) {
+            n = (size_t)fb->incnt;
+        }
+    }
+    else {
+        struct pollfd p;
+
+        p.fd = ap_bfileno(fb, B_RD);
+        p.events = POLLIN;
+        p.revents = 0;
+        if (poll(&p, 1, 0) <= 0) {
+            return -EAGAIN;
+        }
+    }
+    got = ap_bread(fb, buf, (int)n);
+    return got < 0 ? -EIO : (long)got;
+}
+
+/* n bytes to the client, flushed: 0, or -1 when it is gone. */
+static LODGE_INLINE int lodge_tunnel_write(request_rec *r, lodge_client_io *io,
+                                           const void *data, size_t n)
+{
+    BUFF *fb = r->connection->client;
+
+    (void)io;
+    if (ap_bwrite(fb, data, (int)n) != (int)n) {
+        return -1;
+    }
+    return ap_bflush(fb) < 0 || r->connection->aborted ? -1 : 0;
 }
 
 /* Requests served at once: MaxClients, a process each. */
@@ -440,6 +514,84 @@ static LODGE_INLINE void lodge_abort_client(request_rec *r)
      */
     r->connection->keepalive = AP_CONN_CLOSE;
     r->connection->aborted = 1;
+}
+
+/*
+ * The tunnel (lodge_tunnel.c), as mod_proxy's tunnelling does it: the 101
+ * goes out as an interim response, through the connection's filters and
+ * flushed; then the request's filter chains are the connection's own, so
+ * no HTTP filter frames the bytes, and at the request's end neither a body
+ * nor a last chunk follows. The client is read through the connection's
+ * input filters (without waiting), not its socket: the core input filter
+ * may already hold bytes the client sent after its headers.
+ */
+typedef struct { apr_bucket_brigade *bb; } lodge_client_io;
+
+/* The 101 and the response's headers, flushed. 0, or -1 when the client is gone. */
+static LODGE_INLINE int lodge_tunnel_open(request_rec *r, lodge_client_io *io)
+{
+    conn_rec *c = r->connection;
+
+    r->status_line = ap_get_status_line(r->status);
+    ap_send_interim_response(r, 1);
+    r->output_filters = r->proto_output_filters = c->output_filters;
+    r->input_filters = r->proto_input_filters = c->input_filters;
+    /* A request's read timeout would cut a tunnel that is quiet for a while. */
+    ap_remove_input_filter_byhandle(c->input_filters, "reqtimeout");
+    r->sent_bodyct = 1;
+    c->keepalive = AP_CONN_CLOSE;
+    io->bb = apr_brigade_create(r->pool, c->bucket_alloc);
+    return c->aborted ? -1 : 0;
+}
+
+/* What the client sent, without waiting: bytes; 0 at its end; -EAGAIN; -EIO. */
+static LODGE_INLINE long lodge_tunnel_read(request_rec *r, lodge_client_io *io,
+                                           char *buf, size_t n)
+{
+    apr_size_t len = n;
+    apr_status_t rv;
+    int eos;
+
+    apr_brigade_cleanup(io->bb);
+    rv = ap_get_brigade(r->connection->input_filters, io->bb,
+                        AP_MODE_READBYTES, APR_NONBLOCK_READ, n);
+    if (APR_STATUS_IS_EAGAIN(rv)) {
+        return -EAGAIN;
+    }
+    /*
+     * The core input filter says APR_EOF on the read after the one that
+     * met the end of the socket (which comes back empty).
+     */
+    if (APR_STATUS_IS_EOF(rv)) {
+        return 0;
+    }
+    if (rv != APR_SUCCESS) {
+        return -EIO;
+    }
+    eos = !APR_BRIGADE_EMPTY(io->bb)
+          && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(io->bb));
+    rv = apr_brigade_flatten(io->bb, buf, &len);
+    apr_brigade_cleanup(io->bb);
+    if (rv != APR_SUCCESS) {
+        return -EIO;
+    }
+    return len > 0 ? (long)len : eos ? 0 : -EAGAIN;
+}
+
+/* n bytes to the client, flushed: 0, or -1 when it is gone. */
+static LODGE_INLINE int lodge_tunnel_write(request_rec *r, lodge_client_io *io,
+                                           const void *data, size_t n)
+{
+    conn_rec *c = r->connection;
+    apr_status_t rv;
+
+    apr_brigade_cleanup(io->bb);
+    APR_BRIGADE_INSERT_TAIL(io->bb, apr_bucket_transient_create(
+                                        data, n, c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(io->bb, apr_bucket_flush_create(c->bucket_alloc));
+    rv = ap_pass_brigade(c->output_filters, io->bb);
+    apr_brigade_cleanup(io->bb);
+    return rv == APR_SUCCESS && !c->aborted ? 0 : -1;
 }
 
 /*

@@ -176,6 +176,7 @@ void *lodge_create_dir_conf(apr_pool_t *p, char *dir)
     d->idle = LODGE_UNSET;
     d->processes = LODGE_UNSET;
     d->memory = LODGE_UNSET;
+    d->status = LODGE_UNSET;
     return d;
 }
 
@@ -219,6 +220,8 @@ void *lodge_merge_dir_conf(apr_pool_t *p, void *basev, void *overv)
     lodge_dir_conf *m = apr_palloc(p, sizeof(*m));
     /* The LodgeApp fields come from one line, so they move together. */
     const lodge_dir_conf *app = over->root ? over : base;
+    /* The SetHandler line's fields too, as core merges the handler itself. */
+    const lodge_dir_conf *handler = over->status != LODGE_UNSET ? over : base;
 
     m->root = app->root;
     m->kind = app->kind;
@@ -231,5 +234,8 @@ void *lodge_merge_dir_conf(apr_pool_t *p, void *basev, void *overv)
     LODGE_MERGE(processes);
     LODGE_MERGE(memory);
     m->env = merge_env(p, base->env, over->env);
+    m->status = handler->status;
+    m->status_path = handler->status_path;
+    m->handler_file = handler->handler_file;
     return m;
 }

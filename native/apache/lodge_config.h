@@ -47,6 +47,15 @@ typedef struct {
     long long memory;       /* LodgeMemory, bytes */
 
     apr_array_header_t *env; /* of lodge_env, in first-said order; NULL: none */
+
+    /*
+     * From the SetHandler line that applies (lodge_status.c): 1 when the
+     * server config said SetHandler lodge-status, 0 for any other
+     * SetHandler line (a tenant's included), LODGE_UNSET for none.
+     */
+    int status;
+    const char *status_path;  /* the section that line is in, or NULL */
+    const char *handler_file; /* a tenant's line: its .htaccess */
 } lodge_dir_conf;
 
 typedef struct {
@@ -83,6 +92,7 @@ const char *lodge_set_cpu(cmd_parms *cmd, void *conf, const char *arg);
 const char *lodge_set_idle(cmd_parms *cmd, void *conf, const char *arg);
 const char *lodge_set_memory(cmd_parms *cmd, void *conf, const char *arg);
 const char *lodge_set_processes(cmd_parms *cmd, void *conf, const char *arg);
+const char *lodge_note_handler(cmd_parms *cmd, void *conf, const char *arg);
 
 const char *lodge_set_socket(cmd_parms *cmd, void *conf, const char *arg);
 const char *lodge_set_limit(cmd_parms *cmd, void *conf, const char *what,

@@ -40,6 +40,29 @@ static void split_uri(request_rec *r, const lodge_dir_conf *d,
     }
 }
 
+/*
+ * The status location's SCRIPT_NAME is the path of the <Location> that set
+ * its handler, when the request's path is under it; PATH_INFO the rest.
+ */
+static void split_status(request_rec *r, const char *path,
+                         const char **script_name, const char **path_info)
+{
+    size_t n = path != NULL ? strlen(path) : 0;
+
+    while (n > 0 && path[n - 1] == '/') {
+        n--;
+    }
+    if (n > 0 && path[0] == '/' && strncmp(r->uri, path, n) == 0
+        && (r->uri[n] == '\0' || r->uri[n] == '/')) {
+        *script_name = apr_pstrmemdup(r->pool, r->uri, n);
+        *path_info = r->uri + n;
+    }
+    else {
+        *script_name = "";
+        *path_info = r->uri;
+    }
+}
+
 static long long or_zero(long long v)
 {
     return v == LODGE_UNSET ? 0 : v;
@@ -126,6 +149,16 @@ int lodge_add_app(lodge_exchange *x)
     return OK;
 }
 
+/* APP for the status location: lodged's own page, no app of a tenant's. */
+int lodge_add_status_app(lodge_exchange *x)
+{
+    size_t at = lodge_frame_open(&x->first, LODGE_FRAME_APP);
+
+    lodge_pair_add_str(&x->first, "kind", "status");
+    lodge_frame_close(&x->first, at);
+    return OK;
+}
+
 /*
  * Header names become HTTP_*; one with other than letters, digits and '-'
  * is left out, as httpd's CGI does, so "X_User" cannot pose as "X-User".
@@ -200,7 +233,12 @@ void lodge_add_req(lodge_exchange *x)
     const char *script_name, *path_info, *v;
     size_t at;
 
-    split_uri(r, x->dir, &script_name, &path_info);
+    if (x->status) {
+        split_status(r, x->dir->status_path, &script_name, &path_info);
+    }
+    else {
+        split_uri(r, x->dir, &script_name, &path_info);
+    }
     at = lodge_frame_open(b, LODGE_FRAME_REQ);
     lodge_pair_add_str(b, "REQUEST_METHOD", r->method);
     lodge_pair_add_str(b, "SCRIPT_NAME", script_name);

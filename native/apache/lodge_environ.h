@@ -9,6 +9,9 @@
 /* APP into x->first; OK, or the status to answer when the root is gone. */
 int lodge_add_app(lodge_exchange *x);
 
+/* APP for the status location (kind=status, nothing else); OK. */
+int lodge_add_status_app(lodge_exchange *x);
+
 /* Child start: what APP says of this Apache (its worker count). */
 void lodge_environ_child_init(void);
 

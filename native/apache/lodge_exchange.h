@@ -9,6 +9,8 @@
  *   lodge_head.c      the HEAD frame's status and headers, checked
  *   lodge_lease.c     the worker lodged lends (GRANT): feeding it the body,
  *                     its failures, and handing it back
+ *   lodge_tunnel.c    after a 101: bytes both ways (BODY out, DATA in)
+ *   lodge_status.c    the status location: the host's SetHandler only
  */
 #ifndef LODGE_EXCHANGE_H
 #define LODGE_EXCHANGE_H
@@ -33,6 +35,11 @@ typedef struct {
     const lodge_dir_conf *dir;
     const char *socket;
     int timeout;                /* seconds per read from lodged */
+    int status;                 /* the status location, not an app */
+
+    int tunnel;                 /* APP said TUNNEL: a 101 opens the tunnel */
+    int input_open;             /* TUNNEL: BODY_END not sent yet */
+    int tunnel_idle;            /* seconds the tunnel may carry no byte */
 
     lodge_conn *conn;           /* held by this request; NULL when not */
     int conn_broken;            /* a send failed: never give it back */
@@ -101,5 +108,21 @@ int lodge_refused(lodge_exchange *x, int status, const char *fmt, ...)
 
 /* The client went away: the app is told (ABORT), the response cut off. */
 int lodge_client_gone(lodge_exchange *x, const char *when);
+
+/* A TUNNEL request's BODY_END on c, once: 0, or -1 when it could not be sent. */
+int lodge_end_input(lodge_exchange *x, lodge_conn *c);
+
+/*
+ * After a clean END or ERROR: a TUNNEL request's input is ended (BODY_END),
+ * the lent worker handed back, the connection put back on the free list if
+ * nothing is left over (else closed).
+ */
+void lodge_give_back(lodge_exchange *x);
+
+/* A new exchange for r, to lodged at the server's LodgeSocket. */
+lodge_exchange *lodge_exchange_new(request_rec *r, const lodge_dir_conf *dir);
+
+/* Builds the request, carries it and the response, answers failures. */
+int lodge_run(lodge_exchange *x);
 
 #endif /* LODGE_EXCHANGE_H */

@@ -30,6 +30,12 @@
 #define LODGE_APP_BORROW 0x01
 /* APP flags: no body; lodged may lend the worker (GRANT) or carry the response. */
 #define LODGE_APP_MAY_BORROW 0x02
+/*
+ * APP flags: a WebSocket upgrade; no BODY_END follows the REQ. A 101 from
+ * the backend opens a tunnel: BODY frames of the client's bytes one way,
+ * DATA the other, until either side ends (lodge_tunnel.c).
+ */
+#define LODGE_APP_TUNNEL 0x04
 
 /* RELEASE verdicts: how the borrowed worker is handed back. */
 #define LODGE_RELEASE_DONE    0   /* its END or ERROR was read: idle again */

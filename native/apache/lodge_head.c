@@ -124,16 +124,20 @@ static int listed_in(const char *value, size_t len, const lodge_pair *h)
 
 /*
  * Hop-by-hop (RFC 9110 section 7.6.1): about the connection to lodged or
- * the worker, not the one to the client. Upgrade too: no tunnel is ever
- * opened here (101 is refused). And whatever the app's own Connection
- * headers name, looked up in the payload's pairs.
+ * the worker, not the one to the client. Upgrade too, except in the 101
+ * that opens a tunnel, whose Upgrade and Connection (naming Upgrade) are
+ * for the client's connection itself. And whatever the app's own
+ * Connection headers name, looked up in the payload's pairs.
  */
 static int is_hop_by_hop(const lodge_pair *h, const unsigned char *pairs,
-                         size_t len)
+                         size_t len, int upgrading)
 {
     lodge_pairs it;
     lodge_pair c;
 
+    if (upgrading && (is_header(h, "Connection") || is_header(h, "Upgrade"))) {
+        return 0;
+    }
     if (is_header(h, "Connection") || is_header(h, "Keep-Alive")
         || is_header(h, "Proxy-Connection") || is_header(h, "TE")
         || is_header(h, "Trailer") || is_header(h, "Transfer-Encoding")
@@ -177,7 +181,7 @@ int lodge_apply_head(lodge_exchange *x, const unsigned char *p, size_t len)
     lodge_pairs it;
     lodge_pair h;
     unsigned status;
-    int rv, count = 0;
+    int rv, count = 0, upgrading;
 
     if (len < 2) {
         return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00011)
@@ -185,7 +189,9 @@ int lodge_apply_head(lodge_exchange *x, const unsigned char *p, size_t len)
                             "for a status", lodge_source(x), (unsigned long)len);
     }
     status = lodge_get_u16(p);
-    if (status < 200 || status > 599) {
+    /* 101 opens a tunnel, which only a TUNNEL request asked for. */
+    upgrading = status == HTTP_SWITCHING_PROTOCOLS && x->tunnel;
+    if ((status < 200 || status > 599) && !upgrading) {
         return lodge_refused(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00012)
                             "%s sent response status %u; only 200-599 can "
                             "be passed on", lodge_source(x), status);
@@ -239,7 +245,7 @@ int lodge_apply_head(lodge_exchange *x, const unsigned char *p, size_t len)
                   || !lodge_wants_body(r);
     lodge_pairs_init(&it, p + 2, len - 2);
     while (lodge_pairs_next(&it, &h) == 1) {
-        if (is_hop_by_hop(&h, p + 2, len - 2)) {
+        if (is_hop_by_hop(&h, p + 2, len - 2, upgrading)) {
             continue;
         }
         trim_value(&h);

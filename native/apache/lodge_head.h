@@ -16,7 +16,8 @@
 #define LODGE_HEAD_MAX LODGE_CONN_BUFSIZE
 
 /*
- * HEAD: u16 status, then header pairs. Status 200-599; at most 100
+ * HEAD: u16 status, then header pairs. Status 200-599, or 101 to a TUNNEL
+ * request (its Upgrade and Connection kept for the client); at most 100
  * headers of at most 8190 bytes each; RFC 9110 token names and field
  * values (no control character but HTAB; whitespace around a value
  * dropped); a numeric Content-Length; hop-by-hop headers, and those the

@@ -97,7 +97,12 @@ int lodge_claim(request_rec *r)
     const lodge_dir_conf *d =
         ap_get_module_config(r->per_dir_config, &lodge_module);
 
-    if (d == NULL || d->root == NULL || is_static(r, d)) {
+    /*
+     * Where the server config set the status location, its handler wins
+     * (on 1.3 the first type checker to claim a request is the only one,
+     * so mod_mime's SetHandler would never be applied).
+     */
+    if (d == NULL || d->root == NULL || is_static(r, d) || d->status == 1) {
         return DECLINED;
     }
     r->handler = LODGE_HANDLER;
@@ -315,20 +320,55 @@ static void explain(request_rec *r, int status)
     ap_custom_response(r, status, (char *)text);
 }
 
-/* Seconds a read from lodged may wait: the tenant's timeout, within the host's cap. */
-static int wait_for_lodged(const lodge_dir_conf *d, const lodge_server_conf *s)
+/* The tenant's LodgeTimeout, within the host's cap. */
+static int app_timeout(const lodge_dir_conf *d, const lodge_server_conf *s)
 {
     int cap = s->limit_timeout > 0 ? s->limit_timeout : LODGE_TIMEOUT_HOST_MAX;
     int t = d->timeout != LODGE_UNSET ? d->timeout : LODGE_DEFAULT_TIMEOUT;
 
-    return (t < cap ? t : cap) + LODGE_READ_GRACE;
+    return t < cap ? t : cap;
+}
+
+lodge_exchange *lodge_exchange_new(request_rec *r, const lodge_dir_conf *dir)
+{
+    const lodge_server_conf *s =
+        ap_get_module_config(r->server->module_config, &lodge_module);
+    lodge_exchange *x = apr_pcalloc(r->pool, sizeof(*x));
+
+    x->r = r;
+    x->dir = dir;
+    x->socket = lodge_socket_path(s);
+    /* A read from lodged: the app's time, and the grace (above). */
+    x->timeout = app_timeout(dir, s) + LODGE_READ_GRACE;
+    /* A tunnel to the app is idle past the time a request may take. */
+    x->tunnel_idle = app_timeout(dir, s);
+    x->declared = -1;
+    x->worker_pid = "?";
+    return x;
+}
+
+int lodge_run(lodge_exchange *x)
+{
+    request_rec *r = x->r;
+    int rv;
+
+    lodge_cleanup_register(r->pool, x, release_on_cleanup);
+    lodge_client_timeout(r, "lodge: request body");
+    rv = lodge_build_first(x);
+    if (rv == OK) {
+        rv = exchange(x);
+    }
+    lodge_client_timeout_end(r);
+    if (ap_is_HTTP_ERROR(rv)) {
+        explain(r, rv);
+        return lodge_error_status(r, rv);
+    }
+    return rv;
 }
 
 int lodge_handle(request_rec *r)
 {
-    const lodge_server_conf *s;
-    lodge_exchange *x;
-    int rv;
+    const lodge_dir_conf *d;
 
     if (r->handler == NULL || strcmp(r->handler, LODGE_HANDLER) != 0) {
         return DECLINED;
@@ -343,31 +383,12 @@ int lodge_handle(request_rec *r)
                    r->uri);
         return HTTP_NOT_FOUND;
     }
-    x = apr_pcalloc(r->pool, sizeof(*x));
-    x->r = r;
-    x->dir = ap_get_module_config(r->per_dir_config, &lodge_module);
-    if (x->dir == NULL || x->dir->root == NULL) {
+    d = ap_get_module_config(r->per_dir_config, &lodge_module);
+    if (d == NULL || d->root == NULL) {
         return lodge_fail(r, HTTP_INTERNAL_SERVER_ERROR, LODGE_LOGNO(00029)
                           "handler %s is set for %s, but no LodgeApp "
                           "applies there", LODGE_HANDLER,
                           r->filename ? r->filename : r->uri);
     }
-    s = ap_get_module_config(r->server->module_config, &lodge_module);
-    x->socket = lodge_socket_path(s);
-    x->timeout = wait_for_lodged(x->dir, s);
-    x->declared = -1;
-    x->worker_pid = "?";
-    lodge_cleanup_register(r->pool, x, release_on_cleanup);
-
-    lodge_client_timeout(r, "lodge: request body");
-    rv = lodge_build_first(x);
-    if (rv == OK) {
-        rv = exchange(x);
-    }
-    lodge_client_timeout_end(r);
-    if (ap_is_HTTP_ERROR(rv)) {
-        explain(r, rv);
-        return lodge_error_status(r, rv);
-    }
-    return rv;
+    return lodge_run(lodge_exchange_new(r, d));
 }

@@ -17,18 +17,37 @@
 #include "lodge_head.h"
 #include "lodge_lease.h"
 #include "lodge_send.h"
+#include "lodge_tunnel.h"
 
 
 /*
- * After a clean END or ERROR: the lent worker is handed back, and the
- * connection goes back to the free list, if nothing is left over.
+ * A TUNNEL request's input ends with BODY_END however the exchange ends
+ * (PROTOCOL.md), so the stream is in step for the next request. 0, or -1
+ * when it could not be sent.
  */
-static void give_back(lodge_exchange *x)
+int lodge_end_input(lodge_exchange *x, lodge_conn *c)
+{
+    static const unsigned char body_end[LODGE_FRAME_HEADER_SIZE] = {
+        LODGE_FRAME_BODY_END, 0, 0, 0, 0, 0, 0, 0
+    };
+
+    if (!x->input_open) {
+        return 0;
+    }
+    x->input_open = 0;
+    return lodge_conn_send(c, body_end, sizeof(body_end)) == 0 ? 0 : -1;
+}
+
+void lodge_give_back(lodge_exchange *x)
 {
     lodge_conn *c = LODGE_IN(x);
 
     if (c == NULL) {
         return;
+    }
+    if (lodge_end_input(x, c) != 0) {
+        x->conn_broken = 1;
+        x->worker_broken = 1;
     }
     if (c->pos != c->end) {
         lodge_rlog(APLOG_WARNING, x->r, LODGE_LOGNO(00001)
@@ -266,7 +285,7 @@ static int at_end(lodge_exchange *x)
     }
     /* No body was passed on (204, 304, HEAD, empty): 1.3 still needs the headers sent. */
     commit(x);
-    give_back(x);
+    lodge_give_back(x);
     return OK;
 }
 
@@ -308,7 +327,7 @@ static int error_frame(lodge_exchange *x, size_t len)
     retry_after = lodge_get_u16(p + 2);
     lodge_rlog(APLOG_ERR, r, LODGE_LOGNO(00020) "%s",
                lodge_loggable(r->pool, p + 4, len - 4));
-    give_back(x);
+    lodge_give_back(x);
     if (status < 400 || status > 599) {
         lodge_rlog(APLOG_ERR, r, LODGE_LOGNO(00021)
                    "%s sent ERROR status %u; answering 502 instead",
@@ -378,6 +397,9 @@ int lodge_read_response(lodge_exchange *x)
             }
             if ((rv = lodge_apply_head(x, p, f.length)) != OK) {
                 return rv;
+            }
+            if (x->r->status == HTTP_SWITCHING_PROTOCOLS) {
+                return lodge_tunnel_relay(x);
             }
             head_seen = 1;
             break;

@@ -9,14 +9,24 @@
 #include "lodge_send.h"
 #include "lodge_environ.h"
 #include "lodge_lease.h"
+#include "lodge_status.h"
+#include "lodge_tunnel.h"
 
 #include <poll.h>
+#include <stdlib.h>
 
 /*
  * Request body bytes per BODY frame: well under the protocol's 256 KiB,
  * big enough that an upload costs few writes on both sides.
  */
 #define LODGE_BODY_CHUNK (64 * 1024)
+
+/*
+ * The least room a read of the body is given: 1.3 reads a chunk's size
+ * line into the caller's buffer, and fails the request (400) when it does
+ * not fit. A piece with less room left goes as it is.
+ */
+#define LODGE_READ_MIN 1024
 
 /* The first write's buffer; APP and REQ of an ordinary request fit. */
 #define LODGE_FIRST_SIZE 8192
@@ -43,7 +53,7 @@ static long read_body(lodge_exchange *x, char *to, size_t room, int *done)
     request_rec *r = x->r;
     size_t got = 0;
 
-    while (got < room) {
+    while (got == 0 || room - got >= LODGE_READ_MIN) {
         long n;
 
         lodge_client_timeout_reset(r);
@@ -86,12 +96,63 @@ static int body_failed(lodge_exchange *x)
 }
 
 /*
+ * A status request's body (a form's POST) whole, as BODY and BODY_END after
+ * the REQ: lodged reads it itself, and a page's form is small. Over max:
+ * 413, without reading more of it (nor the rest, the connection closing).
+ */
+static int add_whole_body(lodge_exchange *x, size_t max)
+{
+    request_rec *r = x->r;
+    lodge_buf *b = &x->first;
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    char *body = apr_palloc(r->pool, max);
+    char piece[8192];  /* more than LODGE_READ_MIN */
+    size_t got = 0;
+
+    if (cl != NULL && strtoll(cl, NULL, 10) > (long long)max) {
+        got = max + 1;
+    }
+    while (got <= max && !x->body_done) {
+        long n;
+
+        lodge_client_timeout_reset(r);
+        n = ap_get_client_block(r, piece, sizeof(piece));
+        if (n < 0) {
+            return body_failed(x);
+        }
+        x->body_done = n == 0;
+        if (got + (size_t)n <= max) {
+            memcpy(body + got, piece, (size_t)n);
+        }
+        got += (size_t)n;
+        x->body_read += n;
+    }
+    if (got > max) {
+        lodge_close_after(r, 0);
+        return lodge_fail(r, HTTP_REQUEST_ENTITY_TOO_LARGE, LODGE_LOGNO(00065)
+                          "a request body over %lu bytes for the status "
+                          "location refused", (unsigned long)max);
+    }
+    if (got > 0) {
+        size_t at = lodge_frame_open(b, LODGE_FRAME_BODY);
+
+        memcpy(lodge_buf_extend(b, got), body, got);
+        lodge_frame_close(b, at);
+    }
+    lodge_frame_add_empty(b, LODGE_FRAME_BODY_END);
+    return OK;
+}
+
+/*
  * APP and REQ; with a body, the APP flag that borrows the worker, so that
  * the body goes straight to it and the response comes straight back. With
  * none, BODY_END, and lodged chooses: it carries the response, or lends
  * the worker (GRANT) to an app whose responses are large. The lease costs
  * a round trip more than lodged's hop, which only large bodies' copies
- * through lodged outweigh (see PROTOCOL.md).
+ * through lodged outweigh (see PROTOCOL.md). A WebSocket upgrade is
+ * flagged TUNNEL and has no BODY_END: after a 101 the client's bytes go as
+ * BODY frames (lodge_tunnel.c). The status location's requests are
+ * lodged's own, sent whole and never lent.
  */
 int lodge_build_first(lodge_exchange *x)
 {
@@ -100,7 +161,8 @@ int lodge_build_first(lodge_exchange *x)
     int rv;
 
     lodge_buf_init(b, r->pool, LODGE_FIRST_SIZE);
-    if ((rv = lodge_add_app(x)) != OK) {
+    rv = x->status ? lodge_add_status_app(x) : lodge_add_app(x);
+    if (rv != OK) {
         return rv;
     }
     lodge_add_req(x);
@@ -111,7 +173,17 @@ int lodge_build_first(lodge_exchange *x)
     }
     x->body_done = !ap_should_client_block(r);
     /* APP is the first frame of the buffer. */
-    if (x->body_done) {
+    if (x->body_done && lodge_wants_tunnel(r)) {
+        x->tunnel = 1;
+        x->input_open = 1;
+        lodge_frame_set_flags(b, 0, LODGE_APP_TUNNEL);
+    }
+    else if (x->status) {
+        if ((rv = add_whole_body(x, LODGE_STATUS_BODY_MAX)) != OK) {
+            return rv;
+        }
+    }
+    else if (x->body_done) {
         lodge_frame_add_empty(b, LODGE_FRAME_BODY_END);
         lodge_frame_set_flags(b, 0, LODGE_APP_MAY_BORROW);
     }

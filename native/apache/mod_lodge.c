@@ -7,8 +7,8 @@
  * protocol) and lodge_daemon.c (Apache running lodged). lodge_compat.h
  * hides what differs between Apache 1.3 and 2.4.
  *
- * Log numbers: LG00001..LG00062 are taken (LG00014 retired); the next free
- * one is LG00063.
+ * Log numbers: LG00001..LG00073 are taken (LG00014 retired); the next free
+ * one is LG00074.
  */
 #include "lodge_compat.h"
 #include "lodge_config.h"
@@ -16,6 +16,7 @@
 #include "lodge_daemon.h"
 #include "lodge_environ.h"
 #include "lodge_request.h"
+#include "lodge_status.h"
 
 static const command_rec lodge_cmds[] = {
     /* Tenant: .htaccess (AllowOverride FileInfo) or <Directory>. */
@@ -34,6 +35,12 @@ static const command_rec lodge_cmds[] = {
                 "memory per worker process: bytes, or with K, M or G"),
     LODGE_TAKE1("LodgeProcesses", lodge_set_processes, OR_FILEINFO,
                 "the most worker processes the app may have (1-1000)"),
+    /*
+     * Not Lodge's: noted (was it the server config's?) and declined, so
+     * that the module owning it acts on it as ever (lodge_status.c).
+     */
+    LODGE_TAKE1("SetHandler", lodge_note_handler, OR_FILEINFO,
+                "a handler name that overrides any other configured handler"),
 
     /* Host: server config and virtual hosts. */
     LODGE_TAKE1("LodgeSocket", lodge_set_socket, RSRC_CONF,
@@ -73,6 +80,7 @@ static void lodge_child_init13(server_rec *s, pool *p)
 
 static const handler_rec lodge_handlers[] = {
     { LODGE_HANDLER, lodge_handle },
+    { LODGE_STATUS_HANDLER, lodge_status_handle },
     { NULL }
 };
 
@@ -166,6 +174,7 @@ static void lodge_register_hooks(apr_pool_t *p)
     ap_hook_fixups(lodge_hide_directory, NULL, mod_dir, APR_HOOK_LAST);
     ap_hook_fixups(lodge_restore_directory, mod_dir, NULL, APR_HOOK_LAST);
     ap_hook_handler(lodge_handle, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(lodge_status_handle, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 module LODGE_MODULE_DATA lodge_module = {

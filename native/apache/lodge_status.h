@@ -1,0 +1,25 @@
+/*
+ * lodge_status.h: the status location, `SetHandler lodge-status`, served
+ * only where the server config set that handler (internal).
+ */
+#ifndef LODGE_STATUS_H
+#define LODGE_STATUS_H
+
+#include "lodge_compat.h"
+
+#define LODGE_STATUS_HANDLER "lodge-status"
+
+/* The largest request body the status location takes (a form's POST). */
+#define LODGE_STATUS_BODY_MAX (64 * 1024)
+
+/* Seconds the status page's WebSocket may carry nothing before it is closed. */
+#define LODGE_STATUS_IDLE 300
+
+/*
+ * The handler: the request to lodged (APP kind=status) when the server
+ * config set the handler; 404 and a log line when a tenant's .htaccess
+ * (or anything but the server config's SetHandler) did.
+ */
+int lodge_status_handle(request_rec *r);
+
+#endif /* LODGE_STATUS_H */
