@@ -1,37 +1,24 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { Site, forEachApache, startSite } from './helpers/site';
 import { request } from './helpers/http';
 import { FakeLodged } from './helpers/fake-lodged';
+import { makePasswords, statusLocation } from './helpers/status-host';
 
 const APP = 'def application(e, s):\n    s("200 OK", [])\n    return [b"the app"]\n';
 const AUTH = { Authorization: `Basic ${Buffer.from('admin:secret').toString('base64')}` };
 
-/** The host's status location, behind Basic auth, in the server config. */
-const statusLocation = (passwords: string): string[] => [
-  '<Location /lodge-status>',
-  '  SetHandler lodge-status',
-  '  AuthType Basic',
-  '  AuthName "Lodge status"',
-  `  AuthUserFile "${passwords}"`,
-  '  Require valid-user',
-  '</Location>',
-];
 
 forEachApache((apache) => {
   let site: Site;
   let fake: FakeLodged;
   let authDir: string;
   before(async () => {
-    authDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lodge-auth-'));
-    fs.chmodSync(authDir, 0o755);
-    const passwords = path.join(authDir, 'htpasswd');
-    // crypt(3): the one scheme both 1.3 and 2.4 read.
-    fs.writeFileSync(passwords, execFileSync('htpasswd', ['-nbd', 'admin', 'secret']), { mode: 0o644 });
+    const made = makePasswords();
+    authDir = made.dir;
+    const passwords = made.file;
     site = await startSite(
       {
         hp: { '.htaccess': 'LodgeApp wsgi app.py\n', 'app.py': APP },

@@ -4,19 +4,19 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Browser, Page, chromium } from 'playwright-core';
+import { Browser, Page } from 'playwright-core';
 import { checkConfig } from '../sidecar/src/config/load';
 import { Registry } from '../sidecar/src/pool/registry';
 import { listen } from '../sidecar/src/server/listener';
 import { StatusWeb } from '../sidecar/src/status/web';
 import { FakeApacheHttpShim } from './helpers/fake-apache-http-shim';
 import { FakeStatusSource, rootOf } from './helpers/fake-status-source';
+import { launchChromium, watchedPage } from './helpers/status-host';
 
 // The host status page in headless Chromium, served by lodged's real listener through
 // FakeApacheHttpShim (standing in for Apache and mod_lodge), with 1,000 tenants from
 // FakeStatusSource: 5 busy, 995 never requested.
 
-const CHROMIUM = '/usr/bin/chromium';
 const BUSY = 5;
 const IDLE = 995;
 
@@ -39,15 +39,8 @@ before(async () => {
   server = await listen({ socketPath, allowUids: [] }, registry, web);
   shim = new FakeApacheHttpShim(socketPath);
   await shim.start();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
-  });
-  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  browser = await launchChromium();
+  page = await watchedPage(browser, problems);
 });
 
 after(async () => {

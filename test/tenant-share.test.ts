@@ -211,7 +211,7 @@ test("mod_lodge's pairs (Apache's worker count, LodgeLimit tenant-*) reach the c
     assert.throws(() => parseAppSpec(app([bad]), settings), ProtocolError, `${bad[0]}=${bad[1]} is refused`);
   }
   const none = parseAppSpec(app([]), settings);
-  assert.deepEqual(none.share, { requests: undefined, processes: undefined, memory: undefined, apacheWorkers: undefined });
+  assert.deepEqual(none.share, {});
   assert.equal(tenantCaps(settings.share, none.share, 8 * 1024 ** 3).requests, FALLBACK_TENANT_REQUESTS);
 });
 

@@ -81,12 +81,12 @@ function clampLimits(app: AppPairs, settings: Settings, config: string): { limit
 }
 
 function shareOf(app: AppPairs): ShareAsked {
-  return {
-    requests: app.limit.tenant_requests,
-    processes: app.limit.tenant_processes,
-    memory: app.limit.tenant_memory,
-    apacheWorkers: app['apache.workers'],
-  };
+  const share: ShareAsked = {};
+  if (app.limit.tenant_requests !== undefined) share.requests = app.limit.tenant_requests;
+  if (app.limit.tenant_processes !== undefined) share.processes = app.limit.tenant_processes;
+  if (app.limit.tenant_memory !== undefined) share.memory = app.limit.tenant_memory;
+  if (app['apache.workers'] !== undefined) share.apacheWorkers = app['apache.workers'];
+  return share;
 }
 
 /** A LodgeEnv name the runtime applies (valid, and not one of the reserved names). */
