@@ -325,8 +325,11 @@ static int error_frame(lodge_exchange *x, size_t len)
     x->worker_done = x->worker != NULL;
     status = lodge_get_u16(p);
     retry_after = lodge_get_u16(p + 2);
-    lodge_rlog(APLOG_ERR, r, LODGE_LOGNO(00020) "%s",
-               lodge_loggable(r->pool, p + 4, len - 4));
+    /* A 503 with Retry-After is lodged shedding load (a tenant past its share, a full
+     * queue): lodged logs those itself, at most once a second per app; one line per
+     * refused request here would let a tenant's flood fill the host's log. */
+    lodge_rlog(status == HTTP_SERVICE_UNAVAILABLE && retry_after > 0 ? APLOG_INFO : APLOG_ERR,
+               r, LODGE_LOGNO(00020) "%s", lodge_loggable(r->pool, p + 4, len - 4));
     lodge_give_back(x);
     if (status < 400 || status > 599) {
         lodge_rlog(APLOG_ERR, r, LODGE_LOGNO(00021)
