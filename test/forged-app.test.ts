@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { Site, eventually, startSite } from './helpers/site';
-import { lookupUser } from '../sidecar/src/server/listener';
+import { lookupUser } from '../sidecar/src/users';
 
 // Anything that runs as the web server's user (mod_php, a CGI without suEXEC) can
 // reach lodged's socket as mod_lodge does. lodged runs only what the app directory's

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { currentSettings } from '../config/load';
 import { RefusedError } from '../errors';
 import { log } from '../log';
-import { lookupUser } from '../server/listener';
+import { lookupUser } from '../users';
 import { appendTenantLog } from '../watchdog/tenant-log';
 
 /** Who a worker of this app runs as. */

@@ -1,7 +1,6 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { getPeerCred } from '../posix';
 import { log } from '../log';
 import { Registry } from '../pool/registry';
@@ -14,16 +13,6 @@ export interface ListenOptions {
   allowUids: number[];
   /** group that owns the socket file, so Apache's children may open it. */
   socketGid?: number;
-}
-
-/** The uid and gid of a local user, or undefined when there is none. */
-export function lookupUser(name: string): { uid: number; gid: number } | undefined {
-  try {
-    const out = execFileSync('getent', ['passwd', name], { encoding: 'utf8' }).split(':');
-    return { uid: Number(out[2]), gid: Number(out[3]) };
-  } catch {
-    return undefined;
-  }
 }
 
 /**
