@@ -161,7 +161,8 @@ int lodge_build_first(lodge_exchange *x)
     int rv;
 
     lodge_buf_init(b, r->pool, LODGE_FIRST_SIZE);
-    rv = x->status ? lodge_add_status_app(x) : lodge_add_app(x);
+    rv = x->dashboard ? lodge_add_dashboard_app(x)
+       : x->status ? lodge_add_status_app(x) : lodge_add_app(x);
     if (rv != OK) {
         return rv;
     }
@@ -173,12 +174,12 @@ int lodge_build_first(lodge_exchange *x)
     }
     x->body_done = !ap_should_client_block(r);
     /* APP is the first frame of the buffer. */
-    if (x->body_done && lodge_wants_tunnel(r)) {
+    if (x->body_done && !x->dashboard && lodge_wants_tunnel(r)) {
         x->tunnel = 1;
         x->input_open = 1;
         lodge_frame_set_flags(b, 0, LODGE_APP_TUNNEL);
     }
-    else if (x->status) {
+    else if (x->status || x->dashboard) {
         if ((rv = add_whole_body(x, LODGE_STATUS_BODY_MAX)) != OK) {
             return rv;
         }
