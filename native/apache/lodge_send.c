@@ -151,8 +151,9 @@ static int add_whole_body(lodge_exchange *x, size_t max)
  * a round trip more than lodged's hop, which only large bodies' copies
  * through lodged outweigh (see PROTOCOL.md). A WebSocket upgrade is
  * flagged TUNNEL and has no BODY_END: after a 101 the client's bytes go as
- * BODY frames (lodge_tunnel.c). The status location's requests are
- * lodged's own, sent whole and never lent.
+ * BODY frames (lodge_tunnel.c). The status location's and a dashboard's
+ * requests are lodged's own, sent whole and never lent; a dashboard's are
+ * never tunnelled (its page polls).
  */
 int lodge_build_first(lodge_exchange *x)
 {
