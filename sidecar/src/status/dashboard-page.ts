@@ -59,19 +59,21 @@ ${v.log.ok ? `<pre id="log">${esc(v.log.text)}</pre>` : `<p id="log">${esc(v.log
 }
 
 function renderApp(a: AppStatus): string {
+  // A CPU limit of 0 is none (the tenant set none and the host capped nothing).
+  const cpuLimit = a.limits.cpu > 0 ? `${a.limits.cpu} s per request` : 'no limit';
   const failure = a.state === 'crashed' || a.state === 'refused' ? a.reason : undefined;
   const reload = a.lastReload && !a.lastReload.ok ? a.lastReload.error : undefined;
   const kills = Object.entries(a.kills).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`).join(', ') || 'none';
   const rows = a.workers.map((w) => `<tr><td class="pid">${w.pid}</td><td>${esc(w.state)}</td><td>${w.requests}</td>`
     + `<td>${w.rss !== undefined ? mib(w.rss) : '–'} of ${mib(a.limits.memory)}</td>`
-    + `<td>${w.cpu !== undefined ? `${w.cpu.toFixed(2)} s` : '–'} (${a.limits.cpu} s per request)</td>`
+    + `<td>${w.cpu !== undefined ? `${w.cpu.toFixed(2)} s` : '–'} (${cpuLimit})</td>`
     + `<td>${w.current ? esc(`${w.current.method} ${w.current.path} ${w.current.elapsed.toFixed(1)} s`) : ''}</td></tr>`).join('');
   return `<article class="app" data-root="${esc(a.root)}">
 <h3>${esc(a.root)} <small>${esc(a.kind)} ${esc(a.entry)}</small> <span class="state ${esc(a.state)}">${esc(a.state)}</span></h3>
 ${failure ? `<div class="error"><b>Why:</b> <code class="reason">${esc(failure)}</code><br>The traceback is in the log below.</div>` : ''}
 ${reload ? `<div class="error"><b>The last reload failed:</b> <code>${esc(reload)}</code></div>` : ''}
 <p>Workers ${a.workers.length} of ${a.limits.processes}; memory ${mib(a.memory)} (at most ${mib(a.limits.memory)} each);
-timeout ${a.limits.timeout} s, CPU ${a.limits.cpu} s per request, idle stop after ${a.limits.idle} s (the limits in force, after the host's caps).</p>
+timeout ${a.limits.timeout} s, CPU ${cpuLimit}, idle stop after ${a.limits.idle} s (the limits in force, after the host's caps).</p>
 <p>Requests <b class="requests">${a.requests.total}</b>: 2xx ${a.requests['2xx']}, 3xx ${a.requests['3xx']}, 4xx ${a.requests['4xx']}, <span class="errors">5xx ${a.requests['5xx']}</span>;
 p95 ${(a.latency.p95 * 1000).toFixed(1)} ms over the last minute; queue ${a.queue.now} (peak ${a.queue.peak}); stopped by the watchdogs: ${esc(kills)}; restarts ${a.restarts}.</p>
 <table class="workers"><thead><tr><th>pid</th><th>state</th><th>requests</th><th>memory</th><th>CPU</th><th>now</th></tr></thead><tbody>${rows}</tbody></table>
