@@ -2,9 +2,8 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
 import { Site, eventually, startSite } from './helpers/site';
-import { lookupUser } from '../sidecar/src/users';
+import { asWebUser, body, frame, pairs } from './helpers/web-user-frames';
 
 // Anything that runs as the web server's user (mod_php, a CGI without suEXEC) can
 // reach lodged's socket as mod_lodge does. lodged runs only what the app directory's
@@ -33,65 +32,6 @@ before(async () => {
 });
 after(async () => site?.stop());
 
-function frame(type: number, payload: Buffer, flags = 0): Buffer {
-  const h = Buffer.alloc(8);
-  h[0] = type;
-  h[1] = flags;
-  h.writeUInt32BE(payload.length, 4);
-  return Buffer.concat([h, payload]);
-}
-
-function pairs(kv: Array<[string, string]>): Buffer {
-  return Buffer.concat(kv.map(([k, v]) => {
-    const n = Buffer.alloc(2);
-    n.writeUInt16BE(Buffer.byteLength(k));
-    const l = Buffer.alloc(4);
-    l.writeUInt32BE(Buffer.byteLength(v));
-    return Buffer.concat([n, Buffer.from(k), l, Buffer.from(v)]);
-  }));
-}
-
-/** Sends one request to lodged as the web server's user; resolves with all it got back. */
-function asWebUser(bytes: Buffer): Promise<Buffer> {
-  const web = lookupUser('www-data');
-  assert.ok(web, 'the host has a www-data user');
-  const script = `
-    const c = require('net').connect(process.argv[1], () => c.write(Buffer.from(process.argv[2], 'base64')));
-    const got = [];
-    // Until END or ERROR: a peer that hangs up first is a client gone, not an answer.
-    c.on('data', (d) => {
-      got.push(d);
-      const all = Buffer.concat(got);
-      for (let i = 0; i + 8 <= all.length; i += 8 + all.readUInt32BE(i + 4)) {
-        if ((all[i] === 0x12 || all[i] === 0x13) && i + 8 + all.readUInt32BE(i + 4) <= all.length) c.destroy();
-      }
-    });
-    c.on('close', () => process.stdout.write(Buffer.concat(got).toString('base64')));
-    c.on('error', (e) => { console.error(e.message); process.exit(3); });
-    setTimeout(() => c.destroy(), 8000);
-  `;
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['-e', script, site.sb.socket, bytes.toString('base64')], { uid: web.uid, gid: web.gid, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('exit', (code) => (code === 0 ? resolve(Buffer.from(out, 'base64')) : reject(new Error(`peer exited ${code}: ${err}`))));
-  });
-}
-
-/** The DATA payloads of a response, joined. */
-function body(reply: Buffer): string {
-  const parts: Buffer[] = [];
-  for (let i = 0; i + 8 <= reply.length; ) {
-    const len = reply.readUInt32BE(i + 4);
-    if (reply[i] === 0x11) parts.push(reply.subarray(i + 8, i + 8 + len));
-    if (reply[i] === 0x13) parts.push(Buffer.from(`ERROR ${reply.readUInt16BE(i + 8)}`));
-    i += 8 + len;
-  }
-  return Buffer.concat(parts).toString();
-}
-
 test('a forged APP frame from the web server\'s user naming another file and environment runs only the declared app, as declared', async () => {
   const root = path.join(site.root, 'victim');
   const app = frame(0x01, pairs([
@@ -99,7 +39,7 @@ test('a forged APP frame from the web server\'s user naming another file and env
     ['config', `${root}/.htaccess`], ['env.MODE', 'evil'], ['env.EXTRA', 'x'],
   ]));
   const req = frame(0x02, pairs([['REQUEST_METHOD', 'GET'], ['PATH_INFO', '/'], ['SCRIPT_NAME', ''], ['SERVER_NAME', 'victim.localhost'], ['SERVER_PORT', '80'], ['SERVER_PROTOCOL', 'HTTP/1.1'], ['wsgi.url_scheme', 'http']]));
-  const reply = body(await asWebUser(Buffer.concat([app, req, frame(0x04, Buffer.alloc(0))])));
+  const reply = body(await asWebUser(site.sb.socket, Buffer.concat([app, req, frame(0x04, Buffer.alloc(0))])));
   assert.doesNotMatch(reply, /ADMIN SCRIPT RAN/, 'the undeclared script never runs as an app');
   const got = JSON.parse(reply);
   assert.equal(got.file, 'app.py');
@@ -119,7 +59,7 @@ test('a forged APP frame pointing at a directory whose file declares no app is r
   fs.chownSync(path.join(root, 'plain', 'x.py'), u.uid, u.gid);
   const app = frame(0x01, pairs([['root', `${root}/plain`], ['kind', 'wsgi'], ['entry', 'x.py'], ['callable', '']]));
   const req = frame(0x02, pairs([['REQUEST_METHOD', 'GET'], ['PATH_INFO', '/']]));
-  const reply = body(await asWebUser(Buffer.concat([app, req, frame(0x04, Buffer.alloc(0))])));
+  const reply = body(await asWebUser(site.sb.socket, Buffer.concat([app, req, frame(0x04, Buffer.alloc(0))])));
   assert.equal(reply, 'ERROR 500');
   assert.match(site.lodgedLog(), /plain\/\.htaccess cannot be read: ENOENT/);
 });

@@ -139,6 +139,8 @@ typedef const char *(*lodge_cmd_fn)();
 #define lodge_client_port(r) \
     ((unsigned)ntohs((r)->connection->remote_addr.sin_port))
 #define lodge_user(r) ((r)->connection->user)
+/* Whether a Require applies, so that a user set is one authentication checked. */
+#define lodge_authn_required(r) ap_some_auth_required(r)
 #define lodge_auth_type(r) ((r)->connection->ap_auth_type)
 #define lodge_is_https(r) (strcmp(ap_http_method(r), "https") == 0)
 #define lodge_is_regular_file(r) \
@@ -466,6 +468,13 @@ static LODGE_INLINE int lodge_cmd_in_regex_section(cmd_parms *cmd)
 #define lodge_client_port(r) \
     ((unsigned)((r)->useragent_addr ? (r)->useragent_addr->port : 0))
 #define lodge_user(r) ((r)->user)
+/*
+ * 2.4 runs authentication only where authorization asked for a user (a
+ * Require that the anonymous request did not meet), so a user set is one
+ * that was required; ap_some_authn_required() would re-run the access
+ * checkers, which a user already set satisfies.
+ */
+#define lodge_authn_required(r) ((void)(r), 1)
 #define lodge_auth_type(r) ((r)->ap_auth_type)
 #define lodge_is_https(r) (strcmp(ap_http_scheme(r), "https") == 0)
 #define lodge_is_regular_file(r) ((r)->finfo.filetype == APR_REG)

@@ -166,6 +166,44 @@ const char *lodge_set_processes(cmd_parms *cmd, void *conf, const char *arg)
     return NULL;
 }
 
+/*
+ * A path below the app's URL, "/" then a name or more: it is matched
+ * against the request's path inside the app, so it cannot hold what a URL
+ * path would need escaped, nor a '..' that the match would not resolve.
+ */
+const char *lodge_set_dashboard(cmd_parms *cmd, void *conf, const char *arg)
+{
+    lodge_dir_conf *d = conf;
+    const char *p;
+    char *path;
+    size_t n;
+
+    for (p = arg; *p; p++) {
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')
+              || (*p >= '0' && *p <= '9') || strchr("/._-~", *p) != NULL)) {
+            break;
+        }
+    }
+    if (arg[0] != '/' || *p != '\0' || !lodge_stays_inside(arg + 1)) {
+        return apr_psprintf(cmd->pool,
+                            "LodgeDashboard takes a path below the app's URL, "
+                            "starting with '/', of letters, digits and ._-~ "
+                            "(e.g. LodgeDashboard /.lodge), got '%s'", arg);
+    }
+    path = apr_pstrdup(cmd->pool, arg);
+    n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') {
+        path[--n] = '\0';
+    }
+    if (n < 2) {
+        return "LodgeDashboard needs a path below the app's URL, not the "
+               "app itself (e.g. LodgeDashboard /.lodge)";
+    }
+    d->dashboard = path;
+    d->dashboard_config = lodge_cmd_file(cmd);
+    return NULL;
+}
+
 void *lodge_create_dir_conf(apr_pool_t *p, char *dir)
 {
     lodge_dir_conf *d = apr_pcalloc(p, sizeof(*d));
@@ -234,6 +272,9 @@ void *lodge_merge_dir_conf(apr_pool_t *p, void *basev, void *overv)
     LODGE_MERGE(processes);
     LODGE_MERGE(memory);
     m->env = merge_env(p, base->env, over->env);
+    m->dashboard = over->dashboard ? over->dashboard : base->dashboard;
+    m->dashboard_config = over->dashboard ? over->dashboard_config
+                                          : base->dashboard_config;
     m->status = handler->status;
     m->status_path = handler->status_path;
     m->handler_file = handler->handler_file;

@@ -48,6 +48,10 @@ typedef struct {
 
     apr_array_header_t *env; /* of lodge_env, in first-said order; NULL: none */
 
+    /* LodgeDashboard: its path below the app's URL, and the file it is in. */
+    const char *dashboard;  /* "/.lodge", no trailing slash; NULL: none */
+    const char *dashboard_config;
+
     /*
      * From the SetHandler line that applies (lodge_status.c): 1 when the
      * server config said SetHandler lodge-status, 0 for any other
@@ -92,6 +96,7 @@ const char *lodge_set_cpu(cmd_parms *cmd, void *conf, const char *arg);
 const char *lodge_set_idle(cmd_parms *cmd, void *conf, const char *arg);
 const char *lodge_set_memory(cmd_parms *cmd, void *conf, const char *arg);
 const char *lodge_set_processes(cmd_parms *cmd, void *conf, const char *arg);
+const char *lodge_set_dashboard(cmd_parms *cmd, void *conf, const char *arg);
 const char *lodge_note_handler(cmd_parms *cmd, void *conf, const char *arg);
 
 const char *lodge_set_socket(cmd_parms *cmd, void *conf, const char *arg);

@@ -13,8 +13,8 @@
  * below the app root: what is left of r->filename past the root, plus
  * r->path_info. Aliases and user directories come out right this way.
  */
-static void split_uri(request_rec *r, const lodge_dir_conf *d,
-                      const char **script_name, const char **path_info)
+void lodge_split_uri(request_rec *r, const lodge_dir_conf *d,
+                     const char **script_name, const char **path_info)
 {
     size_t n = lodge_root_len(d->root);
     const char *below = "";
@@ -160,6 +160,22 @@ int lodge_add_status_app(lodge_exchange *x)
 }
 
 /*
+ * APP for an app's dashboard: which app (its directory and the file that
+ * declares it), nothing that runs. lodged checks the directory as it
+ * would the app's, and that the file says LodgeDashboard itself.
+ */
+int lodge_add_dashboard_app(lodge_exchange *x)
+{
+    size_t at = lodge_frame_open(&x->first, LODGE_FRAME_APP);
+
+    lodge_pair_add_str(&x->first, "kind", "dashboard");
+    lodge_pair_add_str(&x->first, "root", x->dir->root);
+    lodge_pair_add_str(&x->first, "config", x->dir->config);
+    lodge_frame_close(&x->first, at);
+    return OK;
+}
+
+/*
  * Header names become HTTP_*; one with other than letters, digits and '-'
  * is left out, as httpd's CGI does, so "X_User" cannot pose as "X-User".
  */
@@ -237,7 +253,14 @@ void lodge_add_req(lodge_exchange *x)
         split_status(r, x->dir->status_path, &script_name, &path_info);
     }
     else {
-        split_uri(r, x->dir, &script_name, &path_info);
+        lodge_split_uri(r, x->dir, &script_name, &path_info);
+    }
+    if (x->dashboard) {
+        /* The dashboard's own path joins SCRIPT_NAME (lodge_dashboard.c matched it). */
+        size_t n = strlen(x->dir->dashboard);
+
+        script_name = apr_pstrcat(r->pool, script_name, x->dir->dashboard, NULL);
+        path_info += n;
     }
     at = lodge_frame_open(b, LODGE_FRAME_REQ);
     lodge_pair_add_str(b, "REQUEST_METHOD", r->method);

@@ -11,6 +11,7 @@
  *                     its failures, and handing it back
  *   lodge_tunnel.c    after a 101: bytes both ways (BODY out, DATA in)
  *   lodge_status.c    the status location: the host's SetHandler only
+ *   lodge_dashboard.c a tenant's dashboard: LodgeDashboard, behind auth
  */
 #ifndef LODGE_EXCHANGE_H
 #define LODGE_EXCHANGE_H
@@ -36,6 +37,7 @@ typedef struct {
     const char *socket;
     int timeout;                /* seconds per read from lodged */
     int status;                 /* the status location, not an app */
+    int dashboard;              /* the app's dashboard (LodgeDashboard) */
 
     int tunnel;                 /* APP said TUNNEL: a 101 opens the tunnel */
     int input_open;             /* TUNNEL: BODY_END not sent yet */

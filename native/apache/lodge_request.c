@@ -11,6 +11,7 @@
  * and answered (lodge_exchange.h).
  */
 #include "lodge_request.h"
+#include "lodge_dashboard.h"
 #include "lodge_exchange.h"
 #include "lodge_lease.h"
 #include "lodge_response.h"
@@ -369,6 +370,7 @@ int lodge_run(lodge_exchange *x)
 int lodge_handle(request_rec *r)
 {
     const lodge_dir_conf *d;
+    int rv;
 
     if (r->handler == NULL || strcmp(r->handler, LODGE_HANDLER) != 0) {
         return DECLINED;
@@ -389,6 +391,10 @@ int lodge_handle(request_rec *r)
                           "handler %s is set for %s, but no LodgeApp "
                           "applies there", LODGE_HANDLER,
                           r->filename ? r->filename : r->uri);
+    }
+    rv = lodge_dashboard_handle(r, d);
+    if (rv != DECLINED) {
+        return rv;
     }
     return lodge_run(lodge_exchange_new(r, d));
 }

@@ -151,8 +151,9 @@ static int add_whole_body(lodge_exchange *x, size_t max)
  * a round trip more than lodged's hop, which only large bodies' copies
  * through lodged outweigh (see PROTOCOL.md). A WebSocket upgrade is
  * flagged TUNNEL and has no BODY_END: after a 101 the client's bytes go as
- * BODY frames (lodge_tunnel.c). The status location's requests are
- * lodged's own, sent whole and never lent.
+ * BODY frames (lodge_tunnel.c). The status location's and a dashboard's
+ * requests are lodged's own, sent whole and never lent; a dashboard's are
+ * never tunnelled (its page polls).
  */
 int lodge_build_first(lodge_exchange *x)
 {
@@ -161,7 +162,8 @@ int lodge_build_first(lodge_exchange *x)
     int rv;
 
     lodge_buf_init(b, r->pool, LODGE_FIRST_SIZE);
-    rv = x->status ? lodge_add_status_app(x) : lodge_add_app(x);
+    rv = x->dashboard ? lodge_add_dashboard_app(x)
+       : x->status ? lodge_add_status_app(x) : lodge_add_app(x);
     if (rv != OK) {
         return rv;
     }
@@ -173,12 +175,12 @@ int lodge_build_first(lodge_exchange *x)
     }
     x->body_done = !ap_should_client_block(r);
     /* APP is the first frame of the buffer. */
-    if (x->body_done && lodge_wants_tunnel(r)) {
+    if (x->body_done && !x->dashboard && lodge_wants_tunnel(r)) {
         x->tunnel = 1;
         x->input_open = 1;
         lodge_frame_set_flags(b, 0, LODGE_APP_TUNNEL);
     }
-    else if (x->status) {
+    else if (x->status || x->dashboard) {
         if ((rv = add_whole_body(x, LODGE_STATUS_BODY_MAX)) != OK) {
             return rv;
         }

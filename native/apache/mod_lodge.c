@@ -7,8 +7,8 @@
  * protocol) and lodge_daemon.c (Apache running lodged). lodge_compat.h
  * hides what differs between Apache 1.3 and 2.4.
  *
- * Log numbers: LG00001..LG00073 are taken (LG00014 retired); the next free
- * one is LG00074.
+ * Log numbers: LG00001..LG00076 are taken (LG00014 retired); the next free
+ * one is LG00077.
  */
 #include "lodge_compat.h"
 #include "lodge_config.h"
@@ -35,6 +35,10 @@ static const command_rec lodge_cmds[] = {
                 "memory per worker process: bytes, or with K, M or G"),
     LODGE_TAKE1("LodgeProcesses", lodge_set_processes, OR_FILEINFO,
                 "the most worker processes the app may have (1-1000)"),
+    LODGE_TAKE1("LodgeDashboard", lodge_set_dashboard, OR_FILEINFO,
+                "the path of the tenant's dashboard below the app's URL "
+                "(e.g. /.lodge), served only behind Apache authentication "
+                "set in the same .htaccess"),
     /*
      * Not Lodge's: noted (was it the server config's?) and declined, so
      * that the module owning it acts on it as ever (lodge_status.c).

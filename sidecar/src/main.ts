@@ -10,6 +10,7 @@ import { listenControl } from './server/control';
 import { controlPath } from './status/control-protocol';
 import { StatusModel } from './status/model';
 import { StatusWeb } from './status/web';
+import { DashboardWeb } from './status/dashboard-web';
 import { LODGED_OPTIONS, UsageError, lodgedArgs, readArgs } from './cli/args';
 
 const HELP = `usage: lodged [--config FILE] [--socket PATH]
@@ -54,7 +55,7 @@ export async function lodgedMain(argv: string[]): Promise<number> {
   const registry = new Registry(settings, asRoot);
   // The status model every view reads: lodge status, the host page, the metrics.
   const status = new StatusModel(registry, { enforcement: () => wd.describe() });
-  const web = new StatusWeb(status);
+  const web = new StatusWeb(status, undefined, undefined, new DashboardWeb(status));
   const server = await listen(
     { socketPath: settings.socket, allowUids: apache ? [apache.uid] : [], socketGid: apache?.gid },
     registry,

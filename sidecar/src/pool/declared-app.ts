@@ -18,6 +18,8 @@ export interface DeclaredApp {
   env: Record<string, string>;
   /** Limits the file asks for, in lodged's units (seconds, bytes, counts). */
   limits: Partial<Record<'timeout' | 'cpu' | 'idle' | 'processes' | 'memory', number>>;
+  /** LodgeDashboard's path, when the file opens the tenant's dashboard. */
+  dashboard?: string;
 }
 
 /** A tenant's .htaccess above this is refused (a large WordPress one is a few KiB). */
@@ -111,6 +113,8 @@ export function parseDeclaration(text: string, directory?: string): DeclaredApp 
       app.env[args[0]] = args[1];
     } else if (d in SECONDS && args.length === 1 && /^\d+$/.test(args[0])) {
       app.limits[SECONDS[d]] = Number(args[0]);
+    } else if (d === 'lodgedashboard' && args.length === 1 && args[0].startsWith('/')) {
+      app.dashboard = args[0];
     } else if (d === 'lodgememory' && args.length === 1) {
       const n = size(args[0]);
       if (n !== undefined) app.limits.memory = n;

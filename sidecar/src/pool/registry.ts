@@ -4,7 +4,9 @@ import { ShuttingDownError } from '../errors';
 import { tenantLog } from '../log';
 import { parseAppSpec } from './app-spec';
 import { declarationKey, declaredSpec, readDeclaration } from './declared-app';
+import { DashboardOwner, dashboardOwner } from './dashboard-owner';
 import { checkOwnership } from './ownership';
+import type { DashboardApp } from '../protocol/schemas';
 import { Pool } from './pool';
 import { ShareAsked, TenantShare, tenantCaps } from './tenant-share';
 
@@ -31,6 +33,12 @@ export class Registry {
   constructor(private readonly settings: Settings, private readonly asRoot: boolean) {
     this.reaper = setInterval(() => this.reap(), REAP_INTERVAL_MS);
     this.reaper.unref();
+  }
+
+  /** The tenant whose dashboard an APP kind=dashboard opens; throws RefusedError. */
+  dashboardOwner(app: DashboardApp): DashboardOwner {
+    const s = this.settings;
+    return dashboardOwner(app, { minUid: s.minUid, allowedRoots: s.allowedRoots, tenantLog: s.tenantLog, apacheUser: s.apacheUser }, this.asRoot);
   }
 
   /** Throws LodgeError (refused, malformed) for an app that may not run. */

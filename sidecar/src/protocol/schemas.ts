@@ -84,28 +84,61 @@ export function parseStatusApp(frame: Buffer): z.output<typeof statusAppSchema> 
   return parsePairs(frame, {}, statusAppSchema, 'APP (status)');
 }
 
+/**
+ * The APP of a request to a tenant's dashboard (`LodgeDashboard` in its .htaccess): the
+ * app directory and the file that declares it; nothing runs for it. lodged checks both
+ * itself (pool/dashboard-owner.ts) before it shows anything.
+ */
+export const dashboardAppSchema = z
+  .object({
+    kind: z.literal('dashboard'),
+    root: pathPair('an absolute path').refine((p) => p.startsWith('/') && !p.split('/').includes('..'), {
+      error: 'an absolute path without ..',
+    }),
+    config: pathPair('the path of the .htaccess'),
+  })
+  .strict();
+
+export type DashboardApp = z.output<typeof dashboardAppSchema>;
+
+export function parseDashboardApp(frame: Buffer): DashboardApp {
+  return parsePairs(frame, {}, dashboardAppSchema, 'APP (dashboard)');
+}
+
 const KIND = Buffer.from('kind', 'latin1');
 const STATUS = Buffer.from('status', 'latin1');
+const DASHBOARD = Buffer.from('dashboard', 'latin1');
+
+/** Which of lodged's own pages an APP frame names (kind=status, kind=dashboard), if any. */
+export type OwnPage = 'status' | 'dashboard';
 
 /**
- * Whether an APP frame names the status location (a `kind` pair of `status`): read on
- * the pair headers alone, without decoding, since every request's APP passes here.
- * A malformed frame is no status APP; its own schema then says what is wrong with it.
+ * Whether an APP frame names one of lodged's own pages (a `kind` pair of `status` or
+ * `dashboard`): read on the pair headers alone, without decoding, since every
+ * request's APP passes here. A malformed frame is no such APP; its own schema then
+ * says what is wrong with it.
  */
-export function isStatusApp(frame: Buffer): boolean {
+export function ownPageOf(frame: Buffer): OwnPage | undefined {
   let at = 8;
   while (at + 2 <= frame.length) {
     const nlen = frame.readUInt16BE(at);
     const vat = at + 2 + nlen;
-    if (vat + 4 > frame.length) return false;
+    if (vat + 4 > frame.length) return undefined;
     const vlen = frame.readUInt32BE(vat);
-    if (vat + 4 + vlen > frame.length) return false;
+    if (vat + 4 + vlen > frame.length) return undefined;
     if (nlen === KIND.length && frame.compare(KIND, 0, KIND.length, at + 2, vat) === 0) {
-      return vlen === STATUS.length && frame.compare(STATUS, 0, STATUS.length, vat + 4, vat + 4 + vlen) === 0;
+      for (const [name, bytes] of [['status', STATUS], ['dashboard', DASHBOARD]] as const) {
+        if (vlen === bytes.length && frame.compare(bytes, 0, bytes.length, vat + 4, vat + 4 + vlen) === 0) return name;
+      }
+      return undefined;
     }
     at = vat + 4 + vlen;
   }
-  return false;
+  return undefined;
+}
+
+export function isStatusApp(frame: Buffer): boolean {
+  return ownPageOf(frame) === 'status';
 }
 
 /**

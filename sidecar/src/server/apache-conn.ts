@@ -4,7 +4,8 @@ import { FrameScanner } from '../protocol/frame-scanner';
 import {
   APP_BORROW, APP_MAY_BORROW, APP_TUNNEL, BODY_END_FRAME, END_FRAME, FrameType, Release, encodeError, encodeFrame, encodeGrant, encodeHead, frameName,
 } from '../protocol/frames';
-import { isStatusApp, parseRelease, parseStatusApp } from '../protocol/schemas';
+import { OwnPage, ownPageOf, parseDashboardApp, parseRelease, parseStatusApp } from '../protocol/schemas';
+import type { DashboardOwner } from '../pool/dashboard-owner';
 import { LodgeError, ProtocolError } from '../errors';
 import { log } from '../log';
 import { Exchange, WorkerHandle } from '../pool/exchange';
@@ -39,7 +40,8 @@ const DATA_MAX = 256 * 1024;
  *
  * The worker may finish before the body is all in; the rest is dropped (`drain`).
  *
- * An APP of `kind=status` (the host's status location) runs no app: lodged answers it
+ * An APP of `kind=status` (the host's status location) or `kind=dashboard` (a tenant's
+ * dashboard, status/dashboard-web.ts, never tunnelled) runs no app: lodged answers it
  * (status/web.ts). One with the TUNNEL flag has no body; a 101 opens the tunnel, whose
  * BODY frames are the client's bytes until BODY_END, and lodged's END closes it:
  *
@@ -71,6 +73,8 @@ export class ApacheConn implements Exchange {
   /** The peer takes a GRANT for this bodyless request too, if lodged prefers. */
   private mayBorrow = false;
   private statusReq?: StatusRequest;
+  /** The tenant whose dashboard the request is to (APP kind=dashboard), once checked. */
+  private dashboardOwner?: DashboardOwner;
   private statusBody: Buffer[] = [];
   private statusBodyBytes = 0;
   private tunnel?: TunnelStream;
@@ -219,7 +223,8 @@ export class ApacheConn implements Exchange {
         return;
       case 'app':
         if (type !== FrameType.REQ) return this.unexpected(type);
-        if (isStatusApp(this.appFrame!)) return this.startStatus(frame);
+        const page = ownPageOf(this.appFrame!);
+        if (page) return this.startStatus(frame, page);
         this.bodyDone = false;
         this.held = [frame];
         this.heldBytes = frame.length;
@@ -333,7 +338,7 @@ export class ApacheConn implements Exchange {
     this.heldBytes += BODY_END_FRAME.length;
   }
 
-  private startStatus(reqFrame: Buffer): void {
+  private startStatus(reqFrame: Buffer, page: OwnPage): void {
     const tunnel = (this.appFrame![1] & APP_TUNNEL) !== 0;
     // lodged answers itself: there is no worker to lend.
     this.borrows = false;
@@ -343,8 +348,15 @@ export class ApacheConn implements Exchange {
     this.statusBody = [];
     this.statusBodyBytes = 0;
     try {
-      if (!this.status) throw new ProtocolError('this lodged serves no status location');
-      parseStatusApp(this.appFrame!);
+      this.dashboardOwner = undefined;
+      if (page === 'status') {
+        if (!this.status) throw new ProtocolError('this lodged serves no status location');
+        parseStatusApp(this.appFrame!);
+      } else {
+        if (!this.status?.dashboard) throw new ProtocolError('this lodged serves no dashboards');
+        // Whose dashboard, by lodged's own checks of the directory and its file.
+        this.dashboardOwner = this.registry.dashboardOwner(parseDashboardApp(this.appFrame!));
+      }
       this.statusReq = parseStatusRequest(reqFrame);
     } catch (err) {
       if (!(err instanceof LodgeError)) throw err;
@@ -364,7 +376,11 @@ export class ApacheConn implements Exchange {
       answer = { kind: 'response', status: 413, headers: [['Content-Type', 'text/plain']], body: Buffer.from(`at most ${STATUS_BODY_MAX} bytes\n`) };
     } else {
       try {
-        answer = this.status!.answer(req, Buffer.concat(this.statusBody), tunnel);
+        const owner = this.dashboardOwner;
+        this.dashboardOwner = undefined;
+        answer = owner
+          ? this.status!.dashboard!.answer(owner, req, Buffer.concat(this.statusBody))
+          : this.status!.answer(req, Buffer.concat(this.statusBody), tunnel);
       } catch (err) {
         log.error(`${this.peer}: status ${req.method} ${req.base}${req.path}: ${(err as Error).stack}`);
         answer = { kind: 'response', status: 500, headers: [['Content-Type', 'text/plain']], body: Buffer.from('the status page failed; see lodged\'s log\n') };

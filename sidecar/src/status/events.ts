@@ -38,13 +38,29 @@ export class EventRing {
   /** Oldest first; `keep` filters (a tenant's view). */
   list(keep: (e: StatusEvent) => boolean = () => true): StatusEvent[] {
     const out: StatusEvent[] = [];
-    const n = this.ring.length;
-    const start = n < this.max ? 0 : this.next;
-    for (let i = 0; i < n; i++) {
-      const e = this.ring[(start + i) % n];
+    for (const e of this.ordered()) {
       if (!keep(e)) continue;
       out.push(e.repeats ? { ...e, message: `${e.message} (${e.repeats + 1} times)` } : e);
     }
+    return out;
+  }
+
+  /** Removes the events `match` picks (a tenant clearing its app's errors). */
+  drop(match: (e: StatusEvent) => boolean): number {
+    const kept = this.ordered().filter((e) => !match(e));
+    const dropped = this.ring.length - kept.length;
+    this.ring.length = 0;
+    this.ring.push(...kept);
+    this.next = kept.length % this.max;
+    return dropped;
+  }
+
+  // The ring's events oldest first, as stored (repeat counts kept).
+  private ordered(): Array<StatusEvent & { repeats?: number }> {
+    const n = this.ring.length;
+    const start = n < this.max ? 0 : this.next;
+    const out: Array<StatusEvent & { repeats?: number }> = [];
+    for (let i = 0; i < n; i++) out.push(this.ring[(start + i) % n]);
     return out;
   }
 

@@ -132,6 +132,20 @@ export class StatusModel implements StatusSource {
     return true;
   }
 
+  /**
+   * Forgets an app's errors: its last start failure and refusal, and its events (the
+   * tenant's dashboard's "clear errors"). The counters stay: they are totals, and the
+   * host's metrics read them. False when no such app (of that uid).
+   */
+  clearErrors(root: string, filter: { uid?: number } = {}): boolean {
+    const rec = this.book.get(root) ?? this.poolsByRoot(filter.uid).get(root)?.[0]?.stats;
+    if (!rec || (filter.uid !== undefined && rec.uid !== filter.uid)) return false;
+    rec.failure = undefined;
+    rec.refusal = undefined;
+    this.events.drop((e) => e.app === root && e.uid === rec.uid);
+    return true;
+  }
+
   /** Stops one worker now (its request in hand fails with 502): the pool replaces it on demand. */
   stopWorker(pid: number, filter: { uid?: number } = {}): boolean {
     for (const list of this.poolsByRoot(filter.uid).values()) {

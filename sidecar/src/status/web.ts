@@ -8,6 +8,7 @@ import { StatusSource, statusSnapshot } from './schema';
 import { CsrfGuard, sessionCookie, sessionOf } from './web-csrf';
 import { StatusRequest } from './web-request';
 import { StatusFeed } from './ws-feed';
+import type { DashboardWeb } from './dashboard-web';
 
 /**
  * What the status location answers, for server/apache-conn.ts to send: a response
@@ -45,6 +46,8 @@ export class StatusWeb {
     private readonly source: StatusSource,
     private readonly csrf = new CsrfGuard(),
     feedIntervalMs?: number,
+    /** Tenants' dashboards (APP kind=dashboard), which share this lodged's connection code. */
+    readonly dashboard?: DashboardWeb,
   ) {
     this.feed = new StatusFeed(source, feedIntervalMs);
   }
@@ -171,11 +174,11 @@ export function originMatches(origin: string | undefined, host: string, https: b
   return u.host === bare;
 }
 
-function response(status: number, headers: Array<[string, string]>, body: Buffer): StatusAnswer {
+export function response(status: number, headers: Array<[string, string]>, body: Buffer): StatusAnswer {
   return { kind: 'response', status, headers: [...headers, ...ALWAYS], body };
 }
 
-function text(status: number, message: string, extra: Array<[string, string]> = []): StatusAnswer {
+export function text(status: number, message: string, extra: Array<[string, string]> = []): StatusAnswer {
   return response(status, [['Content-Type', 'text/plain; charset=utf-8'], ...extra], Buffer.from(`${message}\n`, 'utf8'));
 }
 
