@@ -1,9 +1,9 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { Site, forEachApache, startSite } from './helpers/site';
 import { decodePairs } from '../sidecar/src/protocol/frames';
+import { FakeSocketServer } from './helpers/fake-socket';
 
 const APP = 'def application(e, s):\n    s("200 OK", [])\n    return [b"up"]\n';
 
@@ -14,25 +14,16 @@ const APP = 'def application(e, s):\n    s("200 OK", [])\n    return [b"up"]\n';
  */
 class FakeLodged {
   apps: Array<Map<string, string>> = [];
-  private server: net.Server;
-  private sockets = new Set<net.Socket>();
   silent = false;
-
-  private constructor(private path: string) {
-    this.server = net.createServer((c) => this.serve(c));
-  }
+  private listener!: FakeSocketServer;
 
   static async listen(path: string): Promise<FakeLodged> {
-    fs.rmSync(path, { force: true });
-    const f = new FakeLodged(path);
-    await new Promise<void>((resolve) => f.server.listen(path, resolve));
-    fs.chmodSync(path, 0o666);
+    const f = new FakeLodged();
+    f.listener = await FakeSocketServer.listen(path, (c) => f.serve(c));
     return f;
   }
 
   private serve(c: net.Socket): void {
-    this.sockets.add(c);
-    c.on('close', () => this.sockets.delete(c));
     c.on('error', () => c.destroy());
     let buf = Buffer.alloc(0);
     c.on('data', (d: Buffer) => {
@@ -54,10 +45,8 @@ class FakeLodged {
     });
   }
 
-  async close(): Promise<void> {
-    for (const c of this.sockets) c.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    fs.rmSync(this.path, { force: true });
+  close(): Promise<void> {
+    return this.listener.close();
   }
 }
 

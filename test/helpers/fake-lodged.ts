@@ -4,6 +4,7 @@ import { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { WebSocketServer } from 'ws';
 import { APP_TUNNEL, FrameType, decodePairs, encodeFrame, encodeGrant, encodePairs } from '../../sidecar/src/protocol/frames';
+import { FakeSocketServer } from './fake-socket';
 import { sendWithFd, socketFd, socketPair } from '../../sidecar/src/posix';
 
 /** One request as the fake saw it on mod_lodge's connection. */
@@ -55,19 +56,14 @@ export class FakeLodged {
   requests: SeenRequest[] = [];
   /** Frames that broke the protocol as the fake reads it (e.g. APP while a request was open). */
   faults: string[] = [];
-  private server: net.Server;
-  private sockets = new Set<net.Socket>();
+  private listener!: FakeSocketServer;
   private wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
 
-  private constructor(private path: string) {
-    this.server = net.createServer((c) => this.serve(c));
-  }
+  private constructor() {}
 
   static async listen(path: string): Promise<FakeLodged> {
-    fs.rmSync(path, { force: true });
-    const f = new FakeLodged(path);
-    await new Promise<void>((resolve) => f.server.listen(path, resolve));
-    fs.chmodSync(path, 0o666);
+    const f = new FakeLodged();
+    f.listener = await FakeSocketServer.listen(path, (c) => f.serve(c));
     return f;
   }
 
@@ -77,7 +73,6 @@ export class FakeLodged {
   }
 
   private serve(c: net.Socket): void {
-    this.sockets.add(c);
     c.on('error', () => c.destroy());
     let cur: SeenRequest | undefined;
     // open: BODY frames belong to cur; tunnel: they feed the WebSocket; done: cur's
@@ -85,7 +80,6 @@ export class FakeLodged {
     let state: 'idle' | 'open' | 'tunnel' | 'done' | 'lent' = 'idle';
     let duplex: Duplex | undefined;
     c.on('close', () => {
-      this.sockets.delete(c);
       cur?.events.push('closed');
       duplex?.destroy();
     });
@@ -260,9 +254,7 @@ export class FakeLodged {
   }
 
   async close(): Promise<void> {
-    for (const c of this.sockets) c.destroy();
     this.wss.close();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    fs.rmSync(this.path, { force: true });
+    await this.listener.close();
   }
 }

@@ -1,13 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { log } from '../log';
 import type { DashboardOwner } from '../pool/dashboard-owner';
 import { DashboardView, renderDashboard, renderLive } from './dashboard-page';
 import { readLogTail } from './log-tail';
 import { StatusSnapshot, statusSnapshot } from './schema';
-import { CsrfGuard, sessionCookie, sessionOf } from './web-csrf';
+import { CsrfGuard, sessionOf } from './web-csrf';
 import { StatusRequest } from './web-request';
-import { StatusAnswer, originMatches, pageCsp, response, text } from './web';
+import { StatusAnswer, htmlPage, originMatches, response, text } from './web';
 
 /** What the dashboard reads and does: the status model, seen with the tenant's uid. */
 export interface DashboardSource {
@@ -58,18 +57,9 @@ export class DashboardWeb {
   }
 
   private page(owner: DashboardOwner, req: StatusRequest): StatusAnswer {
-    const had = sessionOf(req.cookie);
-    const session = had ?? this.csrf.newSession();
-    const nonce = randomBytes(16).toString('base64');
-    const html = renderDashboard(this.view(owner, req), req.base, nonce, this.csrf.token(this.tokenUser(owner, req), session));
-    const headers: Array<[string, string]> = [
-      ['Content-Type', 'text/html; charset=utf-8'],
-      ['Content-Security-Policy', pageCsp(nonce)],
-      ['Referrer-Policy', 'no-referrer'],
-    ];
-    if (!had) headers.push(['Set-Cookie', sessionCookie(session, req.base, req.https)]);
-    return response(200, headers, Buffer.from(html, 'utf8'));
+    return htmlPage(this.csrf, req, this.tokenUser(owner, req), (nonce, token) => renderDashboard(this.view(owner, req), req.base, nonce, token));
   }
+
 
   private json(owner: DashboardOwner, req: StatusRequest): StatusAnswer {
     const v = this.view(owner, req);

@@ -75,18 +75,9 @@ export class StatusWeb {
   }
 
   private page(req: StatusRequest): StatusAnswer {
-    const had = sessionOf(req.cookie);
-    const session = had ?? this.csrf.newSession();
-    const nonce = randomBytes(16).toString('base64');
-    const html = renderPage({ nonce, token: this.csrf.token(req.user, session), snapshot: this.source.snapshot() });
-    const headers: Array<[string, string]> = [
-      ['Content-Type', 'text/html; charset=utf-8'],
-      ['Content-Security-Policy', pageCsp(nonce)],
-      ['Referrer-Policy', 'no-referrer'],
-    ];
-    if (!had) headers.push(['Set-Cookie', sessionCookie(session, req.base, req.https)]);
-    return response(200, headers, Buffer.from(html, 'utf8'));
+    return htmlPage(this.csrf, req, req.user, (nonce, token) => renderPage({ nonce, token, snapshot: this.source.snapshot() }));
   }
+
 
   private json(): StatusAnswer {
     const checked = statusSnapshot.safeParse(this.source.snapshot());
@@ -144,6 +135,24 @@ export class StatusWeb {
  * The page's own script and style only (by nonce), its WebSocket and fetches to this
  * host, nothing framed, nothing loaded from elsewhere.
  */
+/**
+ * An HTML page with its own script nonce and a CSRF token for `user` in this browser's
+ * session (a cookie set on the first visit): what the host page and the dashboard share.
+ */
+export function htmlPage(csrf: CsrfGuard, req: StatusRequest, user: string | undefined, render: (nonce: string, token: string) => string): StatusAnswer {
+  const had = sessionOf(req.cookie);
+  const session = had ?? csrf.newSession();
+  const nonce = randomBytes(16).toString('base64');
+  const html = render(nonce, csrf.token(user, session));
+  const headers: Array<[string, string]> = [
+    ['Content-Type', 'text/html; charset=utf-8'],
+    ['Content-Security-Policy', pageCsp(nonce)],
+    ['Referrer-Policy', 'no-referrer'],
+  ];
+  if (!had) headers.push(['Set-Cookie', sessionCookie(session, req.base, req.https)]);
+  return response(200, headers, Buffer.from(html, 'utf8'));
+}
+
 export function pageCsp(nonce: string): string {
   return [
     "default-src 'none'",
