@@ -157,11 +157,17 @@ measure() {
     BENCH_POST_BYTES=$post timeout --foreground $((WARMUP + 30)) wrk -t2 -c16 -d"${WARMUP}s" -H "Host: $HOST" \
       -s "$BENCH/lib/wrk.lua" "$url" >/dev/null 2>&1
   fi
+  local roots cpu_before cpu_after
+  roots=$("$(fn "$s" roots)" "$run")
+  # shellcheck disable=SC2086
+  cpu_before=$("$PY" "$BENCH/lib/proccpu.py" sample $roots)
   BENCH_POST_BYTES=$post timeout --foreground $((DURATION + 30)) wrk -t2 -c16 -d"${DURATION}s" --latency -H "Host: $HOST" \
     -s "$BENCH/lib/wrk.lua" "$url" >"$raw" 2>&1
+  # shellcheck disable=SC2086
+  cpu_after=$("$PY" "$BENCH/lib/proccpu.py" sample $roots)
   local mem load line
-  # shellcheck disable=SC2046
-  mem=$("$PY" "$BENCH/lib/procmem.py" $("$(fn "$s" roots)" "$run"))
+  # shellcheck disable=SC2086
+  mem=$("$PY" "$BENCH/lib/procmem.py" $roots)
   load=$(cut -d' ' -f1 /proc/loadavg)
   line=$(grep '^BENCH ' "$raw")
   if [ -z "$line" ]; then
@@ -175,6 +181,11 @@ measure() {
   ms() { awk -v us="$1" 'BEGIN {printf "%.3f", us / 1000}'; }
   local procs rss pss
   read -r procs rss pss <<<"$mem"
+  # CPU microseconds per request by process kind: round system app kind us
+  local kv2
+  for kv2 in $("$PY" "$BENCH/lib/proccpu.py" per-request "$cpu_before" "$cpu_after" "${r[requests]}"); do
+    printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$s" "$app" "${kv2%%=*}" "${kv2#*=}" >>"$OUT/cpu.tsv"
+  done
   point "$round" "$pos" "$s" "$app" ok "${r[rps]}" "${r[requests]}" "$(ms "${r[p50_us]}")" "$(ms "${r[p90_us]}")" \
     "$(ms "${r[p99_us]}")" "$(ms "${r[max_us]}")" "${r[sock_errors]}" "${r[non2xx]}" "$procs" "$rss" "$pss" "$load" ""
   say "$s $app: $(printf '%.0f' "${r[rps]}") req/s, p50 $(ms "${r[p50_us]}") ms, p99 $(ms "${r[p99_us]}") ms, errors ${r[sock_errors]}/${r[non2xx]}, $procs procs, PSS $((pss / 1024)) MiB"

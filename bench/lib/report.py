@@ -36,6 +36,33 @@ def cell(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def cpu_table(out, systems, apps):
+    """cpu.tsv (round, system, app, kind, us) -> CPU µs per request by process kind."""
+    path = os.path.join(out, "cpu.tsv")
+    if not os.path.exists(path):
+        return []
+    per = {}  # (app, system) -> kind -> [us per round]
+    with open(path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) == 5:
+                _, system, app, kind, us = parts
+                per.setdefault((app, system), {}).setdefault(kind, []).append(float(us))
+    lines = ["", "## CPU per request by process kind", "",
+             "CPU time (user + system) of each kind of process over the measured run, "
+             "divided by the requests served; mean over rounds, µs.", "",
+             "| app | system | by kind | total µs |", "|---|---|---|---|"]
+    for app in apps:
+        for s in systems:
+            kinds = per.get((app, s))
+            if not kinds:
+                continue
+            means = {k: mean(v) for k, v in kinds.items()}
+            shown = ", ".join("%s %.0f" % (k, v) for k, v in sorted(means.items(), key=lambda kv: -kv[1]) if v >= 0.5)
+            lines.append("| %s | %s | %s | %.0f |" % (app, s, shown, sum(means.values())))
+    return lines
+
+
 def main(out):
     rows = load_tsv(os.path.join(out, "results.tsv"))
     about = {r["key"]: r["value"] for r in load_tsv(os.path.join(out, "about.tsv"))}
@@ -101,6 +128,8 @@ def main(out):
             fmt(ratios[(app, s)], ".2f") + "×" if ratios.get((app, s)) else
             ("failed" if any(p["status"] != "ok" for p in rows if p["system"] == s and p["app"] == app) else "n/a")
             for s in systems)))
+
+    lines += cpu_table(out, systems, apps)
 
     notes_path = os.path.join(out, "notes.txt")
     notes = open(notes_path).read().split("\n") if os.path.exists(notes_path) else []

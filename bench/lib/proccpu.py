@@ -1,0 +1,77 @@
+"""CPU of a process tree by kind of process, for CPU per request.
+
+  proccpu.py sample PID...                 "kind=ticks ..." summed over the pids and
+                                           their descendants, now
+  proccpu.py per-request BEFORE AFTER N    "kind=us ..." CPU microseconds per request
+                                           between two samples, N requests
+
+Kinds by the process's name: apache (Apache's parent and children), daemon
+(mod_wsgi's daemon processes), lodged (node), worker (python), passenger (its
+agents); any other name stands for itself. A process that exited between the two
+samples takes its CPU with it, so short-lived ones count less than they cost.
+"""
+import os
+import sys
+
+from procmem import tree
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def kind(comm):
+    if comm.startswith("(wsgi") or comm.startswith("wsgi:"):
+        return "daemon"
+    if comm in ("apache2", "httpd"):
+        return "apache"
+    if comm == "node":
+        return "lodged"
+    if comm.startswith("python"):
+        return "worker"
+    if comm.lower().startswith("passenger"):
+        return "passenger"
+    return comm
+
+
+def sample(roots):
+    out = {}
+    for pid in tree(roots):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone while we looked
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        try:
+            # mod_wsgi's display-name rewrites argv, not the kernel's comm
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                argv0 = f.read().split(b"\0")[0].decode("latin1")
+            if argv0.startswith("(wsgi"):
+                comm = argv0
+        except OSError:
+            pass
+        fields = stat.rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime + stime
+        k = kind(comm)
+        out[k] = out.get(k, 0) + ticks
+    return out
+
+
+def parse(text):
+    return {k: int(v) for k, v in (kv.split("=") for kv in text.split())}
+
+
+def main(args):
+    if args[:1] == ["sample"]:
+        print(" ".join("%s=%d" % kv for kv in sorted(sample([int(a) for a in args[1:]]).items())))
+    elif args[:1] == ["per-request"] and len(args) == 4:
+        before, after, n = parse(args[1]), parse(args[2]), int(args[3])
+        print(" ".join("%s=%.0f" % (k, (after[k] - before.get(k, 0)) * 1e6 / TICK / n)
+                       for k in sorted(after) if n > 0))
+    else:
+        sys.stderr.write(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
