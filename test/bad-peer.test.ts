@@ -92,7 +92,7 @@ async function borrowThen(then: Buffer): Promise<Buffer> {
 }
 
 test('a borrowing peer gets a GRANT; a bad RELEASE or a frame out of turn closes it, and lodged serves on', async () => {
-  const grant = await borrowThen(frame(0x06, Buffer.from([9])));
+  const grant = await borrowThen(frame(0x06, Buffer.from([9, 0, 200])));
   assert.equal(grant[0], 0x14, 'a GRANT frame');
   assert.match(grant.subarray(8).toString('latin1'), /timeout.*\d.*pid.*\d/s);
   await eventually(() => /RELEASE with unknown verdict 9; connection closed/.test(site.lodgedLog()), 'lodged names the bad verdict');

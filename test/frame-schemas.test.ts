@@ -88,12 +88,14 @@ test('READY: a pid and the files, each a path; nothing else', () => {
   refused(() => parseReady(Buffer.concat([encodeFrame(FrameType.READY, Buffer.from([0, 9, 1]))])), /READY: pair name of 9 bytes runs past/);
 });
 
-test('FAIL: UTF-8 text up to its cap; RELEASE: one byte, a known verdict', () => {
+test('FAIL: UTF-8 text up to its cap; RELEASE: a known verdict and a status', () => {
   assert.equal(parseFail(encodeFrame(FrameType.FAIL, Buffer.from('app.py line 3: NameError'))), 'app.py line 3: NameError');
   refused(() => parseFail(encodeFrame(FrameType.FAIL, Buffer.alloc(FAIL_MAX + 1, 0x41))), /FAIL: payload: expected/);
-  assert.equal(parseRelease(encodeFrame(FrameType.RELEASE, Buffer.from([Release.STUCK]))), Release.STUCK);
-  refused(() => parseRelease(encodeFrame(FrameType.RELEASE, Buffer.from([7]))), /RELEASE: expected a verdict, one of 0 \(DONE\)/, /got RELEASE with unknown verdict 7$/);
-  refused(() => parseRelease(encodeFrame(FrameType.RELEASE, Buffer.from([0, 0]))), /expected a payload of 1 byte, got 2/);
+  assert.deepEqual(parseRelease(encodeFrame(FrameType.RELEASE, Buffer.from([Release.STUCK, 0, 0]))), { verdict: Release.STUCK, status: 0 });
+  assert.deepEqual(parseRelease(encodeFrame(FrameType.RELEASE, Buffer.from([Release.DONE, 0x01, 0xf4]))), { verdict: Release.DONE, status: 500 });
+  refused(() => parseRelease(encodeFrame(FrameType.RELEASE, Buffer.from([7, 0, 0]))), /RELEASE: expected a verdict, one of 0 \(DONE\)/, /got RELEASE with unknown verdict 7$/);
+  refused(() => parseRelease(encodeFrame(FrameType.RELEASE, Buffer.from([0]))), /expected a payload of 3 bytes, got 1/);
+  refused(() => parseRelease(encodeFrame(FrameType.RELEASE, Buffer.from([0, 0x27, 0x10]))), /expected status 0 or 100-599, got 10000/);
 });
 
 test('pairs become an object: families gather, repeated names make arrays, others come once', () => {

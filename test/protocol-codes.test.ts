@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { RELEASE_SIZE } from '../sidecar/src/protocol/schemas';
 import { APP_BORROW, APP_MAY_BORROW, APP_TUNNEL, FRAME_MAX, FrameType, HEADER_SIZE, Release } from '../sidecar/src/protocol/frames';
 
 const HEADER = path.join(__dirname, '..', '..', 'native', 'apache', 'lodge_frame.h');
@@ -26,6 +27,8 @@ test('mod_lodge and lodged use the same frame codes and limits', () => {
   const verdicts: Record<string, number> = {};
   for (const m of text.matchAll(/#define\s+LODGE_RELEASE_([A-Z]+)\s+(\d+)/g)) verdicts[m[1]] = Number(m[2]);
   assert.deepEqual(verdicts, { ...Release }, 'LODGE_RELEASE_* verdicts');
+  const release = /#define\s+LODGE_RELEASE_PAYLOAD_SIZE\s+(\d+)/.exec(text);
+  assert.equal(Number(release?.[1]), RELEASE_SIZE, 'LODGE_RELEASE_PAYLOAD_SIZE');
 });
 
 test('each mod_lodge log number names one message', () => {

@@ -31,12 +31,14 @@ test('a refused app is remembered as refused, under its directory\'s owner, with
   }
 });
 
-test('the status of an answer, from its first bytes or from a RELEASE verdict', () => {
+test('the status of an answer, from its first bytes or from RELEASE', () => {
   const head = encodeFrame(FrameType.HEAD, Buffer.from([0x01, 0x94]));
   assert.equal(responseStatus(head), 404);
   assert.equal(responseStatus(head.subarray(0, 9)), 0, 'cut short: not seen');
   assert.equal(responseStatus(encodeFrame(FrameType.DATA, Buffer.from('ab'))), 0);
-  assert.equal(releasedStatus(Release.DONE), 0, 'mod_lodge carried it: not seen');
-  assert.equal(releasedStatus(Release.TIMEOUT), 504);
-  assert.equal(releasedStatus(Release.BROKEN), 502);
+  assert.equal(releasedStatus(Release.DONE, 201), 201, 'mod_lodge carried it and says what it answered');
+  assert.equal(releasedStatus(Release.DONE, 0), 0, 'nothing answered: not seen');
+  assert.equal(releasedStatus(Release.TIMEOUT, 0), 504);
+  assert.equal(releasedStatus(Release.TIMEOUT, 200), 200, 'the client had its status already');
+  assert.equal(releasedStatus(Release.BROKEN, 0), 502);
 });

@@ -20,6 +20,11 @@ import os, time
 def application(environ, start_response):
     if environ["PATH_INFO"] == "/slow":
         time.sleep(5)
+    if environ["REQUEST_METHOD"] == "POST":
+        environ["wsgi.input"].read()
+        status = "201 Created" if environ["PATH_INFO"] == "/made" else "404 Not Found"
+        start_response(status, [("Content-Type", "text/plain")])
+        return [b"posted"]
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [str(os.getpid()).encode()]
 `;
@@ -102,6 +107,23 @@ forEachApache((apache) => {
       ws.on('error', () => undefined);
     });
     assert.equal(status, 403);
+  });
+
+  test('requests with a body (the worker lent to mod_lodge) are counted by the status they got', async () => {
+    const beta = async () => {
+      const snap = statusSnapshot.parse(JSON.parse((await statusGet('?json')).text));
+      const app = snap.tenants.flatMap((t) => t.apps).find((a) => a.root === `${site.root}/beta`);
+      assert.ok(app, 'beta is listed');
+      return app.requests;
+    };
+    const before = await beta();
+    for (let i = 0; i < 3; i++) assert.equal((await site.get('beta', '/made', { body: 'x'.repeat(1000) })).status, 201);
+    assert.equal((await site.get('beta', '/nowhere', { body: 'y' })).status, 404);
+    await eventually(async () => (await beta()).total >= before.total + 4, 'the four requests are counted');
+    const now = await beta();
+    assert.equal(now['2xx'] - before['2xx'], 3, '201s as 2xx');
+    assert.equal(now['4xx'] - before['4xx'], 1, 'the 404 as 4xx');
+    assert.equal(now.unseen ?? 0, before.unseen ?? 0, 'no lent request left without a status');
   });
 
   test('?json validates against its schema; ?metrics passes promtool', async () => {

@@ -63,6 +63,7 @@ typedef struct {
 
     int responded;              /* lodged sent at least one byte */
     int committed;              /* the client may have seen the status */
+    int answered;               /* the status of HEAD or ERROR read; 0 before */
     int unflushed;              /* the client has not seen all given it */
     long long declared;         /* the app's Content-Length, or -1 */
     long long sent;             /* body bytes given to Apache */

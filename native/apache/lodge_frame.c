@@ -49,6 +49,12 @@ unsigned lodge_get_u16(const unsigned char *at)
     return ((unsigned)at[0] << 8) | at[1];
 }
 
+void lodge_put_u16(unsigned char *at, unsigned v)
+{
+    at[0] = (unsigned char)(v >> 8);
+    at[1] = (unsigned char)v;
+}
+
 static unsigned long get_u32(const unsigned char *at)
 {
     return ((unsigned long)at[0] << 24) | ((unsigned long)at[1] << 16)

@@ -44,6 +44,9 @@
 #define LODGE_RELEASE_LOST    3   /* its socket closed: lodged says why */
 #define LODGE_RELEASE_STUCK   4   /* told ABORT, it did not finish in time */
 
+/* RELEASE's payload: the verdict, then the u16 status answered (0: none). */
+#define LODGE_RELEASE_PAYLOAD_SIZE 3
+
 /* type, flags, two reserved bytes, then the payload length (big-endian). */
 #define LODGE_FRAME_HEADER_SIZE 8
 
@@ -94,6 +97,7 @@ void lodge_frame_set_flags(lodge_buf *b, size_t at, int flags);
 int lodge_frame_get_header(const unsigned char *at, lodge_frame_head *head);
 
 unsigned lodge_get_u16(const unsigned char *at);
+void lodge_put_u16(unsigned char *at, unsigned v);
 
 void lodge_buf_init(lodge_buf *b, apr_pool_t *p, size_t cap);
 unsigned char *lodge_buf_extend(lodge_buf *b, size_t n);

@@ -237,6 +237,7 @@ int lodge_apply_head(lodge_exchange *x, const unsigned char *p, size_t len)
     }
 
     r->status = (int)status;
+    x->answered = (int)status;
     /*
      * The framing of HTTP/1.1 gives these no body, whatever the app sends;
      * an answer to HEAD neither (2.4 drops that one itself, once counted).

@@ -106,7 +106,7 @@ static int read_verdict(lodge_exchange *x)
 
 int lodge_lease_end(lodge_exchange *x, int verdict)
 {
-    unsigned char f[LODGE_FRAME_HEADER_SIZE + 1];
+    unsigned char f[LODGE_FRAME_HEADER_SIZE + LODGE_RELEASE_PAYLOAD_SIZE];
     lodge_conn *c = x->conn;
     int status = 0;
 
@@ -118,8 +118,11 @@ int lodge_lease_end(lodge_exchange *x, int verdict)
     if (c == NULL) {
         return 0;
     }
-    lodge_frame_put_header(f, LODGE_FRAME_RELEASE, 1);
+    /* The answer's status rides along: lodged's counts by status class
+     * see the requests whose response it never carried. */
+    lodge_frame_put_header(f, LODGE_FRAME_RELEASE, LODGE_RELEASE_PAYLOAD_SIZE);
     f[LODGE_FRAME_HEADER_SIZE] = (unsigned char)verdict;
+    lodge_put_u16(f + LODGE_FRAME_HEADER_SIZE + 1, (unsigned)x->answered);
     if (lodge_conn_send(c, f, sizeof(f)) != 0) {
         /* lodged stops a lent worker whose connection closes. */
         lodge_drop(x);

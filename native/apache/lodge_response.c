@@ -325,6 +325,7 @@ static int error_frame(lodge_exchange *x, size_t len)
     x->worker_done = x->worker != NULL;
     status = lodge_get_u16(p);
     retry_after = lodge_get_u16(p + 2);
+    x->answered = status >= 400 && status <= 599 ? (int)status : HTTP_BAD_GATEWAY;
     /* A 503 with Retry-After is lodged shedding load (a tenant past its share, a full
      * queue): lodged logs those itself, at most once a second per app; one line per
      * refused request here would let a tenant's flood fill the host's log. */

@@ -178,10 +178,15 @@ const VERDICTS = Object.values(Release) as number[];
 const VERDICT_LIST = Object.entries(Release).map(([k, v]) => `${v} (${k})`).join(', ');
 const verdictSchema = z.number().int().refine((v) => VERDICTS.includes(v));
 
-/** RELEASE: one byte, a verdict of Release. */
-export function parseRelease(frame: Buffer): number {
-  if (frame.length !== 9) throw new ProtocolError(`RELEASE: expected a payload of 1 byte, got ${frame.length - 8}`);
+/** RELEASE's payload: a verdict, then the u16 status mod_lodge answered (0: none yet). */
+export const RELEASE_SIZE = 3;
+
+/** RELEASE: a verdict of Release and the status of the answer the client got. */
+export function parseRelease(frame: Buffer): { verdict: number; status: number } {
+  if (frame.length !== 8 + RELEASE_SIZE) throw new ProtocolError(`RELEASE: expected a payload of ${RELEASE_SIZE} bytes, got ${frame.length - 8}`);
   const r = verdictSchema.safeParse(frame[8]);
   if (!r.success) throw new ProtocolError(`RELEASE: expected a verdict, one of ${VERDICT_LIST}; got RELEASE with unknown verdict ${frame[8]}`);
-  return r.data;
+  const status = frame.readUInt16BE(9);
+  if (status !== 0 && (status < 100 || status > 599)) throw new ProtocolError(`RELEASE: expected status 0 or 100-599, got ${status}`);
+  return { verdict: r.data, status };
 }

@@ -284,23 +284,23 @@ export class ApacheConn implements Exchange {
   }
 
   private onRelease(frame: Buffer): void {
-    let verdict: number;
+    let release: { verdict: number; status: number };
     try {
-      verdict = parseRelease(frame);
+      release = parseRelease(frame);
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
       return this.protocolFailure(err.message);
     }
-    this.release(verdict);
+    this.release(release.verdict, release.status);
   }
 
-  private release(verdict: number): void {
+  private release(verdict: number, status: number): void {
     const worker = this.worker!;
     if (verdict === Release.LOST) {
       // The worker's answer (why it went) comes through fail().
       this.state = 'verdict';
     } else {
-      this.pool?.stats.ended(releasedStatus(verdict), this.began, false);
+      this.pool?.stats.ended(releasedStatus(verdict, status), this.began, false);
       this.worker = undefined;
       this.state = 'idle';
       this.appFrame = undefined;

@@ -20,11 +20,12 @@ export function responseStatus(first: Buffer): number {
 }
 
 /**
- * The status of a lent request as far as lodged knows it from RELEASE: mod_lodge
- * carried the response itself, so a DONE says nothing of its status (0, not seen);
- * TIMEOUT and BROKEN are mod_lodge's own 504 and 502 (unless the response had begun).
+ * The status of a lent request: mod_lodge carried the response itself and says in
+ * RELEASE what it answered (0 when nothing was); without one, TIMEOUT and BROKEN are
+ * mod_lodge's own 504 and 502, and anything else is not seen (0).
  */
-export function releasedStatus(verdict: number): number {
+export function releasedStatus(verdict: number, answered: number): number {
+  if (answered !== 0) return answered;
   return verdict === Release.TIMEOUT ? 504 : verdict === Release.BROKEN ? 502 : 0;
 }
 
