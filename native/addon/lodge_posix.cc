@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -292,6 +293,50 @@ Napi::Value SendWithFd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
+// listenUnix(path, backlog, uid, gid, mode) -> fd: a listening unix stream socket at
+// `path`, close-on-exec and non-blocking (the workers that accept on it share it, and
+// one that loses the race for a connection must not block). Bound at path + ".new"
+// first, given its owner and mode, then renamed over `path`: a peer connecting at any
+// moment reaches the old socket or the new one, never no socket and never one that
+// anybody may connect to.
+Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber() || !info[4].IsNumber()) {
+    Napi::TypeError::New(env, "listenUnix(path, backlog, uid, gid, mode): a string and numbers").ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::string tmp = path + ".new";
+  int backlog = info[1].As<Napi::Number>().Int32Value();
+  uid_t uid = static_cast<uid_t>(info[2].As<Napi::Number>().Int64Value());
+  gid_t gid = static_cast<gid_t>(info[3].As<Napi::Number>().Int64Value());
+  mode_t mode = static_cast<mode_t>(info[4].As<Napi::Number>().Int32Value());
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (tmp.size() >= sizeof sa.sun_path) {
+    Napi::RangeError::New(env, "listenUnix: path too long for a unix socket").ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  memcpy(sa.sun_path, tmp.c_str(), tmp.size());
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd == -1) return ThrowErrno(env, errno, "socket");
+  unlink(tmp.c_str());
+  const char* failed = nullptr;
+  if (bind(fd, reinterpret_cast<struct sockaddr*>(&sa), sizeof sa) == -1) failed = "bind";
+  else if (chown(tmp.c_str(), uid, gid) == -1) failed = "chown";
+  else if (chmod(tmp.c_str(), mode) == -1) failed = "chmod";
+  else if (listen(fd, backlog) == -1) failed = "listen";
+  else if (rename(tmp.c_str(), path.c_str()) == -1) failed = "rename";
+  if (failed != nullptr) {
+    int e = errno;
+    unlink(tmp.c_str());
+    close(fd);
+    return ThrowErrno(env, e, failed);
+  }
+  return Napi::Number::New(env, fd);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getPeerCred", Napi::Function::New(env, GetPeerCred));
   exports.Set("killGroup", Napi::Function::New(env, KillGroup));
@@ -301,6 +346,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openAppendAs", Napi::Function::New(env, OpenAppendAs));
   exports.Set("socketPair", Napi::Function::New(env, SocketPair));
   exports.Set("sendWithFd", Napi::Function::New(env, SendWithFd));
+  exports.Set("listenUnix", Napi::Function::New(env, ListenUnix));
   exports.Set("CLK_TCK", Napi::Number::New(env, static_cast<double>(sysconf(_SC_CLK_TCK))));
   exports.Set("PAGE_SIZE", Napi::Number::New(env, static_cast<double>(sysconf(_SC_PAGESIZE))));
   Napi::Object res = Napi::Object::New(env);

@@ -165,11 +165,17 @@ static lodge_conn *wrap(int fd, const char *path, size_t n)
     return c;
 }
 
-int lodge_conn_open(const char *path, lodge_conn **out)
+/*
+ * A unix socket connected to path: blocking with LODGE_CONNECT_TIMEOUT
+ * (lodged's socket: it may be restarting), or non-blocking (an app's own
+ * socket: a listen queue that is full, or no socket there because the
+ * app was reaped or changed, answers at once instead of holding the
+ * Apache child). The descriptor, or a negative errno.
+ */
+static int connect_to(const char *path, int nonblocking)
 {
     struct sockaddr_un sa;
     size_t n = strlen(path);
-    lodge_conn *c;
     int fd, rv;
 
     if (n >= sizeof(sa.sun_path)) {
@@ -179,8 +185,13 @@ int lodge_conn_open(const char *path, lodge_conn **out)
     if (fd < 0) {
         return -errno;
     }
-    /* On Linux SO_SNDTIMEO also bounds a unix-socket connect. */
-    rv = set_timeouts(fd, LODGE_CONNECT_TIMEOUT);
+    if (nonblocking) {
+        rv = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0 ? 0 : -errno;
+    }
+    else {
+        /* On Linux SO_SNDTIMEO also bounds a unix-socket connect. */
+        rv = set_timeouts(fd, LODGE_CONNECT_TIMEOUT);
+    }
     if (rv != 0) {
         close(fd);
         return rv;
@@ -192,12 +203,23 @@ int lodge_conn_open(const char *path, lodge_conn **out)
         rv = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
     } while (rv != 0 && errno == EINTR);
     if (rv != 0) {
-        rv = (errno == EAGAIN || errno == EWOULDBLOCK) ? -ETIMEDOUT : -errno;
+        rv = (!nonblocking && (errno == EAGAIN || errno == EWOULDBLOCK))
+             ? -ETIMEDOUT : -errno;
         close(fd);
         return rv;
     }
+    return fd;
+}
 
-    c = wrap(fd, path, n);
+int lodge_conn_open(const char *path, lodge_conn **out)
+{
+    lodge_conn *c;
+    int fd = connect_to(path, 0);
+
+    if (fd < 0) {
+        return fd;
+    }
+    c = wrap(fd, path, strlen(path));
     if (c == NULL) {
         close(fd);
         return -ENOMEM;
@@ -205,6 +227,21 @@ int lodge_conn_open(const char *path, lodge_conn **out)
     c->timeout = LODGE_CONNECT_TIMEOUT;
     *out = c;
     return 0;
+}
+
+/* A connection to an app's own socket (ROUTE): polled, as a lent worker's. */
+int lodge_conn_open_app(const char *path, lodge_conn **out)
+{
+    int fd = connect_to(path, 1), rv;
+
+    if (fd < 0) {
+        return fd;
+    }
+    rv = lodge_conn_adopt(fd, 1, out);
+    if (rv != 0) {
+        close(fd);
+    }
+    return rv;
 }
 
 int lodge_conn_adopt(int fd, int polled, lodge_conn **out)

@@ -22,6 +22,7 @@
 #define LODGE_FRAME_END      0x12
 #define LODGE_FRAME_ERROR    0x13
 #define LODGE_FRAME_GRANT    0x14
+#define LODGE_FRAME_ROUTE    0x15
 #define LODGE_FRAME_READY    0x20
 #define LODGE_FRAME_FAIL     0x21
 #define LODGE_FRAME_START    0x22  /* lodged -> a new worker only */
@@ -36,6 +37,9 @@
  * DATA the other, until either side ends (lodge_tunnel.c).
  */
 #define LODGE_APP_TUNNEL 0x04
+
+/* APP flags: mod_lodge can go to the app's own socket (ROUTE) from now on. */
+#define LODGE_APP_ROUTE 0x08
 
 /* RELEASE verdicts: how the borrowed worker is handed back. */
 #define LODGE_RELEASE_DONE    0   /* its END or ERROR was read: idle again */

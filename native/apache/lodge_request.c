@@ -15,6 +15,7 @@
 #include "lodge_exchange.h"
 #include "lodge_lease.h"
 #include "lodge_response.h"
+#include "lodge_route.h"
 #include "lodge_send.h"
 
 #include <stdarg.h>
@@ -248,6 +249,9 @@ static int exchange(lodge_exchange *x)
 {
     int attempt, rv, reused;
 
+    if ((rv = lodge_route_try(x)) != LODGE_AGAIN) {
+        return rv;
+    }
     for (attempt = 0; ; attempt++) {
         lodge_conn *c;
 

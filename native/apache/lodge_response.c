@@ -16,6 +16,7 @@
 #include "lodge_response.h"
 #include "lodge_head.h"
 #include "lodge_lease.h"
+#include "lodge_route.h"
 #include "lodge_send.h"
 #include "lodge_tunnel.h"
 
@@ -436,6 +437,15 @@ int lodge_read_response(lodge_exchange *x)
                 return rv;
             }
             break;
+        case LODGE_FRAME_ROUTE:
+            /* From lodged, instead of an answer: the app takes it itself. */
+            if (x->worker != NULL || head_seen) {
+                return unexpected(x, &f, head_seen);
+            }
+            if ((p = payload(x, f.length, &result)) == NULL) {
+                return result;
+            }
+            return lodge_route_take(x, p, f.length);
         default:
             return unexpected(x, &f, head_seen);
         }

@@ -187,10 +187,10 @@ int lodge_build_first(lodge_exchange *x)
     }
     else if (x->body_done) {
         lodge_frame_add_empty(b, LODGE_FRAME_BODY_END);
-        lodge_frame_set_flags(b, 0, LODGE_APP_MAY_BORROW);
+        lodge_frame_set_flags(b, 0, LODGE_APP_MAY_BORROW | LODGE_APP_ROUTE);
     }
     else {
-        lodge_frame_set_flags(b, 0, LODGE_APP_BORROW);
+        lodge_frame_set_flags(b, 0, LODGE_APP_BORROW | LODGE_APP_ROUTE);
     }
     if (b->failed) {
         return lodge_fail(r, HTTP_BAD_REQUEST, LODGE_LOGNO(00005)

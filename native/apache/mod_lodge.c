@@ -16,6 +16,7 @@
 #include "lodge_daemon.h"
 #include "lodge_environ.h"
 #include "lodge_request.h"
+#include "lodge_route.h"
 #include "lodge_status.h"
 
 static const command_rec lodge_cmds[] = {
@@ -80,6 +81,11 @@ static void lodge_child_init13(server_rec *s, pool *p)
                    "cannot create the connection-list lock; connections "
                    "to lodged will not be kept open");
     }
+    if (lodge_route_child_init(p) != 0) {
+        lodge_slog(APLOG_ERR, s, LODGE_LOGNO(00081)
+                   "cannot create the route-list lock; every request goes "
+                   "through lodged");
+    }
 }
 
 static const handler_rec lodge_handlers[] = {
@@ -133,6 +139,11 @@ static void lodge_child_init(apr_pool_t *p, server_rec *s)
         lodge_slog(APLOG_ERR, s, LODGE_LOGNO(00030)
                    "cannot create the connection-list lock; connections "
                    "to lodged will not be kept open");
+    }
+    if (lodge_route_child_init(p) != 0) {
+        lodge_slog(APLOG_ERR, s, LODGE_LOGNO(00081)
+                   "cannot create the route-list lock; every request goes "
+                   "through lodged");
     }
 }
 

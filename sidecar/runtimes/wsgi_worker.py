@@ -29,7 +29,7 @@ _dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, True
 try:
     from _lodge_runtime import serve
     from _lodge_runtime.channel import Channel
-    from _lodge_runtime.frames import PROTO_FD, READY, frame, pairs
+    from _lodge_runtime.frames import LISTEN_FD, PROTO_FD, READY, frame, pairs
     from _lodge_runtime.loader import describe, load_app, own_modules, print_exception
     from _lodge_runtime.process import EXIT_PROTOCOL, _exit, fail, log, open_log, watch_hangup
     from _lodge_runtime.start import apply_env, read_start
@@ -47,6 +47,7 @@ def main():
     sock.setblocking(True)
     # Programs the tenant runs must not inherit the channel to lodged.
     os.set_inheritable(PROTO_FD, False)
+    listener = app_socket()
     opts, env = read_start(sock)
     root, entry = opts['root'], opts['entry']
     if os.path.isabs(entry) or '..' in entry.split('/'):
@@ -85,7 +86,20 @@ def main():
         _exit(0)
     threading.Thread(target=watch_hangup, args=(PROTO_FD,), name='lodge-hangup',
                      daemon=True).start()
-    serve.Worker(ch, app, root, entry).serve()
+    serve.Worker(ch, app, root, entry, listener).serve()
+
+
+def app_socket():
+    """The app's listening socket on LISTEN_FD, when lodged passed one; else None."""
+    try:
+        listener = socket.socket(fileno=LISTEN_FD)
+    except OSError:
+        return None
+    os.set_inheritable(LISTEN_FD, False)
+    # Shared by every worker of the app: the one that loses the race for a connection
+    # must go back to waiting, not block in accept().
+    listener.setblocking(False)
+    return listener
 
 
 if __name__ == '__main__':

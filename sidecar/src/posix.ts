@@ -18,6 +18,7 @@ interface Addon {
   openAppendAs(dir: string, rel: string, uid: number, gid: number): number;
   socketPair(): [number, number];
   sendWithFd(sock: number, data: Buffer, fd: number): number;
+  listenUnix(path: string, backlog: number, uid: number, gid: number, mode: number): number;
   RLIMIT: { NPROC: number; AS: number; CPU: number; CORE: number; NOFILE: number };
   CLK_TCK: number;
   PAGE_SIZE: number;
@@ -57,6 +58,12 @@ export const socketPair = addon.socketPair;
  * waiting; returns the bytes sent. Only for a socket with nothing else queued on it.
  */
 export const sendWithFd = addon.sendWithFd;
+
+/**
+ * A listening unix socket at path (close-on-exec, non-blocking), owned uid:gid with
+ * mode, put in place by rename so that a peer never finds no socket there.
+ */
+export const listenUnix = addon.listenUnix;
 
 /** The descriptor under a net.Socket (unix sockets and pipes). */
 export function socketFd(socket: import('node:net').Socket): number {

@@ -1,4 +1,5 @@
-"""lodged's socket: the input buffer, frame parsing, ABORT polling, and sending."""
+"""A frame stream: lodged's socket, or a connection of mod_lodge's to the app's own
+socket. The input buffer, frame parsing, ABORT polling, and sending."""
 
 import select
 import socket
@@ -11,6 +12,10 @@ from .process import _exit, protocol_error
 BUF_SIZE = 512 << 10
 
 
+class Gone(OSError):
+    """mod_lodge's connection closed in the middle of its request: the client is gone."""
+
+
 class Channel:
     """lodged's socket: frames in through one reusable buffer, frames out.
 
@@ -20,20 +25,32 @@ class Channel:
     """
 
     __slots__ = ('sock', 'buf', 'mv', 'pos', 'end', 'left', 'done', 'aborted', 'poll',
-                 'idle', 'filebuf')
+                 'idle', 'filebuf', 'direct', 'gone')
 
-    def __init__(self, sock):
-        self.sock = sock
+    def __init__(self, sock, direct=False):
         self.buf = bytearray(BUF_SIZE)
         self.mv = memoryview(self.buf)
+        self.idle = False
+        self.filebuf = None
+        # lodged's channel ends the worker when it closes; a direct one ends its request.
+        self.direct = direct
+        self.attach(sock)
+
+    def attach(self, sock):
+        """Reads and writes `sock` from now on (a direct channel, once per connection)."""
+        self.sock = sock
         self.pos = self.end = 0
         self.left = 0
         self.done = True
-        self.aborted = False
+        self.aborted = self.gone = False
         self.poll = select.poll()
         self.poll.register(sock.fileno(), select.POLLIN)
-        self.idle = False
-        self.filebuf = None
+
+    def hang_up(self):
+        """The peer closed: lodged's end ends the worker; mod_lodge's ends the request."""
+        if not self.direct:
+            _exit(0)
+        self.gone = self.done = self.aborted = True
 
     # -- input --
 
@@ -43,7 +60,8 @@ class Channel:
         except ConnectionResetError:
             n = 0
         if not n:
-            _exit(0)
+            self.hang_up()
+            raise Gone('the connection closed')
         self.end += n
 
     def need(self, n):
@@ -143,7 +161,8 @@ class Channel:
         except ConnectionResetError:
             n = 0
         if not n:
-            _exit(0)
+            self.hang_up()
+            return True
         self.end += n
         s = self.pos + self.left
         while s + 8 <= self.end:
@@ -161,12 +180,16 @@ class Channel:
     # -- output --
 
     def send(self, data):
+        if self.gone:
+            return
         try:
             self.sock.sendall(data)
         except (BrokenPipeError, ConnectionResetError):
-            _exit(0)
+            self.hang_up()
 
     def sendv(self, parts, total):
+        if self.gone:
+            return
         if total <= 4096:
             # Joining a small response costs less than sendmsg's iovec set-up.
             return self.send(b''.join(parts))
@@ -187,4 +210,4 @@ class Channel:
                     self.sock.sendall(memoryview(p)[n:] if n else p)
                     n = 0
         except (BrokenPipeError, ConnectionResetError):
-            _exit(0)
+            self.hang_up()

@@ -20,6 +20,7 @@ START = 0x22
 FRAME_MAX = 16 << 20   # LODGE_FRAME_MAX
 CHUNK = 256 << 10      # largest BODY/DATA payload a sender may write
 PROTO_FD = 3
+LISTEN_FD = 4   # the app's own socket, when lodged made one: mod_lodge connects there
 IOV_BATCH = 512     # sendmsg fails with EMSGSIZE past IOV_MAX (1024) pieces
 
 # Reserved header bytes are skipped, not checked, so that a later sender may use them.

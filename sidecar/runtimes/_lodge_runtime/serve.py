@@ -2,9 +2,11 @@
 ERROR. The hot path: names it uses per request are this module's globals, as they were
 when the worker was one file."""
 
+import select
 import struct
 
 from . import process
+from .channel import Channel, Gone
 from .body import FileWrapper, Input
 from .frames import ABORT, BODY, BODY_END, CHUNK, END_FRAME, ERR, ERROR, REQ, U16, U32
 from .loader import describe, print_exception
@@ -24,8 +26,11 @@ def on_term(signum, frame):
 
 
 class Worker:
-    def __init__(self, ch, app, root, label):
-        self.ch = ch
+    def __init__(self, ch, app, root, label, listener=None):
+        self.ch = self.lodged = ch
+        # The app's own socket (LISTEN_FD): mod_lodge connects, one request a connection.
+        self.listener = listener
+        self.direct = None
         self.app = app
         self.root = root.rstrip('/') + '/'
         self.label = label
@@ -46,12 +51,27 @@ class Worker:
         }
 
     def serve(self):
-        ch = self.ch
+        ch = self.lodged
+        if self.listener is not None:
+            self.direct = Channel(self.listener, direct=True)
+            poller = select.poll()
+            poller.register(ch.sock.fileno(), select.POLLIN)
+            poller.register(self.listener.fileno(), select.POLLIN)
+            listen_fd = self.listener.fileno()
         while True:
             # idle before the check: a SIGTERM between the two still ends the worker
             ch.idle = True
             if _term:
                 _exit(0)
+            if self.listener is not None and ch.pos == ch.end:
+                lodged_has = False
+                for fd, _ in poller.poll():
+                    if fd == listen_fd:
+                        self.accept()
+                    else:
+                        lodged_has = True
+                if not lodged_has:
+                    continue
             t, n = ch.header()
             if t == REQ:
                 ch.idle = False
@@ -68,6 +88,32 @@ class Worker:
                 continue   # leftover too; an ABORT here came after our END
             else:
                 protocol_error('frame type 0x%02x (%d bytes) while idle' % (t, n))
+
+    def accept(self):
+        """One request from mod_lodge on a connection of its own to the app's socket."""
+        try:
+            conn, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return   # another worker took it
+        self.lodged.idle = False
+        dch = self.direct
+        try:
+            conn.setblocking(True)
+            dch.attach(conn)
+            self.ch = dch
+            t, n = dch.header()
+            if t != REQ:
+                protocol_error('frame type 0x%02x (%d bytes) opens a connection' % (t, n))
+            dch.need(n)
+            env = self.environ(dch.pos, n)
+            dch.pos += n
+            dch.begin()
+            self.handle(env)
+        except Gone:
+            pass   # mod_lodge left before the request began or ended: nothing to answer
+        finally:
+            self.ch = self.lodged
+            conn.close()
 
     def environ(self, p, n):
         env = self.base.copy()

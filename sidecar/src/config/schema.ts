@@ -80,6 +80,14 @@ export const configSchema = z
     log: absolute.optional(),
     /** Where lodged writes its pid once it listens (for whoever supervises it). */
     pidFile: absolute.optional(),
+    /**
+     * Apache reaches each app's workers on the app's own socket, lodged asked only for
+     * an app it has not reached yet (PROTOCOL.md, "Straight to the app"). A step of the
+     * move of lodged out of the byte path, off until lodged supervises those requests
+     * too: with it on, reloads, the request watchdogs' verdicts, the status counts, idle
+     * reaping and the tenant's request share do not see the requests that go straight.
+     */
+    direct: z.boolean().default(false),
     defaults: appSettings.partial().default({}),
     limits: appSettings.merge(tenantSettings).partial().default({}),
   })

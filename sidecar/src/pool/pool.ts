@@ -1,11 +1,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
 import { AppStartError, LodgeError, QueueFullError, RefusedError, TenantShareError } from '../errors';
 import { log, tenantLog } from '../log';
 import { watchdogs } from '../watchdog';
 import { appendTenantLog } from '../watchdog/tenant-log';
 import { AppSpec } from './app-spec';
 import { CodeWatch } from './code-watch';
+import { declarationKey } from './declared-app';
 import { Exchange } from './exchange';
 import { HostRules, Identity, checkOwnership } from './ownership';
 import { StartBackoff } from './start-backoff';
@@ -13,6 +15,7 @@ import { Worker } from './worker';
 import { SpawnOptions } from './worker-process';
 import { NoteGate, ShareMember, TenantCaps, TenantShare } from './tenant-share';
 import { appBook } from '../status/app-book';
+import { listenUnix } from '../posix';
 import type { AppRecord } from '../status/app-record';
 
 export interface PoolOptions extends SpawnOptions {
@@ -86,6 +89,8 @@ export class Pool implements ShareMember {
   reloads = 0;
   /** This app's counters in the status model, kept across pools (status/app-record.ts). */
   readonly stats: AppRecord;
+  /** The app's own listening socket, which its workers accept on and mod_lodge connects to. */
+  private route?: { path: string; fd: number };
 
   constructor(
     readonly spec: AppSpec,
@@ -124,6 +129,39 @@ export class Pool implements ShareMember {
     this.maybeSpawn();
   }
 
+  /**
+   * Makes the app's listening socket, for mod_lodge to reach the workers without
+   * lodged: named for the app's declaration (the same after lodged restarts), owned
+   * by the web server's user `peerUid` alone. Workers started from now on accept on it.
+   */
+  ensureRoute(dir: string, peerUid: number, peerGid: number): void {
+    if (this.route || this.retired) return;
+    const name = createHash('sha256').update(declarationKey(this.spec)).digest('hex').slice(0, 32);
+    const file = path.join(dir, `${name}.sock`);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
+    const fd = listenUnix(file, Math.max(16, this.opts.maxQueue), peerUid, peerGid, 0o600);
+    this.route = { path: file, fd };
+    this.opts.listenFd = fd;
+  }
+
+  /** The socket mod_lodge may connect to for this app now: a worker of it is ready. */
+  routeReady(): string | undefined {
+    if (!this.route || this.retired || this.candidate || this.liveWorkers() === 0) return undefined;
+    return this.route.path;
+  }
+
+  private closeRoute(): void {
+    if (!this.route) return;
+    try {
+      fs.unlinkSync(this.route.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    fs.closeSync(this.route.fd);
+    this.route = undefined;
+    this.opts.listenFd = undefined;
+  }
+
   /** Whether a bodyless request (whose peer offered to borrow) should borrow the worker. */
   lendsBodyless(): boolean {
     if (this.carriedAvg < LEND_AT_BYTES) return false;
@@ -145,11 +183,13 @@ export class Pool implements ShareMember {
    */
   retire(): void {
     this.retired = true;
+    this.closeRoute();
     for (const w of this.idle.splice(0)) w.retire();
   }
 
   /** Stops every worker at once (lodged is shutting down). */
   close(): void {
+    this.closeRoute();
     for (const q of this.queue.splice(0)) clearTimeout(q.timer);
     for (const w of this.workers) w.kill();
   }

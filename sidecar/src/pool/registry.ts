@@ -1,4 +1,5 @@
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { Settings } from '../config/load';
 import { ShuttingDownError } from '../errors';
 import { tenantLog } from '../log';
@@ -33,6 +34,11 @@ export class Registry {
   constructor(private readonly settings: Settings, private readonly asRoot: boolean) {
     this.reaper = setInterval(() => this.reap(), REAP_INTERVAL_MS);
     this.reaper.unref();
+  }
+
+  /** Where the apps' own listening sockets go (beside lodged's), when apps get one. */
+  get routeDir(): string | undefined {
+    return this.settings.direct ? path.join(path.dirname(this.settings.socket), 'apps') : undefined;
   }
 
   /** The tenant whose dashboard an APP kind=dashboard opens; throws RefusedError. */

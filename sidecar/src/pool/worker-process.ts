@@ -28,6 +28,8 @@ export interface SpawnOptions {
   python: string;
   tenantLog: string;
   asRoot: boolean;
+  /** The app's listening socket (pool.ts), the worker's fd 4, when the app has one. */
+  listenFd?: number;
 }
 
 /** A started runtime and lodged's end of its socket (the worker's fd 3). */
@@ -69,7 +71,7 @@ export function startWorkerProcess(
       cwd: '/',
       env: RUNTIME_ENV,
       detached: true,
-      stdio: ['ignore', 'ignore', 'pipe', theirs],
+      stdio: opts.listenFd === undefined ? ['ignore', 'ignore', 'pipe', theirs] : ['ignore', 'ignore', 'pipe', theirs, opts.listenFd],
     });
   } catch (err) {
     fs.closeSync(mine);

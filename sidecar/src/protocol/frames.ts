@@ -14,6 +14,7 @@ export const FrameType = {
   END: 0x12,
   ERROR: 0x13,
   GRANT: 0x14,
+  ROUTE: 0x15,
   READY: 0x20,
   FAIL: 0x21,
   START: 0x22,
@@ -29,6 +30,8 @@ export const APP_MAY_BORROW = 0x02;
  * backend's, until BODY_END (the client left) or END (the backend closed).
  */
 export const APP_TUNNEL = 0x04;
+/** APP flags: mod_lodge can go to the app's own socket (ROUTE) for this and later requests. */
+export const APP_ROUTE = 0x08;
 
 /** RELEASE verdicts: how mod_lodge hands a borrowed worker back. */
 export const Release = {
@@ -91,6 +94,11 @@ export function encodeHead(status: number, headers: Iterable<[string, string]>):
 /** GRANT: sent with the worker's socket attached (SCM_RIGHTS). */
 export function encodeGrant(timeoutSecs: number, pid: number): Buffer {
   return encodeFrame(FrameType.GRANT, encodePairs([['timeout', String(timeoutSecs)], ['pid', String(pid)]]));
+}
+
+/** ROUTE: the app's listening socket, which mod_lodge connects to itself from now on. */
+export function encodeRoute(socketPath: string, timeoutSecs: number): Buffer {
+  return encodeFrame(FrameType.ROUTE, encodePairs([['socket', socketPath], ['timeout', String(timeoutSecs)]]));
 }
 
 export function encodePairs(pairs: Iterable<[string, string]>): Buffer {

@@ -2,7 +2,7 @@ import { Socket } from 'node:net';
 import { FrameError, FrameReader } from '../protocol/frame-reader';
 import { FrameScanner } from '../protocol/frame-scanner';
 import {
-  APP_BORROW, APP_MAY_BORROW, APP_TUNNEL, BODY_END_FRAME, END_FRAME, FrameType, Release, encodeError, encodeFrame, encodeGrant, encodeHead, frameName,
+  APP_BORROW, APP_MAY_BORROW, APP_ROUTE, APP_TUNNEL, encodeRoute, BODY_END_FRAME, END_FRAME, FrameType, Release, encodeError, encodeFrame, encodeGrant, encodeHead, frameName,
 } from '../protocol/frames';
 import { OwnPage, ownPageOf, parseDashboardApp, parseRelease, parseStatusApp } from '../protocol/schemas';
 import type { DashboardOwner } from '../pool/dashboard-owner';
@@ -89,6 +89,8 @@ export class ApacheConn implements Exchange {
     private readonly registry: Registry,
     private readonly peer: string,
     private readonly status?: StatusWeb,
+    /** Who the peer is (SO_PEERCRED): an app's own socket is made for this user. */
+    private readonly peerCred?: { uid: number; gid: number },
   ) {
     this.reader = new FrameReader((type, frame) => this.onFrame(type, frame));
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -189,10 +191,33 @@ export class ApacheConn implements Exchange {
     // together reach the worker in one write.
     if (this.needWorker) {
       this.needWorker = false;
+      if (this.routeToApp()) return;
       if (this.mayBorrow && this.bodyDone && this.pool!.lendsBodyless()) this.borrows = true;
       // BODY frames that arrive while queued are appended to this same array.
       this.pool!.acquire(this, this.held);
     }
+  }
+
+  /**
+   * A peer that can go to the app's own socket (APP flag ROUTE) is told where it is,
+   * once a worker of the app is ready, instead of being served here; it sends nothing
+   * more for this request than it had (APP REQ, and BODY_END when bodyless) and
+   * sends it again to the app.
+   */
+  private routeToApp(): boolean {
+    const pool = this.pool!;
+    const dir = this.registry.routeDir;
+    if (!dir || !(this.appFrame![1] & APP_ROUTE) || !this.peerCred || !(this.borrows || this.bodyDone)) return false;
+    pool.ensureRoute(dir, this.peerCred.uid, this.peerCred.gid);
+    const where = pool.routeReady();
+    if (!where) return false;
+    pool.lastUsed = Date.now();
+    this.socket.write(encodeRoute(where, pool.spec.limits.timeout));
+    this.held = [];
+    this.heldBytes = 0;
+    this.state = 'idle';
+    this.appFrame = undefined;
+    return true;
   }
 
   // Body bytes go to the worker as the slices they came in; only frame headers are

@@ -29,8 +29,9 @@ export async function listen(opts: ListenOptions, registry: Registry, status?: S
   const server = net.createServer((socket) => {
     const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
     let peer = `connection ${++counter}`;
+    let cred: { pid: number; uid: number; gid: number };
     try {
-      const cred = getPeerCred(fd);
+      cred = getPeerCred(fd);
       peer = `apache pid ${cred.pid} (uid ${cred.uid})`;
       if (!allowed.has(cred.uid)) {
         // Closed before a byte is read: whoever it is, a tenant that got past the
@@ -45,7 +46,7 @@ export async function listen(opts: ListenOptions, registry: Registry, status?: S
       return;
     }
     socket.setNoDelay?.(true);
-    new ApacheConn(socket, registry, peer, status);
+    new ApacheConn(socket, registry, peer, status, { uid: cred.uid, gid: cred.gid });
   });
   server.on('error', (err) => log.error(`socket ${opts.socketPath}: ${err.message}`));
   checkSocketDir(path.dirname(opts.socketPath));

@@ -1,0 +1,228 @@
+/*
+ * lodge_route.c: the apps' own sockets, as lodged told of them. See
+ * lodge_route.h and PROTOCOL.md ("Straight to the app").
+ */
+#include "lodge_route.h"
+#include "lodge_response.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/un.h>
+
+/*
+ * Routes one Apache process remembers; past it the least recently used
+ * goes (and is asked for again when needed). An APP payload is a few
+ * hundred bytes, so this stays well under a megabyte a process.
+ */
+#define LODGE_ROUTES 512
+
+/* sizeof(sockaddr_un.sun_path) */
+#define LODGE_ROUTE_PATH 108
+
+typedef struct {
+    unsigned char *key;         /* the APP payload, malloc'd */
+    size_t key_len;
+    char path[LODGE_ROUTE_PATH];
+    int timeout;
+    unsigned long used;
+} lodge_route;
+
+static lodge_route routes[LODGE_ROUTES];
+static int route_count;
+static unsigned long route_clock;
+static lodge_mutex_t *route_lock;
+static int routing;             /* 0 until child_init has a lock: lodged serves all */
+
+int lodge_route_child_init(apr_pool_t *pchild)
+{
+    int rv = lodge_mutex_create(&route_lock, pchild);
+
+    routing = rv == 0;
+    return rv;
+}
+
+/* Called with the lock held. */
+static lodge_route *find(const unsigned char *key, size_t len)
+{
+    int i;
+
+    for (i = 0; i < route_count; i++) {
+        if (routes[i].key_len == len && memcmp(routes[i].key, key, len) == 0) {
+            return &routes[i];
+        }
+    }
+    return NULL;
+}
+
+static int lookup(const unsigned char *key, size_t len, char *path, int *timeout)
+{
+    lodge_route *e;
+
+    lodge_mutex_lock(route_lock);
+    e = find(key, len);
+    if (e != NULL) {
+        e->used = ++route_clock;
+        memcpy(path, e->path, LODGE_ROUTE_PATH);
+        *timeout = e->timeout;
+    }
+    lodge_mutex_unlock(route_lock);
+    return e != NULL;
+}
+
+static void learn(const unsigned char *key, size_t len, const char *path,
+                  int timeout)
+{
+    lodge_route *e;
+    unsigned char *copy;
+
+    lodge_mutex_lock(route_lock);
+    e = find(key, len);
+    if (e == NULL) {
+        if ((copy = malloc(len)) == NULL) {
+            lodge_mutex_unlock(route_lock);
+            return;  /* not remembered: lodged is asked again next time */
+        }
+        memcpy(copy, key, len);
+        if (route_count < LODGE_ROUTES) {
+            e = &routes[route_count++];
+        }
+        else {
+            int i;
+
+            e = &routes[0];
+            for (i = 1; i < route_count; i++) {
+                if (routes[i].used < e->used) {
+                    e = &routes[i];
+                }
+            }
+            free(e->key);
+        }
+        e->key = copy;
+        e->key_len = len;
+    }
+    memcpy(e->path, path, strlen(path) + 1);  /* shorter than the field: checked */
+    e->timeout = timeout;
+    e->used = ++route_clock;
+    lodge_mutex_unlock(route_lock);
+}
+
+static void forget(const unsigned char *key, size_t len)
+{
+    lodge_route *e;
+
+    lodge_mutex_lock(route_lock);
+    e = find(key, len);
+    if (e != NULL) {
+        free(e->key);
+        *e = routes[--route_count];
+    }
+    lodge_mutex_unlock(route_lock);
+}
+
+/* The APP payload at the start of x->first, and what follows it. */
+static size_t app_frame(const lodge_exchange *x, const unsigned char **key,
+                        size_t *key_len)
+{
+    lodge_frame_head f;
+
+    lodge_frame_get_header(x->first.data, &f);
+    *key = x->first.data + LODGE_FRAME_HEADER_SIZE;
+    *key_len = f.length;
+    return LODGE_FRAME_HEADER_SIZE + f.length;
+}
+
+/* REQ [BODY_END] to the worker that accepted, then its answer as a lent one's. */
+static int send_to_app(lodge_exchange *x, lodge_conn *w, int timeout)
+{
+    const unsigned char *key;
+    size_t key_len, skip = app_frame(x, &key, &key_len);
+    int rv;
+
+    x->worker = w;
+    x->worker_timeout = timeout;
+    (void)lodge_conn_set_timeout(w, timeout);
+    rv = lodge_conn_send(w, x->first.data + skip, x->first.len - skip);
+    if (rv != 0) {
+        return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00077)
+                            "cannot send the request to the app's socket: %s",
+                            lodge_errstr(x->r->pool, -rv));
+    }
+    return lodge_read_response(x);
+}
+
+int lodge_route_try(lodge_exchange *x)
+{
+    const unsigned char *key;
+    size_t key_len;
+    char path[LODGE_ROUTE_PATH];
+    int timeout, rv;
+    lodge_conn *w;
+
+    if (!routing || x->status || x->dashboard || x->tunnel) {
+        return LODGE_AGAIN;
+    }
+    (void)app_frame(x, &key, &key_len);
+    if (!lookup(key, key_len, path, &timeout)) {
+        return LODGE_AGAIN;
+    }
+    rv = lodge_conn_open_app(path, &w);
+    if (rv != 0) {
+        /* A full queue keeps its route: lodged queues this one. */
+        if (rv != -EAGAIN) {
+            forget(key, key_len);
+        }
+        return LODGE_AGAIN;
+    }
+    return send_to_app(x, w, timeout);
+}
+
+int lodge_route_take(lodge_exchange *x, const unsigned char *payload,
+                     size_t len)
+{
+    lodge_conn *c = x->conn;
+    const unsigned char *key;
+    size_t key_len;
+    lodge_pairs it;
+    lodge_pair p;
+    const char *path = NULL;
+    long timeout = 0;
+    int rv;
+    lodge_conn *w;
+
+    lodge_pairs_init(&it, payload, len);
+    while ((rv = lodge_pairs_next(&it, &p)) == 1) {
+        if (p.name_len == 6 && memcmp(p.name, "socket", 6) == 0) {
+            path = apr_pstrmemdup(x->r->pool, p.value, p.value_len);
+        }
+        else if (p.name_len == 7 && memcmp(p.name, "timeout", 7) == 0) {
+            timeout = strtol(apr_pstrmemdup(x->r->pool, p.value, p.value_len),
+                             NULL, 10);
+        }
+    }
+    if (rv < 0 || path == NULL || path[0] != '/'
+        || strlen(path) >= LODGE_ROUTE_PATH || timeout <= 0 || timeout > 86400) {
+        return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00078)
+                            "lodged sent an unreadable ROUTE");
+    }
+    /* lodged is done with this request: its connection goes back. */
+    if (c->pos != c->end) {
+        return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00079)
+                            "lodged sent more after a ROUTE");
+    }
+    x->conn = NULL;
+    lodge_conn_give_back(c);
+    (void)app_frame(x, &key, &key_len);
+    if (routing) {
+        learn(key, key_len, path, (int)timeout);
+    }
+    rv = lodge_conn_open_app(path, &w);
+    if (rv != 0) {
+        if (rv != -EAGAIN) {
+            forget(key, key_len);
+        }
+        return lodge_fail(x->r, HTTP_SERVICE_UNAVAILABLE, LODGE_LOGNO(00080)
+                          "cannot connect to the app's socket %s: %s", path,
+                          lodge_errstr(x->r->pool, -rv));
+    }
+    return send_to_app(x, w, (int)timeout);
+}

@@ -1,0 +1,100 @@
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { Site, forEachApache, startSite } from './helpers/site';
+
+// lodged.json `direct: true`: once lodged has answered an app's request with ROUTE, the
+// Apache process goes to the app's own socket for it, where the app's workers accept,
+// and lodged is out of the byte path: the requests are served while lodged is stopped.
+
+const APP = `
+import os
+def application(environ, start_response):
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("%d %d %s" % (os.getpid(), len(body), os.environ.get("LODGE_MARK", "-"))).encode()]
+`;
+
+/** Requests on one kept-alive connection: one Apache process serves them all. */
+function oneConnection(site: Site) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const send = (p: string, body?: Buffer) =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = http.request(
+        { host: '127.0.0.1', port: site.sb.port, path: p, method: body ? 'POST' : 'GET', agent, headers: { Host: 'alpha.localhost', ...(body ? { 'Content-Length': String(body.length) } : {}) }, timeout: 10_000 },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => parts.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString() }));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('no answer in 10 s')));
+      req.on('error', reject);
+      req.end(body);
+    });
+  return { send, close: () => agent.destroy() };
+}
+
+forEachApache((apache) => {
+  let site: Site;
+  const routeDir = () => path.join(path.dirname(site.sb.socket), 'apps');
+
+  before(async () => {
+    site = await startSite({ alpha: { '.htaccess': 'LodgeApp wsgi app.py\nLodgeProcesses 2\n', 'app.py': APP } }, { direct: true }, apache);
+  });
+  after(async () => {
+    await site?.stop();
+  });
+
+  test('after the first request Apache goes to the app\'s own socket: served while lodged is stopped, bodies both ways', async () => {
+    const c = oneConnection(site);
+    try {
+      // The first starts the app (lodged carries it); the next finds a worker ready,
+      // and lodged answers ROUTE.
+      for (let i = 0; i < 2; i++) {
+        const r = await c.send('/');
+        assert.equal(r.status, 200, r.text);
+      }
+      const sockets = fs.readdirSync(routeDir()).filter((f) => f.endsWith('.sock'));
+      assert.equal(sockets.length, 1, 'one socket for the app');
+      const st = fs.statSync(path.join(routeDir(), sockets[0]));
+      assert.equal(st.mode & 0o777, 0o600, 'connectable by the web server\'s user only');
+      assert.notEqual(st.uid, site.users.alpha.uid, 'not the tenant\'s');
+      const lodged = site.sb.lodged.pid!;
+      process.kill(lodged, 'SIGSTOP');
+      try {
+        for (let i = 0; i < 20; i++) {
+          const r = await c.send('/');
+          assert.equal(r.status, 200, r.text);
+          assert.match(r.text, /^\d+ 0 -$/);
+        }
+        const big = Buffer.alloc(3 << 20, 0x61);
+        const up = await c.send('/up', big);
+        assert.equal(up.status, 200, up.text);
+        assert.match(up.text, new RegExp(`^\\d+ ${big.length} -$`), 'the whole body reached the app');
+      } finally {
+        process.kill(lodged, 'SIGCONT');
+      }
+    } finally {
+      c.close();
+    }
+  });
+
+  test('an app whose settings change is a new app: its first request asks lodged, which routes it to a socket of its own', async () => {
+    const c = oneConnection(site);
+    try {
+      assert.equal((await c.send('/')).status, 200);
+      fs.writeFileSync(path.join(site.root, 'alpha', '.htaccess'), 'LodgeApp wsgi app.py\nLodgeProcesses 2\nLodgeEnv LODGE_MARK two\n');
+      const r = await c.send('/');
+      assert.equal(r.status, 200, r.text);
+      assert.match(r.text, / two$/, 'the new settings are in force');
+      const again = await c.send('/');
+      assert.match(again.text, / two$/);
+      assert.equal(fs.readdirSync(routeDir()).filter((f) => f.endsWith('.sock')).length, 1, 'the old app\'s socket is gone');
+    } finally {
+      c.close();
+    }
+  });
+});
