@@ -28,6 +28,9 @@
  */
 #define LODGE_AGAIN (-1000)
 
+/* lodged answered ROUTE: the request goes to the app's own socket (lodge_route.c). */
+#define LODGE_ROUTED (-1001)
+
 /* The longest message from lodged or an app copied into one log line. */
 #define LODGE_LOG_MESSAGE_MAX 2048
 

@@ -25,6 +25,7 @@ const char *lodge_frame_name(int type)
     case LODGE_FRAME_ERROR:    return "ERROR";
     case LODGE_FRAME_GRANT:    return "GRANT";
     case LODGE_FRAME_ROUTE:    return "ROUTE";
+    case LODGE_FRAME_ACCEPTED: return "ACCEPTED";
     case LODGE_FRAME_READY:    return "READY";
     case LODGE_FRAME_FAIL:     return "FAIL";
     default:                   return "unknown";

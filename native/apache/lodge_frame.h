@@ -23,6 +23,7 @@
 #define LODGE_FRAME_ERROR    0x13
 #define LODGE_FRAME_GRANT    0x14
 #define LODGE_FRAME_ROUTE    0x15
+#define LODGE_FRAME_ACCEPTED 0x16
 #define LODGE_FRAME_READY    0x20
 #define LODGE_FRAME_FAIL     0x21
 #define LODGE_FRAME_START    0x22  /* lodged -> a new worker only */

@@ -273,6 +273,15 @@ static int exchange(lodge_exchange *x)
         if (rv == OK && x->conn != NULL) {
             rv = lodge_read_response(x);
         }
+        if (rv == LODGE_ROUTED) {
+            if ((rv = lodge_route_try(x)) != LODGE_AGAIN) {
+                return rv;
+            }
+            /* The app's socket failed at once: lodged serves it after all. */
+            x->first.data[1] &= (unsigned char)~LODGE_APP_ROUTE;
+            attempt = -1;
+            continue;
+        }
         if (rv != LODGE_AGAIN) {
             return rv;
         }

@@ -131,7 +131,53 @@ static size_t app_frame(const lodge_exchange *x, const unsigned char **key,
     return LODGE_FRAME_HEADER_SIZE + f.length;
 }
 
-/* REQ [BODY_END] to the worker that accepted, then its answer as a lent one's. */
+/*
+ * The worker that accepts the connection says so first (ACCEPTED, its
+ * pid): until then nobody has seen the request, so a connection closed
+ * before it (the app's last worker left with it still queued) may go to
+ * lodged instead, and a request body is held back until it comes. OK, or
+ * LODGE_AGAIN, or the status to answer.
+ */
+static int await_accept(lodge_exchange *x, lodge_conn *w)
+{
+    const size_t need = LODGE_FRAME_HEADER_SIZE + 4;
+    lodge_frame_head f;
+    unsigned long pid;
+
+    while (w->end - w->pos < need) {
+        long n = lodge_conn_fill(w, 1);
+
+        if (n == 0 || n == -ECONNRESET || n == -EPIPE) {
+            return LODGE_AGAIN;
+        }
+        if (n == -ETIMEDOUT) {
+            /* Every worker busy for as long as a request may take: as a full queue. */
+            lodge_rlog(APLOG_WARNING, x->r, LODGE_LOGNO(00082)
+                       "no worker of the app took the request within %d s "
+                       "(app %s)", x->worker_timeout, x->dir->root);
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+        if (n < 0) {
+            return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00083)
+                                "cannot read the app's socket: %s",
+                                lodge_errstr(x->r->pool, (int)-n));
+        }
+    }
+    lodge_frame_get_header(w->buf + w->pos, &f);
+    if (f.type != LODGE_FRAME_ACCEPTED || f.length != 4) {
+        return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00084)
+                            "the app's worker opened its answer with a %s "
+                            "frame (type 0x%02x), not ACCEPTED",
+                            lodge_frame_name(f.type), (unsigned)f.type);
+    }
+    pid = ((unsigned long)lodge_get_u16(w->buf + w->pos + 8) << 16)
+          | lodge_get_u16(w->buf + w->pos + 10);
+    x->worker_pid = apr_psprintf(x->r->pool, "%lu", pid);
+    w->pos += need;
+    return OK;
+}
+
+/* REQ [BODY_END] to the app's socket, then its answer as a lent worker's. */
 static int send_to_app(lodge_exchange *x, lodge_conn *w, int timeout)
 {
     const unsigned char *key;
@@ -142,10 +188,24 @@ static int send_to_app(lodge_exchange *x, lodge_conn *w, int timeout)
     x->worker_timeout = timeout;
     (void)lodge_conn_set_timeout(w, timeout);
     rv = lodge_conn_send(w, x->first.data + skip, x->first.len - skip);
-    if (rv != 0) {
-        return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00077)
-                            "cannot send the request to the app's socket: %s",
-                            lodge_errstr(x->r->pool, -rv));
+    if (rv == 0) {
+        rv = await_accept(x, w);
+    }
+    else {
+        rv = LODGE_AGAIN;  /* closed before it took anything: nobody saw it */
+    }
+    if (rv == LODGE_AGAIN) {
+        lodge_conn_close(w);
+        x->worker = NULL;
+        forget(key, key_len);
+        return LODGE_AGAIN;
+    }
+    if (rv != OK) {
+        if (x->worker != NULL) {
+            lodge_conn_close(x->worker);
+            x->worker = NULL;
+        }
+        return rv;
     }
     return lodge_read_response(x);
 }
@@ -187,7 +247,6 @@ int lodge_route_take(lodge_exchange *x, const unsigned char *payload,
     const char *path = NULL;
     long timeout = 0;
     int rv;
-    lodge_conn *w;
 
     lodge_pairs_init(&it, payload, len);
     while ((rv = lodge_pairs_next(&it, &p)) == 1) {
@@ -211,18 +270,10 @@ int lodge_route_take(lodge_exchange *x, const unsigned char *payload,
     }
     x->conn = NULL;
     lodge_conn_give_back(c);
+    if (!routing) {
+        return LODGE_AGAIN;
+    }
     (void)app_frame(x, &key, &key_len);
-    if (routing) {
-        learn(key, key_len, path, (int)timeout);
-    }
-    rv = lodge_conn_open_app(path, &w);
-    if (rv != 0) {
-        if (rv != -EAGAIN) {
-            forget(key, key_len);
-        }
-        return lodge_fail(x->r, HTTP_SERVICE_UNAVAILABLE, LODGE_LOGNO(00080)
-                          "cannot connect to the app's socket %s: %s", path,
-                          lodge_errstr(x->r->pool, -rv));
-    }
-    return send_to_app(x, w, (int)timeout);
+    learn(key, key_len, path, (int)timeout);
+    return LODGE_ROUTED;
 }

@@ -24,7 +24,11 @@ int lodge_route_child_init(apr_pool_t *pchild);
  */
 int lodge_route_try(lodge_exchange *x);
 
-/* lodged's ROUTE (pairs socket, timeout): remembered, and the request sent there. */
+/*
+ * lodged's ROUTE (pairs socket, timeout): remembered, lodged's connection
+ * given back; LODGE_ROUTED (lodge_route_try sends it there), or the status
+ * of a ROUTE that could not be read.
+ */
 int lodge_route_take(lodge_exchange *x, const unsigned char *payload, size_t len);
 
 #endif /* LODGE_ROUTE_H */

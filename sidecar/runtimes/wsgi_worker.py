@@ -84,7 +84,7 @@ def main():
         sock.sendall(frame(READY, pairs(b'pid', str(os.getpid()).encode(), *own_modules(root))))
     except OSError:
         _exit(0)
-    threading.Thread(target=watch_hangup, args=(PROTO_FD,), name='lodge-hangup',
+    threading.Thread(target=watch_hangup, args=(PROTO_FD, serve.on_term), name='lodge-hangup',
                      daemon=True).start()
     serve.Worker(ch, app, root, entry, listener).serve()
 

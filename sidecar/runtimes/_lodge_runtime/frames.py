@@ -16,6 +16,7 @@ ERROR = 0x13
 READY = 0x20
 FAIL = 0x21
 START = 0x22
+ACCEPTED = 0x16   # worker -> mod_lodge, first on a connection it accepted: u32 pid
 
 FRAME_MAX = 16 << 20   # LODGE_FRAME_MAX
 CHUNK = 256 << 10      # largest BODY/DATA payload a sender may write

@@ -12,6 +12,10 @@ from .frames import FAIL, frame
 EXIT_PROTOCOL = 2   # lodged replaces the worker
 EXIT_FAIL = 3       # the app cannot be loaded: lodged backs off and shows FAIL's message
 
+# Seconds a worker whose lodged hung up has to finish the request it holds: the
+# default LodgeTimeout, since no watchdog of lodged's can stop it any more.
+LEAVE_GRACE = 30
+
 _errlog = None   # the tenant's log, kept apart from sys.stderr, which the app may replace
 
 
@@ -73,13 +77,18 @@ def open_log(path):
     sys.stderr = _errlog = open(2, 'w', **text)
 
 
-def watch_hangup(fd):
+def watch_hangup(fd, leave):
     # The main thread only sees lodged's end of fd 3 close when it next reads, which a
     # long request may put off for minutes; this thread sleeps in poll() until then, so it
-    # costs the request loop nothing.
+    # costs the request loop nothing. leave() ends the worker at once when it is idle,
+    # else after its request: one that came straight from Apache (the app's own
+    # socket) is answered even when lodged is gone.
+    # Nobody watches a request once lodged is gone: it has LEAVE_GRACE seconds.
     p = select.poll()
     p.register(fd, select.POLLRDHUP)
     while True:
         for _, ev in p.poll():
             if ev & (select.POLLRDHUP | select.POLLHUP | select.POLLERR):
+                leave()
+                time.sleep(LEAVE_GRACE)
                 _exit(0)

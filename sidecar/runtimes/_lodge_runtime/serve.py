@@ -2,13 +2,14 @@
 ERROR. The hot path: names it uses per request are this module's globals, as they were
 when the worker was one file."""
 
+import os
 import select
 import struct
 
 from . import process
-from .channel import Channel, Gone
 from .body import FileWrapper, Input
-from .frames import ABORT, BODY, BODY_END, CHUNK, END_FRAME, ERR, ERROR, REQ, U16, U32
+from .channel import Channel, Gone
+from .frames import ABORT, ACCEPTED, BODY, BODY_END, CHUNK, END_FRAME, ERR, ERROR, HDR, REQ, U16, U32
 from .loader import describe, print_exception
 from .process import _exit, log, protocol_error
 from .response import ContractError, Exchange
@@ -18,7 +19,7 @@ _term = False
 _ch = None   # set by the entry once the channel exists: on_term looks at its idle flag
 
 
-def on_term(signum, frame):
+def on_term(signum=None, frame=None):
     global _term
     _term = True
     if _ch is not None and _ch.idle:
@@ -31,6 +32,9 @@ class Worker:
         # The app's own socket (LISTEN_FD): mod_lodge connects, one request a connection.
         self.listener = listener
         self.direct = None
+        # First on every connection it takes: mod_lodge knows from it that the request
+        # was seen (before it, a closed connection may safely go to lodged instead).
+        self.accepted = HDR.pack(ACCEPTED, 4) + U32.pack(os.getpid())
         self.app = app
         self.root = root.rstrip('/') + '/'
         self.label = label
@@ -101,6 +105,7 @@ class Worker:
             conn.setblocking(True)
             dch.attach(conn)
             self.ch = dch
+            dch.send(self.accepted)
             t, n = dch.header()
             if t != REQ:
                 protocol_error('frame type 0x%02x (%d bytes) opens a connection' % (t, n))

@@ -44,6 +44,8 @@ interface Waiter {
  * response lent ran at 1.2× of one carried).
  */
 const LEND_AT_BYTES = 128 * 1024;
+/** How often an app reached on its own socket is looked at for edits (code-watch.ts throttles the stats). */
+const ROUTE_TICK_MS = 500;
 /** One bodyless request in this many is still carried, to keep the average current. */
 const MEASURE_EVERY = 16;
 
@@ -90,7 +92,7 @@ export class Pool implements ShareMember {
   /** This app's counters in the status model, kept across pools (status/app-record.ts). */
   readonly stats: AppRecord;
   /** The app's own listening socket, which its workers accept on and mod_lodge connects to. */
-  private route?: { path: string; fd: number };
+  private route?: { path: string; fd: number; tick: NodeJS.Timeout };
 
   constructor(
     readonly spec: AppSpec,
@@ -140,7 +142,11 @@ export class Pool implements ShareMember {
     const file = path.join(dir, `${name}.sock`);
     fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
     const fd = listenUnix(file, Math.max(16, this.opts.maxQueue), peerUid, peerGid, 0o600);
-    this.route = { path: file, fd };
+    // Requests that go straight to the app never pass acquire(): their edits are
+    // looked for on a clock instead.
+    const tick = setInterval(() => this.checkCode(), ROUTE_TICK_MS);
+    tick.unref();
+    this.route = { path: file, fd, tick };
     this.opts.listenFd = fd;
   }
 
@@ -158,6 +164,7 @@ export class Pool implements ShareMember {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     fs.closeSync(this.route.fd);
+    clearInterval(this.route.tick);
     this.route = undefined;
     this.opts.listenFd = undefined;
   }

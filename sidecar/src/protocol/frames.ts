@@ -15,6 +15,7 @@ export const FrameType = {
   ERROR: 0x13,
   GRANT: 0x14,
   ROUTE: 0x15,
+  ACCEPTED: 0x16,
   READY: 0x20,
   FAIL: 0x21,
   START: 0x22,
