@@ -3,12 +3,13 @@
 import select
 import socket
 
-from .frames import ABORT, BODY, BODY_END, BODY_END_HDR, FRAME_MAX, HDR, IOV_BATCH
+from .constants import ABORT, BODY, BODY_END, FRAME_MAX, READ_AHEAD
+from .frames import BODY_END_HDR, HDR, IOV_BATCH
 from .process import _exit, protocol_error
 
-# Room for a whole 256 KiB frame plus what follows it, so that the abort check can look
-# past the body the app has not read yet without growing the buffer.
-BUF_SIZE = 512 << 10
+# The input buffer, READ_AHEAD: room for a whole FRAME_CHUNK_MAX frame plus what follows
+# it, so that the abort check can look past the body the app has not read yet without
+# growing the buffer.
 
 
 class Channel:
@@ -24,7 +25,7 @@ class Channel:
 
     def __init__(self, sock):
         self.sock = sock
-        self.buf = bytearray(BUF_SIZE)
+        self.buf = bytearray(READ_AHEAD)
         self.mv = memoryview(self.buf)
         self.pos = self.end = 0
         self.left = 0
@@ -50,9 +51,9 @@ class Channel:
         """Block until n bytes are buffered at pos."""
         if self.pos == self.end:
             self.pos = self.end = 0
-            if len(self.buf) > BUF_SIZE:
+            if len(self.buf) > READ_AHEAD:
                 # a one-off huge REQ must not keep its buffer for the worker's life
-                self.buf = bytearray(BUF_SIZE)
+                self.buf = bytearray(READ_AHEAD)
                 self.mv = memoryview(self.buf)
         if self.pos + n > len(self.buf):
             self.compact(n)
