@@ -79,6 +79,12 @@ function load(text) {
     if (!Number.isInteger(c[kind]) || c[kind] < 0) throw new Error(`${SOURCE}: constant ${c.name}: expected a whole number, got ${JSON.stringify(c[kind])}`);
     return { ...c, kind, value: c[kind] };
   });
+  // Python has frame codes bare (END), beside the constants (FRAME_MAX): one name space.
+  const py = new Set();
+  for (const n of [...frames.map((f) => f.name), ...flags.map((f) => `APP_${f.name}`), ...verdicts.map((v) => `RELEASE_${v.name}`), ...constants.map((c) => c.name)]) {
+    if (py.has(n)) throw new Error(`${SOURCE}: ${n} would be two things in constants.py`);
+    py.add(n);
+  }
   const p = { frames, flags, verdicts, constants };
   for (const check of src.checks || []) if (!holds(p, check)) throw new Error(`${SOURCE}: ${check} does not hold`);
   return p;

@@ -7,10 +7,6 @@ from .constants import ABORT, BODY, BODY_END, FRAME_MAX, READ_AHEAD
 from .frames import BODY_END_HDR, HDR, IOV_BATCH
 from .process import _exit, protocol_error
 
-# The input buffer, READ_AHEAD: room for a whole FRAME_CHUNK_MAX frame plus what follows
-# it, so that the abort check can look past the body the app has not read yet without
-# growing the buffer.
-
 
 class Channel:
     """lodged's socket: frames in through one reusable buffer, frames out.
@@ -25,6 +21,8 @@ class Channel:
 
     def __init__(self, sock):
         self.sock = sock
+        # Room for a whole FRAME_CHUNK_MAX frame plus what follows it, so that the abort
+        # check can look past the body the app has not read yet without growing the buffer.
         self.buf = bytearray(READ_AHEAD)
         self.mv = memoryview(self.buf)
         self.pos = self.end = 0
