@@ -83,8 +83,9 @@ function npmPackages() {
 function addon() {
   const out = path.join(root, 'build', 'Release', 'lodge_posix.node');
   const spawner = path.join(root, 'build', 'Release', 'lodge-spawn');
-  const inputs = ['native/addon', 'native/spawn', 'native/apache/lodge_protocol.h', 'binding.gyp'];
-  if (!stale(out, inputs) && !stale(spawner, inputs)) return;
+  const inputs = ['native/addon', 'native/spawn', 'binding.gyp'];
+  // lodge-spawn includes the protocol's generated header (its exit status); the addon does not.
+  if (!stale(out, inputs) && !stale(spawner, [...inputs, 'native/apache/lodge_protocol.h'])) return;
   say('lodge: building the native addon');
   const gyp = require.resolve('node-gyp/bin/node-gyp.js', { paths: [root] });
   // configure + build, not rebuild: rebuild empties build/, where mod_lodge lives too.
