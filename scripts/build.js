@@ -84,7 +84,8 @@ function addon() {
   const out = path.join(root, 'build', 'Release', 'lodge_posix.node');
   const spawner = path.join(root, 'build', 'Release', 'lodge-spawn');
   const inputs = ['native/addon', 'native/spawn', 'binding.gyp'];
-  if (!stale(out, inputs) && !stale(spawner, inputs)) return;
+  // lodge-spawn includes the protocol's generated header (its exit status); the addon does not.
+  if (!stale(out, inputs) && !stale(spawner, [...inputs, 'native/apache/lodge_protocol.h'])) return;
   say('lodge: building the native addon');
   const gyp = require.resolve('node-gyp/bin/node-gyp.js', { paths: [root] });
   // configure + build, not rebuild: rebuild empties build/, where mod_lodge lives too.
@@ -95,6 +96,13 @@ function addon() {
   // A binding.gyp newer than the Makefile has new targets: configure again.
   if (stale(path.join(root, 'build', 'Makefile'), ['binding.gyp'])) run(process.execPath, [gyp, 'configure', ...dirArg]);
   run(process.execPath, [gyp, 'build', ...dirArg]);
+}
+
+// The protocol's numbers, from sidecar/src/protocol/protocol.json into C, TypeScript, Python
+// and PROTOCOL.md, before anything that includes them is compiled.
+function protocol() {
+  const changed = require('./gen-protocol.js').write(root);
+  for (const rel of changed) say(`lodge: wrote ${rel} from protocol.json`);
 }
 
 function typescript() {
@@ -119,6 +127,7 @@ function main() {
   process.env.LODGE_BUILDING = '1';
   aptPackages();
   npmPackages();
+  protocol();
   addon();
   typescript();
   apacheModule(process.env.APXS || 'apxs', 'build/apache24');

@@ -3,7 +3,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CHECK_INTERVAL_MS, CodeWatch, MAX_WATCHED_FILES, confineReported } from '../sidecar/src/pool/code-watch';
+import { CHECK_INTERVAL_MS, CodeWatch, confineReported } from '../sidecar/src/pool/code-watch';
+import { WATCHED_FILES_MAX } from '../sidecar/src/protocol/constants';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lodge-watch-'));
 const root = path.join(tmp, 'app');
@@ -35,8 +36,8 @@ test('reported files are resolved against the root: .. out of it, elsewhere, dup
   ]);
   assert.deepEqual(r, { files: [`${root}/pkg/mod.py`, `${root}/app.py`], outside: 3, over: 0 });
   const many = confineReported(root, Array.from({ length: 400_000 }, (_, i) => `m${i}.py`));
-  assert.equal(many.files.length, MAX_WATCHED_FILES);
-  assert.equal(many.over, 400_000 - MAX_WATCHED_FILES);
+  assert.equal(many.files.length, WATCHED_FILES_MAX);
+  assert.equal(many.over, 400_000 - WATCHED_FILES_MAX);
   assert.equal(many.files[0], `${root}/m0.py`, 'the first ones are kept');
 });
 
@@ -75,7 +76,7 @@ test('a watched file swapped for a link out of the root reads as gone, and then 
 test('a pass over the most files lodged watches leaves the event loop free', async () => {
   const many = path.join(tmp, 'many');
   fs.mkdirSync(many);
-  const names = Array.from({ length: MAX_WATCHED_FILES }, (_, i) => `f${i}.py`);
+  const names = Array.from({ length: WATCHED_FILES_MAX }, (_, i) => `f${i}.py`);
   for (const n of names) fs.writeFileSync(path.join(many, n), '');
   const w = new CodeWatch(many, 'app.py');
   w.adopt(w.snapshot(), confineReported(many, names).files);
@@ -85,6 +86,6 @@ test('a pass over the most files lodged watches leaves the event loop free', asy
   w.changed(Date.now() + CHECK_INTERVAL_MS);
   await w.settled();
   clearInterval(tick);
-  assert.equal(w.size, MAX_WATCHED_FILES + 2);
+  assert.equal(w.size, WATCHED_FILES_MAX + 2);
   assert.ok(ticks > 0, 'the loop ran during the pass');
 });

@@ -13,22 +13,11 @@
 const char *lodge_frame_name(int type)
 {
     switch (type) {
-    case LODGE_FRAME_APP:      return "APP";
-    case LODGE_FRAME_REQ:      return "REQ";
-    case LODGE_FRAME_BODY:     return "BODY";
-    case LODGE_FRAME_BODY_END: return "BODY_END";
-    case LODGE_FRAME_ABORT:    return "ABORT";
-    case LODGE_FRAME_RELEASE:  return "RELEASE";
-    case LODGE_FRAME_HEAD:     return "HEAD";
-    case LODGE_FRAME_DATA:     return "DATA";
-    case LODGE_FRAME_END:      return "END";
-    case LODGE_FRAME_ERROR:    return "ERROR";
-    case LODGE_FRAME_GRANT:    return "GRANT";
-    case LODGE_FRAME_ROUTE:    return "ROUTE";
-    case LODGE_FRAME_ACCEPTED: return "ACCEPTED";
-    case LODGE_FRAME_READY:    return "READY";
-    case LODGE_FRAME_FAIL:     return "FAIL";
-    default:                   return "unknown";
+#define LODGE_FRAME_CASE(name, code) case code: return #name;
+    LODGE_FRAME_LIST(LODGE_FRAME_CASE)
+#undef LODGE_FRAME_CASE
+    default:
+        return "unknown";
     }
 }
 

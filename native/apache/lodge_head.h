@@ -7,13 +7,13 @@
 #include "lodge_exchange.h"
 
 /*
- * The most bytes a HEAD frame may have (status and header pairs), checked
- * from the frame's length before any of it is read: the connection's
- * buffer, so a HEAD is never copied out of it. Far more than any ordinary
- * response's headers; 100 headers of 8190 bytes (lodge_head.c) would not
- * fit, and need not: many large headers at once are no ordinary response.
+ * LODGE_HEAD_MAX (lodge_protocol.h), the most bytes a HEAD frame may have,
+ * is checked from the frame's length before any of it is read, and fits
+ * the connection's buffer, so a HEAD is never copied out of it.
  */
-#define LODGE_HEAD_MAX LODGE_CONN_BUFSIZE
+#if LODGE_HEAD_MAX > LODGE_CONN_BUFSIZE
+#error "a HEAD of LODGE_HEAD_MAX bytes must fit the connection's buffer"
+#endif
 
 /*
  * HEAD: u16 status, then header pairs. Status 200-599, or 101 to a TUNNEL

@@ -8,28 +8,10 @@
 #include <poll.h>
 #include <unistd.h>
 
-/*
- * Seconds a worker told ABORT has to end its response, as lodged allows a
- * worker whose client left; past it lodged stops the worker. A deadline,
- * not a timer per read: a worker trickling a byte every few seconds must
- * not keep the Apache child (nor one that takes the rest of the body so).
- */
-#define LODGE_ABORT_GRACE 5
-
-/*
- * Bytes a worker told ABORT may still send: what was in flight (the two
- * sockets' buffers, a few hundred KiB) and the piece of response it was
- * writing (the runtime stops between pieces, at most 256 KiB a frame) fit
- * many times over. Past it the worker ignores ABORT, however fast it
- * writes: reading it on would keep the child busy until the deadline.
- */
-#define LODGE_DRAIN_MAX (8UL * 1024 * 1024)
+/* LODGE_ABORT_GRACE, LODGE_DRAIN_MAX, LODGE_VERDICT_WAIT: lodge_protocol.h. */
 
 /* Not an errno: the drain read LODGE_DRAIN_MAX bytes and no end. */
 #define LODGE_DRAIN_OVER (-100001L)
-
-/* Seconds lodged has to say why a worker's socket closed. */
-#define LODGE_VERDICT_WAIT 10
 
 int lodge_lease_begin(lodge_exchange *x, const unsigned char *payload,
                       size_t len)

@@ -309,16 +309,16 @@ static int error_frame(lodge_exchange *x, size_t len)
                             lodge_source(x), (unsigned long)len);
     }
     /*
-     * A message for a log line of LODGE_LOG_MESSAGE_MAX bytes: one larger
-     * than the connection's buffer would only be memory spent on the
-     * worker's say (known from the length, so none of it is read).
+     * A message for a log line of LODGE_LOG_MESSAGE_MAX bytes: one over
+     * LODGE_ERROR_MAX would only be memory spent on the worker's say
+     * (known from the length, so none of it is read).
      */
-    if (len > LODGE_CONN_BUFSIZE) {
+    if (len > LODGE_ERROR_MAX) {
         return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00062)
                             "%s sent an ERROR frame of %lu bytes, over the "
                             "%lu its message may take", lodge_source(x),
                             (unsigned long)len,
-                            (unsigned long)LODGE_CONN_BUFSIZE);
+                            (unsigned long)LODGE_ERROR_MAX);
     }
     if ((p = payload(x, len, &result)) == NULL) {
         return result;

@@ -6,14 +6,11 @@
 #define LODGE_STATUS_H
 
 #include "lodge_compat.h"
+#include "lodge_protocol.h"
 
 #define LODGE_STATUS_HANDLER "lodge-status"
 
-/* The largest request body the status location takes (a form's POST). */
-#define LODGE_STATUS_BODY_MAX (64 * 1024)
-
-/* Seconds the status page's WebSocket may carry nothing before it is closed. */
-#define LODGE_STATUS_IDLE 300
+/* LODGE_STATUS_BODY_MAX, LODGE_STATUS_IDLE: lodge_protocol.h. */
 
 /*
  * The handler: the request to lodged (APP kind=status) when the server

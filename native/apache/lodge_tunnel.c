@@ -23,15 +23,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-/* The most client bytes in one BODY frame: one read's worth, as it comes. */
-#define LODGE_TUNNEL_CHUNK (64 * 1024)
-
-/*
- * Seconds for the last steps after either side ended: the rest of a BODY
- * frame and BODY_END out, and the backend's END in (as lodged gives a
- * worker told ABORT). A deadline, not a timer per read.
- */
-#define LODGE_TUNNEL_GRACE 5
+/* LODGE_TUNNEL_CHUNK, LODGE_TUNNEL_GRACE: lodge_protocol.h. */
 
 typedef struct {
     lodge_exchange *x;

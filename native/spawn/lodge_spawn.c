@@ -26,8 +26,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Distinct from the runtime's own codes (2, 3) and from a shell's 126/127. */
-#define LODGE_SPAWN_EXIT 121
+/* LODGE_SPAWN_EXIT: distinct from the runtime's own codes and a shell's 126/127. */
+#include "../apache/lodge_protocol.h"
 /* More cgroup hierarchies than lodged ever makes (memory, pids, cpu, tracking). */
 #define MAX_CGROUPS 8
 /* The environment PROGRAM gets: lodged's fixed names plus HOME, USER, LOGNAME. */

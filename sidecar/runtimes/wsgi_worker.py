@@ -29,9 +29,10 @@ _dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, True
 try:
     from _lodge_runtime import serve
     from _lodge_runtime.channel import Channel
-    from _lodge_runtime.frames import LISTEN_FD, PROTO_FD, READY, frame, pairs
+    from _lodge_runtime.constants import LISTEN_FD, READY, WORKER_EXIT_PROTOCOL, WORKER_FD
+    from _lodge_runtime.frames import frame, pairs
     from _lodge_runtime.loader import describe, load_app, own_modules, print_exception
-    from _lodge_runtime.process import EXIT_PROTOCOL, _exit, fail, log, open_log, watch_hangup
+    from _lodge_runtime.process import _exit, fail, log, open_log, watch_hangup
     from _lodge_runtime.start import apply_env, read_start
 finally:
     sys.dont_write_bytecode = _dont_write
@@ -40,13 +41,13 @@ finally:
 
 def main():
     try:
-        sock = socket.socket(fileno=PROTO_FD)
+        sock = socket.socket(fileno=WORKER_FD)
     except OSError as e:
-        sys.stderr.write('lodge wsgi worker: fd %d is not a socket (%s)\n' % (PROTO_FD, e))
-        _exit(EXIT_PROTOCOL)
+        sys.stderr.write('lodge wsgi worker: fd %d is not a socket (%s)\n' % (WORKER_FD, e))
+        _exit(WORKER_EXIT_PROTOCOL)
     sock.setblocking(True)
     # Programs the tenant runs must not inherit the channel to lodged.
-    os.set_inheritable(PROTO_FD, False)
+    os.set_inheritable(WORKER_FD, False)
     listener = app_socket()
     opts, env = read_start(sock)
     root, entry = opts['root'], opts['entry']
@@ -84,7 +85,7 @@ def main():
         sock.sendall(frame(READY, pairs(b'pid', str(os.getpid()).encode(), *own_modules(root))))
     except OSError:
         _exit(0)
-    threading.Thread(target=watch_hangup, args=(PROTO_FD, serve.on_term), name='lodge-hangup',
+    threading.Thread(target=watch_hangup, args=(WORKER_FD, serve.on_term), name='lodge-hangup',
                      daemon=True).start()
     serve.Worker(ch, app, root, entry, listener).serve()
 

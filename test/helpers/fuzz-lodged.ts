@@ -1,7 +1,7 @@
 import * as fc from 'fast-check';
 import { FrameError, FrameReader } from '../../sidecar/src/protocol/frame-reader';
 import { FrameScanner } from '../../sidecar/src/protocol/frame-scanner';
-import { FRAME_MAX, FrameType, HEADER_SIZE, PairsError, encodeFrame, encodePairs } from '../../sidecar/src/protocol/frames';
+import { FRAME_MAX, FrameType, FRAME_HEADER_SIZE, PairsError, encodeFrame, encodePairs } from '../../sidecar/src/protocol/frames';
 import { parseAppSpec } from '../../sidecar/src/pool/app-spec';
 import { checkConfig } from '../../sidecar/src/config/load';
 import { LodgeError } from '../../sidecar/src/errors';
@@ -46,7 +46,7 @@ const frameType = fc.oneof(
 );
 
 function header(type: number, length: number, flags = 0): Buffer {
-  const h = Buffer.alloc(HEADER_SIZE);
+  const h = Buffer.alloc(FRAME_HEADER_SIZE);
   h[0] = type;
   h[1] = flags;
   h.writeUInt32BE(length >>> 0, 4);
@@ -120,12 +120,12 @@ function decode(chunks: Buffer[], limit: number, want?: Decoded, how = ''): Deco
 function model(bytes: Buffer, limit: number): Decoded {
   const frames: Buffer[] = [];
   let at = 0;
-  while (bytes.length - at >= HEADER_SIZE) {
+  while (bytes.length - at >= FRAME_HEADER_SIZE) {
     const len = bytes.readUInt32BE(at + 4);
     if (len > limit) return { frames, error: 'over the limit', idle: false };
-    if (bytes.length - at < HEADER_SIZE + len) break;
-    frames.push(bytes.subarray(at, at + HEADER_SIZE + len));
-    at += HEADER_SIZE + len;
+    if (bytes.length - at < FRAME_HEADER_SIZE + len) break;
+    frames.push(bytes.subarray(at, at + FRAME_HEADER_SIZE + len));
+    at += FRAME_HEADER_SIZE + len;
   }
   return { frames, idle: at === bytes.length };
 }
@@ -197,12 +197,12 @@ function scanAll(chunks: Buffer[]): Scanned {
 function scanModel(bytes: Buffer): Scanned {
   const ends: number[] = [];
   let at = 0;
-  while (bytes.length - at >= HEADER_SIZE) {
+  while (bytes.length - at >= FRAME_HEADER_SIZE) {
     const type = bytes[at];
     const len = bytes.readUInt32BE(at + 4);
     if (!RESPONSE.has(type)) return { ends, error: 'not expected' };
     if (len > FRAME_MAX) return { ends, error: 'over the limit' };
-    at += HEADER_SIZE + len;
+    at += FRAME_HEADER_SIZE + len;
     if (at > bytes.length) break;
     if (isLast(type)) ends.push(at);
   }

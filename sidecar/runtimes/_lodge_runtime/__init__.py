@@ -1,7 +1,8 @@
 """The Lodge WSGI worker's own modules, imported by ../wsgi_worker.py before anything of
 the tenant's (the package name is one no tenant will use, so the app cannot shadow it):
 
-    frames     frame codes and layouts (PROTOCOL.md), frame building
+    constants  frame codes and limits, generated from ../../src/protocol/protocol.json
+    frames     frame layouts (PROTOCOL.md), frame building
     process    exit, the tenant's log, FAIL, hang-up
     start      the START frame: what to load, the tenant's LodgeEnv
     channel    lodged's socket: the input buffer, frame parsing, ABORT polling, sending

@@ -4,12 +4,9 @@ socket. The input buffer, frame parsing, ABORT polling, and sending."""
 import select
 import socket
 
-from .frames import ABORT, BODY, BODY_END, BODY_END_HDR, FRAME_MAX, HDR, IOV_BATCH
+from .constants import ABORT, BODY, BODY_END, FRAME_MAX, READ_AHEAD
+from .frames import BODY_END_HDR, HDR, IOV_BATCH
 from .process import _exit, protocol_error
-
-# Room for a whole 256 KiB frame plus what follows it, so that the abort check can look
-# past the body the app has not read yet without growing the buffer.
-BUF_SIZE = 512 << 10
 
 
 class Gone(OSError):
@@ -28,7 +25,9 @@ class Channel:
                  'idle', 'filebuf', 'direct', 'gone')
 
     def __init__(self, sock, direct=False):
-        self.buf = bytearray(BUF_SIZE)
+        # Room for a whole FRAME_CHUNK_MAX frame plus what follows it, so that the abort
+        # check can look past the body the app has not read yet without growing the buffer.
+        self.buf = bytearray(READ_AHEAD)
         self.mv = memoryview(self.buf)
         self.idle = False
         self.filebuf = None
@@ -68,9 +67,9 @@ class Channel:
         """Block until n bytes are buffered at pos."""
         if self.pos == self.end:
             self.pos = self.end = 0
-            if len(self.buf) > BUF_SIZE:
+            if len(self.buf) > READ_AHEAD:
                 # a one-off huge REQ must not keep its buffer for the worker's life
-                self.buf = bytearray(BUF_SIZE)
+                self.buf = bytearray(READ_AHEAD)
                 self.mv = memoryview(self.buf)
         if self.pos + n > len(self.buf):
             self.compact(n)

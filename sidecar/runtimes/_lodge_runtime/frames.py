@@ -1,27 +1,11 @@
-"""Frame codes and layouts of sidecar/src/protocol/PROTOCOL.md, and frame building for
-the rare frames (READY, FAIL) that are not on the request path."""
+"""Frame layouts of sidecar/src/protocol/PROTOCOL.md, and frame building for the rare
+frames (READY, FAIL) that are not on the request path. The codes and limits are in
+constants.py, generated from sidecar/src/protocol/protocol.json."""
 
 import struct
 
-# Frame codes: keep in step with PROTOCOL.md, native/apache/lodge_frame.h and
-# sidecar/src/protocol/frames.ts.
-REQ = 0x02
-BODY = 0x03
-BODY_END = 0x04
-ABORT = 0x05
-HEAD = 0x10
-DATA = 0x11
-END = 0x12
-ERROR = 0x13
-READY = 0x20
-FAIL = 0x21
-START = 0x22
-ACCEPTED = 0x16   # worker -> mod_lodge, first on a connection it accepted: u32 pid
+from .constants import BODY_END, END
 
-FRAME_MAX = 16 << 20   # LODGE_FRAME_MAX
-CHUNK = 256 << 10      # largest BODY/DATA payload a sender may write
-PROTO_FD = 3
-LISTEN_FD = 4   # the app's own socket, when lodged made one: mod_lodge connects there
 IOV_BATCH = 512     # sendmsg fails with EMSGSIZE past IOV_MAX (1024) pieces
 
 # Reserved header bytes are skipped, not checked, so that a later sender may use them.

@@ -6,6 +6,7 @@ import os
 import sys
 
 from . import process
+from .constants import WATCHED_FILES_MAX
 
 # This package and the entry script: their frames are left out of the tenant's tracebacks.
 _OWN_DIRS = (os.path.dirname(os.path.abspath(__file__)),
@@ -113,7 +114,7 @@ def load_app(root, entry, name):
     return app, None
 
 
-def own_modules(root, limit=2000):
+def own_modules(root, limit=WATCHED_FILES_MAX):
     # lodged watches these files for edits: the code the app imported from its own
     # tree (not the standard library, not Debian's packages).
     out = []

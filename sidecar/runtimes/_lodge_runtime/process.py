@@ -7,10 +7,11 @@ import select
 import sys
 import time
 
-from .frames import FAIL, frame
+from .constants import FAIL, MESSAGE_TEXT_MAX, WORKER_EXIT_FAIL, WORKER_EXIT_PROTOCOL
+from .frames import frame
 
-EXIT_PROTOCOL = 2   # lodged replaces the worker
-EXIT_FAIL = 3       # the app cannot be loaded: lodged backs off and shows FAIL's message
+# On WORKER_EXIT_PROTOCOL lodged replaces the worker; on WORKER_EXIT_FAIL (the app
+# cannot be loaded) it backs off and shows FAIL's message.
 
 # Seconds a worker whose lodged hung up has to finish the request it holds: the
 # default LodgeTimeout, since no watchdog of lodged's can stop it any more.
@@ -41,17 +42,17 @@ def protocol_error(msg):
     try:
         log('protocol error from lodged: %s; exiting' % msg)
     finally:
-        _exit(EXIT_PROTOCOL)
+        _exit(WORKER_EXIT_PROTOCOL)
 
 
-def fail(sock, msg, code=EXIT_FAIL):
+def fail(sock, msg, code=WORKER_EXIT_FAIL):
     """Tell lodged why the app cannot run, then exit."""
     try:
         log('cannot start: %s' % msg)
     except Exception:
         pass   # no log yet (fd 2 closed): FAIL below still carries the message
     try:
-        sock.sendall(frame(FAIL, msg.encode('utf-8', 'replace')[:4000]))
+        sock.sendall(frame(FAIL, msg.encode('utf-8', 'replace')[:MESSAGE_TEXT_MAX]))
     except OSError:
         pass   # lodged is gone: the exit status is all that is left to say
     _exit(code)

@@ -3,7 +3,8 @@ DATA frames queued for lodged."""
 
 import re
 
-from .frames import CHUNK, DATA, HDR, HEAD, U16, U32
+from .constants import DATA, FRAME_CHUNK_MAX as CHUNK, HEAD
+from .frames import HDR, U16, U32
 
 
 class ContractError(Exception):

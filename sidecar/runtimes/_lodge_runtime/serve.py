@@ -9,7 +9,8 @@ import struct
 from . import process
 from .body import FileWrapper, Input
 from .channel import Channel, Gone
-from .frames import ABORT, ACCEPTED, BODY, BODY_END, CHUNK, END_FRAME, ERR, ERROR, HDR, REQ, U16, U32
+from .constants import ABORT, ACCEPTED, BODY, BODY_END, ERROR, FRAME_CHUNK_MAX as CHUNK, MESSAGE_TEXT_MAX, REQ
+from .frames import END_FRAME, ERR, HDR, U16, U32
 from .loader import describe, print_exception
 from .process import _exit, log, protocol_error
 from .response import ContractError, Exchange
@@ -188,7 +189,7 @@ class Worker:
         if ch.aborted:
             ch.send(END_FRAME)
             return
-        msg = err[1].encode('utf-8', 'replace')[:4000]
+        msg = err[1].encode('utf-8', 'replace')[:MESSAGE_TEXT_MAX]
         ch.send(ERR.pack(ERROR, 4 + len(msg), err[0], 0) + msg)
 
     def send_iter(self, ex, result):

@@ -6,10 +6,10 @@ process running as root (see PROTOCOL.md, "Worker start")."""
 
 import os
 
-from .frames import HDR, START, U16, U32
+from .constants import START, START_MAX
+from .frames import HDR, U16, U32
 from .process import protocol_error
 
-START_MAX = 1 << 20   # a START names a path or two and the LodgeEnv pairs; far below this
 KEYS = ('root', 'entry', 'log', 'callable')
 
 

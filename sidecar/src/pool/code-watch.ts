@@ -1,18 +1,19 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { log } from '../log';
+import { WATCHED_FILES_MAX } from '../protocol/constants';
 
 /** How often, at most, one app's files are looked at: on request arrival, never idle. */
 export const CHECK_INTERVAL_MS = 500;
 
-/**
- * Files of one app watched at most. The runtime reports only the modules the app
- * imported from its own tree, and stops at 2000 itself: a Django project's own
- * modules are a few hundred. A worker is the tenant's, so lodged caps the list again:
- * each file is two system calls (in the thread pool) every CHECK_INTERVAL_MS while
- * requests come in, and 400,000 of them kept lodged busy 1.7 s a pass.
+/*
+ * Files of one app watched at most: WATCHED_FILES_MAX (protocol.json). The runtime
+ * reports only the modules the app imported from its own tree, and stops there itself:
+ * a Django project's own modules are a few hundred. A worker is the tenant's, so lodged
+ * caps the list again: each file is two system calls (in the thread pool) every
+ * CHECK_INTERVAL_MS while requests come in, and 400,000 of them kept lodged busy 1.7 s
+ * a pass.
  */
-export const MAX_WATCHED_FILES = 2000;
 
 /** Files looked at at once in a pass: the thread pool is shared with every other app. */
 const BATCH = 32;
@@ -69,14 +70,14 @@ export class CodeWatch {
 
   /**
    * The running code is now the one of this snapshot, plus the files a worker
-   * reported (confined and cut to MAX_WATCHED_FILES by confineReported): they are
+   * reported (confined and cut to WATCHED_FILES_MAX by confineReported): they are
    * looked at at once, and their first look is what they were when loaded.
    */
   adopt(snap: Map<string, number>, reported: string[]): void {
     this.seen = new Map(snap);
     this.found = undefined;
     for (const f of reported) {
-      if (this.seen.size >= MAX_WATCHED_FILES + this.fixed.size) break;
+      if (this.seen.size >= WATCHED_FILES_MAX + this.fixed.size) break;
       if (!this.seen.has(f) && under(this.root, f)) this.seen.set(f, UNSEEN);
     }
     if ([...this.seen.values()].includes(UNSEEN)) this.pass();
@@ -186,13 +187,13 @@ export interface ConfinedFiles {
   files: string[];
   /** Paths that resolve outside the root (`..`, or absolute elsewhere): dropped. */
   outside: number;
-  /** Files past MAX_WATCHED_FILES: dropped. */
+  /** Files past WATCHED_FILES_MAX: dropped. */
   over: number;
 }
 
 /**
  * A worker's reported files, resolved against the app root (`..` taken out) and kept
- * only when inside it, at most MAX_WATCHED_FILES of them, duplicates once. Pure: the
+ * only when inside it, at most WATCHED_FILES_MAX of them, duplicates once. Pure: the
  * symbolic links are followed at each look (confinedMtime).
  */
 export function confineReported(root: string, reported: string[]): ConfinedFiles {
@@ -204,7 +205,7 @@ export function confineReported(root: string, reported: string[]): ConfinedFiles
     const abs = path.resolve(base, f);
     if (!under(base, abs)) outside++;
     else if (kept.has(abs)) continue;
-    else if (kept.size >= MAX_WATCHED_FILES) over++;
+    else if (kept.size >= WATCHED_FILES_MAX) over++;
     else kept.add(abs);
   }
   return { files: [...kept], outside, over };

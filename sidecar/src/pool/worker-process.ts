@@ -1,8 +1,9 @@
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, StdioOptions, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Socket } from 'node:net';
 import { socketPair } from '../posix';
+import { LISTEN_FD, WORKER_FD } from '../protocol/constants';
 import { FrameType, encodeFrame, encodePairs } from '../protocol/frames';
 import { AppSpec } from './app-spec';
 import { Identity } from './ownership';
@@ -65,13 +66,17 @@ export function startWorkerProcess(
   // socket whose reading stops the moment it is paused (onread), because while
   // mod_lodge borrows it the bytes on it are mod_lodge's to read.
   const [mine, theirs] = socketPair();
+  // No stdin or stdout; stderr kept (the first lines say why python could not start).
+  const stdio: StdioOptions = ['ignore', 'ignore', 'pipe'];
+  stdio[WORKER_FD] = theirs;
+  if (opts.listenFd !== undefined) stdio[LISTEN_FD] = opts.listenFd;
   let child: ChildProcess;
   try {
     child = spawn(SPAWN_HELPER, args, {
       cwd: '/',
       env: RUNTIME_ENV,
       detached: true,
-      stdio: opts.listenFd === undefined ? ['ignore', 'ignore', 'pipe', theirs] : ['ignore', 'ignore', 'pipe', theirs, opts.listenFd],
+      stdio,
     });
   } catch (err) {
     fs.closeSync(mine);

@@ -3,7 +3,8 @@ import { Socket } from 'node:net';
 import { FrameReader, FrameError } from '../protocol/frame-reader';
 import { FrameScanner } from '../protocol/frame-scanner';
 import { ABORT_FRAME, FrameType, Release, decodePairs, frameName } from '../protocol/frames';
-import { FAIL_MAX, READY_MAX, parseFail, parseReady } from '../protocol/schemas';
+import { ABORT_GRACE_MS, FAIL_MAX, LOST_WAIT_MS, READY_MAX, WATCHED_FILES_MAX } from '../protocol/constants';
+import { parseFail, parseReady } from '../protocol/schemas';
 import { LodgeError, ProtocolError, WorkerDiedError, WorkerTimeoutError } from '../errors';
 import { killGroup } from '../posix';
 import { tenantLog, tenantText } from '../log';
@@ -11,18 +12,14 @@ import { WorkerGuard, watchdogs } from '../watchdog';
 import { appendTenantLog } from '../watchdog/tenant-log';
 import { Exchange, WorkerHandle } from './exchange';
 import { AppSpec } from './app-spec';
-import { MAX_WATCHED_FILES, confineReported } from './code-watch';
+import { confineReported } from './code-watch';
 import { Identity } from './ownership';
 import { appBook } from '../status/app-book';
 import { KillReason, killReasonOf } from '../status/kill-reason';
 import { SpawnOptions, WorkerProcess, startWorkerProcess } from './worker-process';
 
-/** Seconds a worker that was told ABORT has to finish before it is killed. */
-const ABORT_GRACE_MS = 5000;
 /** An app slower than this to import is treated as failing to start. */
 const START_TIMEOUT_MS = 60_000;
-/** How long a worker whose socket mod_lodge saw close has to be seen exiting. */
-const LOST_WAIT_MS = 2000;
 /** Bytes of a starting worker's stderr kept: its last line says why python could not start. */
 const EARLY_STDERR_MAX = 4096;
 
@@ -368,7 +365,7 @@ export class Worker implements WorkerHandle {
       toldFiles.add(this.spec);
       const why = [
         outside > 0 ? `${outside} outside the app directory` : '',
-        over > 0 ? `${over} past the first ${MAX_WATCHED_FILES}` : '',
+        over > 0 ? `${over} past the first ${WATCHED_FILES_MAX}` : '',
       ].filter(Boolean).join(', ');
       this.tellTenant(`the worker reported ${ready.file.length} files to watch for edits; not watched: ${why}`);
       this.log.warn(`worker ${this.pid} (${this.app}) reported ${ready.file.length} files to watch; ${why} not watched`);

@@ -1,4 +1,5 @@
-import { FRAME_MAX, HEADER_SIZE, frameName } from './frames';
+import { FRAME_HEADER_SIZE, FRAME_MAX } from './constants';
+import { frameName } from './frames';
 
 /**
  * Splits a byte stream into frames. Chunks are sliced, not copied, whenever a frame
@@ -23,7 +24,7 @@ export type FrameLimit = (type: number) => number | undefined;
 export class FrameReader {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
-  private need = HEADER_SIZE; // bytes of the frame being gathered (header, then whole frame)
+  private need = FRAME_HEADER_SIZE; // bytes of the frame being gathered (header, then whole frame)
 
   private readonly limit: FrameLimit;
 
@@ -38,10 +39,10 @@ export class FrameReader {
       at = this.fillPending(chunk);
       if (at < 0) return;
     }
-    while (chunk.length - at >= HEADER_SIZE) {
+    while (chunk.length - at >= FRAME_HEADER_SIZE) {
       const len = chunk.readUInt32BE(at + 4);
       this.checkLength(chunk[at], len);
-      const end = at + HEADER_SIZE + len;
+      const end = at + FRAME_HEADER_SIZE + len;
       if (end > chunk.length) break;
       this.onFrame(chunk[at], chunk.subarray(at, end));
       at = end;
@@ -50,7 +51,7 @@ export class FrameReader {
       const rest = chunk.subarray(at);
       this.pending.push(rest);
       this.pendingBytes = rest.length;
-      this.need = rest.length >= HEADER_SIZE ? HEADER_SIZE + rest.readUInt32BE(4) : HEADER_SIZE;
+      this.need = rest.length >= FRAME_HEADER_SIZE ? FRAME_HEADER_SIZE + rest.readUInt32BE(4) : FRAME_HEADER_SIZE;
     }
   }
 
@@ -77,15 +78,15 @@ export class FrameReader {
       if (this.pendingBytes < this.need) return -1;
       const held = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
       this.pending = [held];
-      if (this.need === HEADER_SIZE) {
+      if (this.need === FRAME_HEADER_SIZE) {
         const len = held.readUInt32BE(4);
         this.checkLength(held[0], len);
-        this.need = HEADER_SIZE + len;
+        this.need = FRAME_HEADER_SIZE + len;
         if (len > 0) continue;
       }
       this.pending = [];
       this.pendingBytes = 0;
-      this.need = HEADER_SIZE;
+      this.need = FRAME_HEADER_SIZE;
       this.onFrame(held[0], held);
       return at;
     }

@@ -1,4 +1,5 @@
-import { FRAME_MAX, HEADER_SIZE, frameName } from './frames';
+import { FRAME_HEADER_SIZE, FRAME_MAX } from './constants';
+import { frameName } from './frames';
 import { FrameError } from './frame-reader';
 
 /**
@@ -12,7 +13,7 @@ import { FrameError } from './frame-reader';
  */
 export class FrameScanner {
   private remaining = 0; // payload bytes of the current frame not yet seen
-  private readonly head = Buffer.alloc(HEADER_SIZE);
+  private readonly head = Buffer.alloc(FRAME_HEADER_SIZE);
   private headFill = 0;
   private lastPending = false;
 
@@ -41,11 +42,11 @@ export class FrameScanner {
       }
       if (at >= chunk.length) return -1;
       // Read a header, possibly split across chunks.
-      const take = Math.min(HEADER_SIZE - this.headFill, chunk.length - at);
+      const take = Math.min(FRAME_HEADER_SIZE - this.headFill, chunk.length - at);
       chunk.copy(this.head, this.headFill, at, at + take);
       this.headFill += take;
       at += take;
-      if (this.headFill < HEADER_SIZE) return -1;
+      if (this.headFill < FRAME_HEADER_SIZE) return -1;
       this.headFill = 0;
       const type = this.head[0];
       const len = this.head.readUInt32BE(4);

@@ -1,58 +1,11 @@
-// Frame codes and encoders of the Lodge protocol (see PROTOCOL.md beside this file).
-// native/apache/lodge_frame.h holds the same codes; test/protocol-codes.test.ts
-// checks that they agree.
+// Frame encoders of the Lodge protocol (see PROTOCOL.md beside this file). The codes,
+// flags and verdicts come from constants.ts, generated from protocol.json with mod_lodge's
+// and the worker's copies; they are exported here too, beside the encoders that use them.
+import { FRAME_HEADER_SIZE, FrameType } from './constants';
 
-export const FrameType = {
-  APP: 0x01,
-  REQ: 0x02,
-  BODY: 0x03,
-  BODY_END: 0x04,
-  ABORT: 0x05,
-  RELEASE: 0x06,
-  HEAD: 0x10,
-  DATA: 0x11,
-  END: 0x12,
-  ERROR: 0x13,
-  GRANT: 0x14,
-  ROUTE: 0x15,
-  ACCEPTED: 0x16,
-  READY: 0x20,
-  FAIL: 0x21,
-  START: 0x22,
-} as const;
-
-/** APP flags: mod_lodge takes the worker's socket itself (GRANT ... RELEASE). */
-export const APP_BORROW = 0x01;
-/** APP flags: a bodyless request; lodged may lend the worker (GRANT) or carry it. */
-export const APP_MAY_BORROW = 0x02;
-/**
- * APP flags: the client asked for a WebSocket (Upgrade). No BODY_END follows the REQ; a
- * HEAD of 101 opens the tunnel: BODY frames carry the client's bytes, DATA frames the
- * backend's, until BODY_END (the client left) or END (the backend closed).
- */
-export const APP_TUNNEL = 0x04;
-/** APP flags: mod_lodge can go to the app's own socket (ROUTE) for this and later requests. */
-export const APP_ROUTE = 0x08;
-
-/** RELEASE verdicts: how mod_lodge hands a borrowed worker back. */
-export const Release = {
-  /** Its END or ERROR was read: idle again. */
-  DONE: 0,
-  /** No progress for the GRANT's timeout. */
-  TIMEOUT: 1,
-  /** It broke the frame protocol. */
-  BROKEN: 2,
-  /** Its socket closed: lodged answers with an ERROR saying why. */
-  LOST: 3,
-  /** Told ABORT, it did not finish within the grace period. */
-  STUCK: 4,
-} as const;
+export { APP_BORROW, APP_MAY_BORROW, APP_ROUTE, APP_TUNNEL, FRAME_HEADER_SIZE, FRAME_MAX, FrameType, Release } from './constants';
 
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
-
-export const HEADER_SIZE = 8;
-/** Larger frames are refused before their payload is buffered. */
-export const FRAME_MAX = 16 * 1024 * 1024;
 
 export function frameName(type: number): string {
   for (const [name, code] of Object.entries(FrameType)) if (code === type) return name;
@@ -61,11 +14,11 @@ export function frameName(type: number): string {
 
 export function encodeFrame(type: number, payload?: Buffer): Buffer {
   const len = payload ? payload.length : 0;
-  const out = Buffer.allocUnsafe(HEADER_SIZE + len);
+  const out = Buffer.allocUnsafe(FRAME_HEADER_SIZE + len);
   out.writeUInt32BE(0, 0);
   out[0] = type;
   out.writeUInt32BE(len, 4);
-  if (payload) payload.copy(out, HEADER_SIZE);
+  if (payload) payload.copy(out, FRAME_HEADER_SIZE);
   return out;
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ProtocolError } from '../errors';
+import { FRAME_HEADER_SIZE } from './constants';
 import { decodePairs } from './frames';
 
 /**
@@ -42,7 +43,7 @@ export function pairObject(pairs: Array<[string, string]>, shape: PairShape, fra
 export function parsePairs<S extends z.ZodType>(frame: Buffer, shape: PairShape, schema: S, what: string): z.output<S> {
   let pairs: Array<[string, string]>;
   try {
-    pairs = decodePairs(frame, 8);
+    pairs = decodePairs(frame, FRAME_HEADER_SIZE);
   } catch (err) {
     throw new ProtocolError(`${what}: ${(err as Error).message}`);
   }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ProtocolError } from '../errors';
-import { Release } from './frames';
+import { FAIL_MAX, FRAME_HEADER_SIZE, RELEASE_PAYLOAD_SIZE, Release } from './constants';
 import { PairShape, check, intPair, parsePairs, pathPair } from './pair-object';
 
 // The schemas of the frames lodged takes from outside (PROTOCOL.md): APP from
@@ -119,7 +119,7 @@ export type OwnPage = 'status' | 'dashboard';
  * says what is wrong with it.
  */
 export function ownPageOf(frame: Buffer): OwnPage | undefined {
-  let at = 8;
+  let at = FRAME_HEADER_SIZE;
   while (at + 2 <= frame.length) {
     const nlen = frame.readUInt16BE(at);
     const vat = at + 2 + nlen;
@@ -141,18 +141,6 @@ export function isStatusApp(frame: Buffer): boolean {
   return ownPageOf(frame) === 'status';
 }
 
-/**
- * READY's cap: a worker that reports every module of its app (the runtime stops at
- * 2000, see MAX_WATCHED_FILES) with long paths fits; a worker that would have lodged
- * hold more, before it has served anything, is not a worker of ours.
- */
-export const READY_MAX = 1024 * 1024;
-/**
- * FAIL's cap: the runtime sends at most 4000 bytes (a one-line account; the traceback
- * is in the tenant's own log).
- */
-export const FAIL_MAX = 64 * 1024;
-
 export const READY_SHAPE: PairShape = { repeated: ['file'] };
 
 export const readySchema = z
@@ -171,22 +159,21 @@ export function parseReady(frame: Buffer): Ready {
 
 /** FAIL: the reason, as UTF-8 text (what cannot be decoded shows as U+FFFD). */
 export function parseFail(frame: Buffer): string {
-  return check(z.string().max(FAIL_MAX), frame.toString('utf8', 8), 'FAIL');
+  return check(z.string().max(FAIL_MAX), frame.toString('utf8', FRAME_HEADER_SIZE), 'FAIL');
 }
 
 const VERDICTS = Object.values(Release) as number[];
 const VERDICT_LIST = Object.entries(Release).map(([k, v]) => `${v} (${k})`).join(', ');
 const verdictSchema = z.number().int().refine((v) => VERDICTS.includes(v));
 
-/** RELEASE's payload: a verdict, then the u16 status mod_lodge answered (0: none yet). */
-export const RELEASE_SIZE = 3;
-
 /** RELEASE: a verdict of Release and the status of the answer the client got. */
 export function parseRelease(frame: Buffer): { verdict: number; status: number } {
-  if (frame.length !== 8 + RELEASE_SIZE) throw new ProtocolError(`RELEASE: expected a payload of ${RELEASE_SIZE} bytes, got ${frame.length - 8}`);
-  const r = verdictSchema.safeParse(frame[8]);
-  if (!r.success) throw new ProtocolError(`RELEASE: expected a verdict, one of ${VERDICT_LIST}; got RELEASE with unknown verdict ${frame[8]}`);
-  const status = frame.readUInt16BE(9);
+  if (frame.length !== FRAME_HEADER_SIZE + RELEASE_PAYLOAD_SIZE) {
+    throw new ProtocolError(`RELEASE: expected a payload of ${RELEASE_PAYLOAD_SIZE} bytes, got ${frame.length - FRAME_HEADER_SIZE}`);
+  }
+  const r = verdictSchema.safeParse(frame[FRAME_HEADER_SIZE]);
+  if (!r.success) throw new ProtocolError(`RELEASE: expected a verdict, one of ${VERDICT_LIST}; got RELEASE with unknown verdict ${frame[FRAME_HEADER_SIZE]}`);
+  const status = frame.readUInt16BE(FRAME_HEADER_SIZE + 1);
   if (status !== 0 && (status < 100 || status > 599)) throw new ProtocolError(`RELEASE: expected status 0 or 100-599, got ${status}`);
   return { verdict: r.data, status };
 }

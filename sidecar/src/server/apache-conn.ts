@@ -4,6 +4,7 @@ import { FrameScanner } from '../protocol/frame-scanner';
 import {
   APP_BORROW, APP_MAY_BORROW, APP_ROUTE, APP_TUNNEL, encodeRoute, BODY_END_FRAME, END_FRAME, FrameType, Release, encodeError, encodeFrame, encodeGrant, encodeHead, frameName,
 } from '../protocol/frames';
+import { FRAME_CHUNK_MAX, STATUS_BODY_MAX } from '../protocol/constants';
 import { OwnPage, ownPageOf, parseDashboardApp, parseRelease, parseStatusApp } from '../protocol/schemas';
 import type { DashboardOwner } from '../pool/dashboard-owner';
 import { LodgeError, ProtocolError } from '../errors';
@@ -19,10 +20,6 @@ import { refusedRequest, releasedStatus, responseStatus } from '../status/reques
 
 /** Request frames held while no worker is free, before the socket is paused. */
 const HOLD_BYTES = 256 * 1024;
-/** A status request's body is an action's form; mod_lodge refuses more with 413 too. */
-const STATUS_BODY_MAX = 64 * 1024;
-/** Senders keep DATA frames at or under this (PROTOCOL.md). */
-const DATA_MAX = 256 * 1024;
 
 /**
  * One persistent connection from an Apache child. Requests come one at a time.
@@ -414,7 +411,7 @@ export class ApacheConn implements Exchange {
     this.statusBody = [];
     if (answer.kind === 'response') {
       const frames = [encodeHead(answer.status, answer.headers)];
-      for (let at = 0; at < answer.body.length; at += DATA_MAX) frames.push(encodeFrame(FrameType.DATA, answer.body.subarray(at, at + DATA_MAX)));
+      for (let at = 0; at < answer.body.length; at += FRAME_CHUNK_MAX) frames.push(encodeFrame(FrameType.DATA, answer.body.subarray(at, at + FRAME_CHUNK_MAX)));
       frames.push(END_FRAME);
       this.socket.write(Buffer.concat(frames));
       this.state = tunnel ? 'tunnel-done' : 'idle';

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { currentSettings } from '../config/load';
 import { LodgeError, RefusedError, ShuttingDownError } from '../errors';
 import { parseAppSpec } from '../pool/app-spec';
-import { FrameType, HEADER_SIZE, Release } from '../protocol/frames';
+import { FrameType, FRAME_HEADER_SIZE, Release } from '../protocol/frames';
 import { appBook, hostEvent } from './app-book';
 
 // What server/apache-conn.ts tells the status model about a request, one call each:
@@ -14,9 +14,9 @@ import { appBook, hostEvent } from './app-book';
  * worker writes its HEAD frame whole), counted as not seen.
  */
 export function responseStatus(first: Buffer): number {
-  if (first.length < HEADER_SIZE + 2) return 0;
+  if (first.length < FRAME_HEADER_SIZE + 2) return 0;
   const t = first[0];
-  return t === FrameType.HEAD || t === FrameType.ERROR ? first.readUInt16BE(HEADER_SIZE) : 0;
+  return t === FrameType.HEAD || t === FrameType.ERROR ? first.readUInt16BE(FRAME_HEADER_SIZE) : 0;
 }
 
 /**

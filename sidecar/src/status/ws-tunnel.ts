@@ -1,4 +1,5 @@
 import { Duplex } from 'node:stream';
+import { FRAME_CHUNK_MAX } from '../protocol/constants';
 import { END_FRAME, FrameType, encodeError, encodeFrame, encodeHead } from '../protocol/frames';
 
 /** What a tunnel needs of its connection to mod_lodge (server/apache-conn.ts). */
@@ -11,10 +12,8 @@ export interface TunnelPeer {
   resumeInput(): void;
 }
 
-/** Senders keep DATA frames at or under this (PROTOCOL.md). */
-const DATA_MAX = 256 * 1024;
 /** The handshake's answer is a few hundred bytes; more than this is no answer. */
-const HEAD_MAX = 16 * 1024;
+const HANDSHAKE_MAX = 16 * 1024;
 
 /**
  * The byte stream of a WebSocket that mod_lodge tunnels (APP flag TUNNEL), as a
@@ -63,7 +62,7 @@ export class TunnelStream extends Duplex {
       this.headBytes = Buffer.concat([this.headBytes, chunk]);
       const end = this.headBytes.indexOf('\r\n\r\n');
       if (end < 0) {
-        return cb(this.headBytes.length > HEAD_MAX ? new Error(`no end of the response head in ${HEAD_MAX} bytes`) : null);
+        return cb(this.headBytes.length > HANDSHAKE_MAX ? new Error(`no end of the response head in ${HANDSHAKE_MAX} bytes`) : null);
       }
       const head = parseHttpHead(this.headBytes.subarray(0, end).toString('latin1'));
       if (!head) return cb(new Error('the WebSocket answer is not an HTTP/1.1 response head'));
@@ -72,8 +71,8 @@ export class TunnelStream extends Duplex {
       this.headSent = true;
       ok = this.peer.write(encodeHead(head.status, head.headers));
     }
-    for (let at = 0; at < data.length; at += DATA_MAX) {
-      ok = this.peer.write(encodeFrame(FrameType.DATA, data.subarray(at, at + DATA_MAX)));
+    for (let at = 0; at < data.length; at += FRAME_CHUNK_MAX) {
+      ok = this.peer.write(encodeFrame(FrameType.DATA, data.subarray(at, at + FRAME_CHUNK_MAX)));
     }
     if (ok) cb();
     else this.waiting = cb;
