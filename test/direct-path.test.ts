@@ -3,15 +3,20 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { Site, forEachApache, startSite } from './helpers/site';
+import { Site, eventually, forEachApache, startSite } from './helpers/site';
 
 // lodged.json `direct: true`: once lodged has answered an app's request with ROUTE, the
 // Apache process goes to the app's own socket for it, where the app's workers accept,
 // and lodged is out of the byte path: the requests are served while lodged is stopped.
 
 const APP = `
-import os
+import os, signal
 def application(environ, start_response):
+    if environ["PATH_INFO"] == "/loop":
+        while True:
+            pass
+    if environ["PATH_INFO"] == "/die":
+        os.kill(os.getpid(), signal.SIGKILL)
     body = environ["wsgi.input"].read()
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [("%d %d %s" % (os.getpid(), len(body), os.environ.get("LODGE_MARK", "-"))).encode()]
@@ -42,7 +47,7 @@ forEachApache((apache) => {
   const routeDir = () => path.join(path.dirname(site.sb.socket), 'apps');
 
   before(async () => {
-    site = await startSite({ alpha: { '.htaccess': 'LodgeApp wsgi app.py\nLodgeProcesses 2\n', 'app.py': APP } }, { direct: true }, apache);
+    site = await startSite({ alpha: { '.htaccess': 'LodgeApp wsgi app.py\nLodgeProcesses 2\nLodgeTimeout 2\n', 'app.py': APP } }, { direct: true }, apache);
   });
   after(async () => {
     await site?.stop();
@@ -82,11 +87,29 @@ forEachApache((apache) => {
     }
   });
 
+  test('a request that goes straight and fails still gets lodged\'s verdict: a loop past LodgeTimeout is 504 and its worker killed, a worker that dies is 502 with why', async () => {
+    const c = oneConnection(site);
+    try {
+      for (let i = 0; i < 2; i++) assert.equal((await c.send('/')).status, 200);
+      const before = site.lodgedLog().length;
+      const loop = await c.send('/loop');
+      assert.equal(loop.status, 504);
+      await eventually(() => /took longer than LodgeTimeout 2 s/.test(site.tenantLog('alpha')), 'the tenant is told which limit stopped it');
+      await eventually(() => /request made no progress for LodgeTimeout 2 s; killed/.test(site.lodgedLog().slice(before)), 'lodged killed the looping worker');
+      const die = await c.send('/die');
+      assert.equal(die.status, 502);
+      await eventually(() => /was killed by SIGKILL during the request/.test(site.errorLog()), 'Apache\'s log has lodged\'s reason');
+      for (let i = 0; i < 4; i++) assert.equal((await c.send('/')).status, 200, 'the app serves on');
+    } finally {
+      c.close();
+    }
+  });
+
   test('an app whose settings change is a new app: its first request asks lodged, which routes it to a socket of its own', async () => {
     const c = oneConnection(site);
     try {
       assert.equal((await c.send('/')).status, 200);
-      fs.writeFileSync(path.join(site.root, 'alpha', '.htaccess'), 'LodgeApp wsgi app.py\nLodgeProcesses 2\nLodgeEnv LODGE_MARK two\n');
+      fs.writeFileSync(path.join(site.root, 'alpha', '.htaccess'), 'LodgeApp wsgi app.py\nLodgeProcesses 2\nLodgeTimeout 2\nLodgeEnv LODGE_MARK two\n');
       const r = await c.send('/');
       assert.equal(r.status, 200, r.text);
       assert.match(r.text, / two$/, 'the new settings are in force');

@@ -86,10 +86,37 @@ static int read_verdict(lodge_exchange *x)
     return status >= 400 && status <= 599 ? (int)status : HTTP_BAD_GATEWAY;
 }
 
+/*
+ * The frame that ends a lease (RELEASE), or that tells lodged of a request
+ * sent straight to the app that failed (VERDICT, on a connection taken for
+ * it; never for DONE). Its length, or 0 when nothing is to be sent.
+ */
+static size_t outcome_frame(lodge_exchange *x, int verdict, unsigned char *f)
+{
+    unsigned char *p = f + LODGE_FRAME_HEADER_SIZE;
+    unsigned long pid = x->direct_pid;
+
+    p[0] = (unsigned char)verdict;
+    lodge_put_u16(p + 1, (unsigned)x->answered);
+    if (x->conn != NULL) {
+        lodge_frame_put_header(f, LODGE_FRAME_RELEASE, LODGE_RELEASE_PAYLOAD_SIZE);
+        return LODGE_FRAME_HEADER_SIZE + LODGE_RELEASE_PAYLOAD_SIZE;
+    }
+    if (pid == 0 || verdict == LODGE_RELEASE_DONE
+        || lodge_conn_take(x->socket, &x->conn) != 0) {
+        return 0;
+    }
+    lodge_frame_put_header(f, LODGE_FRAME_VERDICT, LODGE_VERDICT_PAYLOAD_SIZE);
+    lodge_put_u16(p + 3, (unsigned)(pid >> 16));
+    lodge_put_u16(p + 5, (unsigned)(pid & 0xffff));
+    return LODGE_FRAME_HEADER_SIZE + LODGE_VERDICT_PAYLOAD_SIZE;
+}
+
 int lodge_lease_end(lodge_exchange *x, int verdict)
 {
-    unsigned char f[LODGE_FRAME_HEADER_SIZE + LODGE_RELEASE_PAYLOAD_SIZE];
-    lodge_conn *c = x->conn;
+    unsigned char f[LODGE_FRAME_HEADER_SIZE + LODGE_VERDICT_PAYLOAD_SIZE];
+    lodge_conn *c;
+    size_t n;
     int status = 0;
 
     if (x->worker == NULL) {
@@ -97,15 +124,14 @@ int lodge_lease_end(lodge_exchange *x, int verdict)
     }
     lodge_conn_close(x->worker);
     x->worker = NULL;
-    if (c == NULL) {
-        return 0;
-    }
     /* The answer's status rides along: lodged's counts by status class
      * see the requests whose response it never carried. */
-    lodge_frame_put_header(f, LODGE_FRAME_RELEASE, LODGE_RELEASE_PAYLOAD_SIZE);
-    f[LODGE_FRAME_HEADER_SIZE] = (unsigned char)verdict;
-    lodge_put_u16(f + LODGE_FRAME_HEADER_SIZE + 1, (unsigned)x->answered);
-    if (lodge_conn_send(c, f, sizeof(f)) != 0) {
+    if ((n = outcome_frame(x, verdict, f)) == 0) {
+        return 0;
+    }
+    c = x->conn;
+    (void)lodge_conn_set_timeout(c, LODGE_VERDICT_WAIT);
+    if (lodge_conn_send(c, f, n) != 0) {
         /* lodged stops a lent worker whose connection closes. */
         lodge_drop(x);
         return 0;

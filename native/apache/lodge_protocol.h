@@ -14,6 +14,7 @@
 #define LODGE_FRAME_BODY_END       0x04
 #define LODGE_FRAME_ABORT          0x05
 #define LODGE_FRAME_RELEASE        0x06
+#define LODGE_FRAME_VERDICT        0x07
 #define LODGE_FRAME_HEAD           0x10
 #define LODGE_FRAME_DATA           0x11
 #define LODGE_FRAME_END            0x12
@@ -33,6 +34,7 @@
     X(BODY_END, 0x04) \
     X(ABORT, 0x05) \
     X(RELEASE, 0x06) \
+    X(VERDICT, 0x07) \
     X(HEAD, 0x10) \
     X(DATA, 0x11) \
     X(END, 0x12) \
@@ -88,6 +90,11 @@
  * none).
  */
 #define LODGE_RELEASE_PAYLOAD_SIZE 3
+/*
+ * mod_lodge → lodged: VERDICT's payload: RELEASE's, then the u32 pid the worker's ACCEPTED
+ * gave.
+ */
+#define LODGE_VERDICT_PAYLOAD_SIZE 7
 /*
  * mod_lodge, of a worker or lodged: a response's headers (status and pairs); a larger HEAD
  * is a 502, known from its length, none of it read. Far more than any ordinary response's;

@@ -173,6 +173,7 @@ static int await_accept(lodge_exchange *x, lodge_conn *w)
     pid = ((unsigned long)lodge_get_u16(w->buf + w->pos + 8) << 16)
           | lodge_get_u16(w->buf + w->pos + 10);
     x->worker_pid = apr_psprintf(x->r->pool, "%lu", pid);
+    x->direct_pid = pid;
     w->pos += need;
     return OK;
 }

@@ -11,6 +11,7 @@ BODY = 0x03
 BODY_END = 0x04
 ABORT = 0x05
 RELEASE = 0x06
+VERDICT = 0x07
 HEAD = 0x10
 DATA = 0x11
 END = 0x12
@@ -46,6 +47,9 @@ FRAME_CHUNK_MAX = 256 * 1024
 READ_AHEAD = 512 * 1024
 # mod_lodge → lodged: RELEASE's payload: the verdict, then the u16 status answered (0: none).
 RELEASE_PAYLOAD_SIZE = 3
+# mod_lodge → lodged: VERDICT's payload: RELEASE's, then the u32 pid the worker's ACCEPTED
+# gave.
+VERDICT_PAYLOAD_SIZE = 7
 # mod_lodge, of a worker or lodged: a response's headers (status and pairs); a larger HEAD is
 # a 502, known from its length, none of it read. Far more than any ordinary response's; 100
 # headers of 8190 bytes would not fit, and need not.

@@ -383,6 +383,10 @@ export class Pool implements ShareMember {
 
   private exited(w: Worker): void {
     this.workers.delete(w);
+    // No worker accepts on the app's socket any more: connections would wait there for
+    // nobody. Without it mod_lodge asks lodged, which starts one (and any connection
+    // still queued is closed before a worker said ACCEPTED: mod_lodge asks lodged too).
+    if (this.workers.size === 0) this.closeRoute();
     this.gens.delete(w);
     this.serving.delete(w);
     const i = this.idle.indexOf(w);

@@ -7,6 +7,7 @@ import { parseAppSpec } from './app-spec';
 import { declarationKey, declaredSpec, readDeclaration } from './declared-app';
 import { DashboardOwner, dashboardOwner } from './dashboard-owner';
 import { checkOwnership } from './ownership';
+import type { Worker } from './worker';
 import type { DashboardApp } from '../protocol/schemas';
 import { Pool } from './pool';
 import { ShareAsked, TenantShare, tenantCaps } from './tenant-share';
@@ -39,6 +40,12 @@ export class Registry {
   /** Where the apps' own listening sockets go (beside lodged's), when apps get one. */
   get routeDir(): string | undefined {
     return this.settings.direct ? path.join(path.dirname(this.settings.socket), 'apps') : undefined;
+  }
+
+  /** A worker of one of the apps, by its pid (a VERDICT names it). */
+  workerByPid(pid: number): Worker | undefined {
+    for (const pool of new Set(this.pools.values())) for (const w of pool.workers) if (w.pid === pid) return w;
+    return undefined;
   }
 
   /** The tenant whose dashboard an APP kind=dashboard opens; throws RefusedError. */

@@ -91,6 +91,12 @@ export class Worker implements WorkerHandle {
   private lend?: Lend;
   /** Why a lent worker was stopped, kept until mod_lodge asks (RELEASE LOST). */
   private lentError?: LodgeError;
+  /** A watchdog's reason for killing the worker, whatever it was serving. */
+  private killedFor?: LodgeError;
+  /** Why the worker's exit ended a request, for a VERDICT LOST that asks after it. */
+  private exitError?: LodgeError;
+  /** Connections from Apache waiting to learn why a request it sent straight here was lost. */
+  private readonly directLost: Exchange[] = [];
   /** lodged's end of the worker's socket, which a GRANT lends to mod_lodge. */
   readonly fd: number;
   private readonly tenantLog: string;
@@ -208,6 +214,27 @@ export class Worker implements WorkerHandle {
       this.socket.resume();
       return this.requestDone();
     }
+    this.stopFor(verdict);
+  }
+
+  /**
+   * mod_lodge's verdict on a request that came to this worker straight from Apache
+   * (the app's own socket; a VERDICT frame): lodged saw only the failure. A LOST one is
+   * answered once the worker's exit tells why; the others stop the worker.
+   */
+  directVerdict(ex: Exchange, verdict: number): void {
+    if (verdict !== Release.LOST) return this.stopFor(verdict);
+    if (this.state === 'dead') return ex.fail(this.exitError ?? new WorkerDiedError(`${this.app}: worker ${this.pid} died during the request`));
+    this.directLost.push(ex);
+    setTimeout(() => {
+      if (this.state === 'dead') return;
+      this.log.warn(`worker ${this.pid} (${this.app}) closed a connection from Apache mid-request but did not exit; killed`);
+      this.kill('protocol');
+    }, LOST_WAIT_MS).unref();
+  }
+
+  // What mod_lodge saw of a request gone wrong, said to both logs, and the worker stopped.
+  private stopFor(verdict: number | 'gone'): void {
     const line = this.requestLine();
     const secs = this.spec.limits.timeout;
     const [host, tenant] =
@@ -388,6 +415,7 @@ export class Worker implements WorkerHandle {
   /** A watchdog's verdict: the request in hand gets `err`, the tenant reads why. */
   private stopNow(err: LodgeError, tenant: string): void {
     if (this.state === 'dead') return;
+    this.killedFor = err;
     this.tellTenant(this.current ? `${this.requestLine()}: ${tenant}` : tenant);
     this.failCurrent(err);
     this.kill(killReasonOf(err));
@@ -485,6 +513,8 @@ export class Worker implements WorkerHandle {
       this.tellTenant(what);
     }
     this.reqFrame = undefined;
+    this.exitError = this.lentError ?? this.killedFor ?? cause?.err ?? new WorkerDiedError(`${this.app}: worker ${this.pid} ${how} during the request`);
+    for (const ex of this.directLost.splice(0)) ex.fail(this.exitError);
     this.socket.destroy();
     appBook.get(this.spec.root)?.workerExited(this);
     this.events.exited(this);

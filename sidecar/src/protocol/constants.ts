@@ -10,6 +10,7 @@ export const FrameType = {
   BODY_END: 0x04,
   ABORT: 0x05,
   RELEASE: 0x06,
+  VERDICT: 0x07,
   HEAD: 0x10,
   DATA: 0x11,
   END: 0x12,
@@ -73,6 +74,11 @@ export const READ_AHEAD = 512 * 1024;
  * none).
  */
 export const RELEASE_PAYLOAD_SIZE = 3;
+/**
+ * mod_lodge → lodged: VERDICT's payload: RELEASE's, then the u32 pid the worker's ACCEPTED
+ * gave.
+ */
+export const VERDICT_PAYLOAD_SIZE = 7;
 /**
  * mod_lodge, of a worker or lodged: a response's headers (status and pairs); a larger HEAD
  * is a 502, known from its length, none of it read. Far more than any ordinary response's;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ProtocolError } from '../errors';
-import { FAIL_MAX, FRAME_HEADER_SIZE, RELEASE_PAYLOAD_SIZE, Release } from './constants';
+import { FAIL_MAX, FRAME_HEADER_SIZE, RELEASE_PAYLOAD_SIZE, Release, VERDICT_PAYLOAD_SIZE } from './constants';
 import { PairShape, check, intPair, parsePairs, pathPair } from './pair-object';
 
 // The schemas of the frames lodged takes from outside (PROTOCOL.md): APP from
@@ -143,10 +143,12 @@ export function isStatusApp(frame: Buffer): boolean {
 
 export const READY_SHAPE: PairShape = { repeated: ['file'] };
 
+/** Linux's pid_max is at most 2^22. */
+const PID_MAX = 4_194_304;
+
 export const readySchema = z
   .object({
-    // Linux's pid_max is at most 2^22.
-    pid: intPair(1, 4_194_304),
+    pid: intPair(1, PID_MAX),
     file: z.array(pathPair('a file path')),
   })
   .strict();
@@ -168,12 +170,25 @@ const verdictSchema = z.number().int().refine((v) => VERDICTS.includes(v));
 
 /** RELEASE: a verdict of Release and the status of the answer the client got. */
 export function parseRelease(frame: Buffer): { verdict: number; status: number } {
-  if (frame.length !== FRAME_HEADER_SIZE + RELEASE_PAYLOAD_SIZE) {
-    throw new ProtocolError(`RELEASE: expected a payload of ${RELEASE_PAYLOAD_SIZE} bytes, got ${frame.length - FRAME_HEADER_SIZE}`);
+  return parseOutcome(frame, 'RELEASE', RELEASE_PAYLOAD_SIZE);
+}
+
+/** VERDICT: RELEASE's verdict and status, then the pid of the worker they are about. */
+export function parseVerdict(frame: Buffer): { verdict: number; status: number; pid: number } {
+  const { verdict, status } = parseOutcome(frame, 'VERDICT', VERDICT_PAYLOAD_SIZE);
+  const pid = frame.readUInt32BE(FRAME_HEADER_SIZE + 3);
+  if (pid < 1 || pid > PID_MAX) throw new ProtocolError(`VERDICT: expected a pid of 1-${PID_MAX}, got ${pid}`);
+  return { verdict, status, pid };
+}
+
+// A verdict byte and a u16 status (0, or 100-599) opening a payload of `size` bytes.
+function parseOutcome(frame: Buffer, name: string, size: number): { verdict: number; status: number } {
+  if (frame.length !== FRAME_HEADER_SIZE + size) {
+    throw new ProtocolError(`${name}: expected a payload of ${size} bytes, got ${frame.length - FRAME_HEADER_SIZE}`);
   }
   const r = verdictSchema.safeParse(frame[FRAME_HEADER_SIZE]);
-  if (!r.success) throw new ProtocolError(`RELEASE: expected a verdict, one of ${VERDICT_LIST}; got RELEASE with unknown verdict ${frame[FRAME_HEADER_SIZE]}`);
+  if (!r.success) throw new ProtocolError(`${name}: expected a verdict, one of ${VERDICT_LIST}; got ${name} with unknown verdict ${frame[FRAME_HEADER_SIZE]}`);
   const status = frame.readUInt16BE(FRAME_HEADER_SIZE + 1);
-  if (status !== 0 && (status < 100 || status > 599)) throw new ProtocolError(`RELEASE: expected status 0 or 100-599, got ${status}`);
+  if (status !== 0 && (status < 100 || status > 599)) throw new ProtocolError(`${name}: expected status 0 or 100-599, got ${status}`);
   return { verdict: r.data, status };
 }

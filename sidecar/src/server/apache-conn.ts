@@ -5,9 +5,9 @@ import {
   APP_BORROW, APP_MAY_BORROW, APP_ROUTE, APP_TUNNEL, encodeRoute, BODY_END_FRAME, END_FRAME, FrameType, Release, encodeError, encodeFrame, encodeGrant, encodeHead, frameName,
 } from '../protocol/frames';
 import { FRAME_CHUNK_MAX, STATUS_BODY_MAX } from '../protocol/constants';
-import { OwnPage, ownPageOf, parseDashboardApp, parseRelease, parseStatusApp } from '../protocol/schemas';
+import { OwnPage, ownPageOf, parseDashboardApp, parseRelease, parseStatusApp, parseVerdict } from '../protocol/schemas';
 import type { DashboardOwner } from '../pool/dashboard-owner';
-import { LodgeError, ProtocolError } from '../errors';
+import { LodgeError, ProtocolError, WorkerDiedError } from '../errors';
 import { log } from '../log';
 import { Exchange, WorkerHandle } from '../pool/exchange';
 import { Pool } from '../pool/pool';
@@ -237,6 +237,7 @@ export class ApacheConn implements Exchange {
   private onFrame(type: number, frame: Buffer): void {
     switch (this.state) {
       case 'idle':
+        if (type === FrameType.VERDICT) return this.onVerdict(frame);
         if (type !== FrameType.APP) return this.unexpected(type);
         this.appFrame = frame;
         this.borrows = (frame[1] & APP_BORROW) !== 0;
@@ -314,6 +315,30 @@ export class ApacheConn implements Exchange {
       return this.protocolFailure(err.message);
     }
     this.release(release.verdict, release.status);
+  }
+
+  /**
+   * A request that went straight to the app's socket failed (VERDICT): the worker that
+   * took it is stopped, or, for LOST, mod_lodge is told why it went (an ERROR).
+   */
+  private onVerdict(frame: Buffer): void {
+    let v: { verdict: number; status: number; pid: number };
+    try {
+      v = parseVerdict(frame);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      return this.protocolFailure(err.message);
+    }
+    const worker = this.registry.workerByPid(v.pid);
+    this.pool = undefined;
+    if (v.verdict !== Release.LOST) {
+      worker?.directVerdict(this, v.verdict);
+      return;
+    }
+    this.borrows = true; // nothing more comes for it: after the ERROR, idle
+    this.state = 'verdict';
+    if (worker) return worker.directVerdict(this, v.verdict);
+    this.fail(new WorkerDiedError(`worker ${v.pid} is not one of lodged's; it went away during a request`));
   }
 
   private release(verdict: number, status: number): void {
