@@ -66,8 +66,8 @@ PROM_NS = tuple(round(b * 1e9) for b in PROM_BOUNDS)
 _UNION = tuple(sorted(set(FINE_NS + PROM_NS)))
 _FINE_AT = tuple(bisect_left(FINE_NS, u) for u in _UNION) + (FINE_BUCKETS - 1,)
 _PROM_AT = tuple(bisect_left(PROM_NS, u) for u in _UNION) + (PROM_BUCKETS - 1,)
-# Status class by status // 100: 1xx..5xx, and anything else (0: no status was sent).
-_CLASS_OF = (5, 0, 1, 2, 3, 4) + (5,) * 5
+# Status class index by status: 1xx..5xx, and anything else (5; 0: no status was sent).
+_CLASS_AT = {status: status // 100 - 1 for status in range(100, 600)}
 
 
 def buckets(ns):
@@ -153,7 +153,7 @@ class Slot:
         prom = [0] * PROM_BUCKETS
         fine = [0] * FINE_BUCKETS
         methods = {}
-        union, fine_at, prom_at, class_of = _UNION, _FINE_AT, _PROM_AT, _CLASS_OF
+        union, fine_at, prom_at, class_at = _UNION, _FINE_AT, _PROM_AT, _CLASS_AT
         clock = monotonic_ns
         # meta, requestId, sinceNs (and latencySumNs) lie side by side: one pack for them.
         head = struct.Struct('<3Q').pack_into
@@ -174,7 +174,7 @@ class Slot:
             nonlocal seq, rid, since, meta
             if path.__class__ is not bytes:
                 path = path.encode('latin-1', 'replace')
-            word, mlen = method_word(method)
+            word, mlen = methods.get(method) or method_word(method)
             n = len(path)
             if n > PATH_MAX:
                 path = path[:PATH_MAX]
@@ -184,35 +184,32 @@ class Slot:
                 meta = BUSY | mlen | n << 16
             since = clock()
             rid += 1
-            seq += 1
-            q[seq_q] = seq
+            q[seq_q] = seq + 1
             head(b, meta_at, meta, rid, since)
             b[method_at:method_at + 8 + n] = word + path
-            seq += 1
+            seq += 2
             q[seq_q] = seq
 
         def end(status):
             """The request ended with `status` (0 when none was sent)."""
             nonlocal seq, total_ns, since, meta
             now = clock()
-            ns = now - since if meta & 0xFF == BUSY else 0
-            total_ns += ns
-            j = bisect_left(union, ns)
+            if meta & 0xFF == BUSY:
+                total_ns += now - since
+                j = bisect_left(union, now - since)
+            else:
+                j = 0
             fb = fine_at[j]
             pb = prom_at[j]
-            c = class_of[status // 100] if 0 <= status < 1000 else 5
-            by_class[c] += 1
-            prom[pb] += 1
-            fine[fb] += 1
+            c = class_at.get(status, 5)
             since = now
             meta = meta & ~0xFF | IDLE   # the last request's method and path stay shown
-            seq += 1
-            q[seq_q] = seq
+            q[seq_q] = seq + 1
             tail(b, meta_at, meta, rid, now, total_ns)
-            q[class_q + c] = by_class[c]
-            i[prom_i + pb] = prom[pb] & 0xFFFFFFFF
-            i[fine_i + fb] = fine[fb] & 0xFFFFFFFF
-            seq += 1
+            q[class_q + c] = by_class[c] = by_class[c] + 1
+            i[prom_i + pb] = prom[pb] = (prom[pb] + 1) & 0xFFFFFFFF
+            i[fine_i + fb] = fine[fb] = (fine[fb] + 1) & 0xFFFFFFFF
+            seq += 2
             q[seq_q] = seq
 
         def change(fields, state):
