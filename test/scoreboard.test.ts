@@ -10,6 +10,7 @@ import * as L from '../sidecar/src/scoreboard/layout';
 import { BoardReader, SlotView } from '../sidecar/src/scoreboard/reader';
 import { WSGI_RUNTIME } from '../sidecar/src/pool/worker-process';
 import { PROMETHEUS_BUCKETS, fineUpper } from '../sidecar/src/status/latency';
+import { createUser, removeUser } from './helpers/users';
 
 const PYTHON = '/usr/bin/python3';
 const RUNTIMES = path.dirname(WSGI_RUNTIME);
@@ -135,6 +136,53 @@ s.begin('DELETE', '/now\\x1b[2J')
   assert.ok(s.sinceNs > 0 && s.sinceNs <= Number(process.hrtime.bigint()), 'the start is on lodged\'s clock (CLOCK_MONOTONIC)');
   assert.ok(s.latencySumNs >= 0);
   removeBoard(b);
+});
+
+test('a worker running as its tenant writes the board through the descriptor it inherited, and cannot open, reopen or chmod it', async () => {
+  const tenant = createUser();
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lodge-boards-'));
+  try {
+    fs.chmodSync(root, 0o700);
+    const b = createBoard(path.join(root, 'pool'), 2);
+    const child = spawn(
+      PYTHON,
+      [
+        '-c',
+        `import os, sys; sys.path.insert(0, ${JSON.stringify(RUNTIMES)})
+from _lodge_runtime.scoreboard import Scoreboard
+s = Scoreboard.open(3, 1)
+s.claim(os.getpid(), 1)
+s.begin('GET', '/mine')
+refused = []
+for what, call in [('open', lambda: os.open(${JSON.stringify(path.join(root, 'pool'))}, os.O_RDWR)),
+                   ('reopen', lambda: os.open('/proc/self/fd/3', os.O_RDWR)),
+                   ('chmod', lambda: os.fchmod(3, 0o666)),
+                   ('chown', lambda: os.fchown(3, os.getuid(), os.getgid()))]:
+    try:
+        call()
+    except PermissionError:
+        refused.append(what)
+print(' '.join(refused))
+`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe', b.fd], uid: tenant.uid, gid: tenant.gid, cwd: '/' },
+    );
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (err += d));
+    assert.equal(await exited(child), 0, err);
+    assert.equal(out.trim(), 'open reopen chmod chown');
+    const s = new BoardReader(b.fd, b.geometry).read().slots[1];
+    assert.equal(s.pid, child.pid);
+    assert.equal(s.path, '/mine');
+    const st = fs.fstatSync(b.fd);
+    assert.deepEqual([st.uid, st.mode & 0o777], [0, 0o600], 'still root\'s, still 0600');
+    removeBoard(b);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+    await removeUser(tenant);
+  }
 });
 
 test('a long path is cut at PATH_MAX and says so; the worker refuses a board that is not one, or a slot it does not have', () => {
