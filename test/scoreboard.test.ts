@@ -106,6 +106,7 @@ test('a worker writes its slot through the descriptor it inherited; what it wrot
   const b = board(4);
   const child = python(
     `
+import os
 from _lodge_runtime.scoreboard import Scoreboard, IDLE, LEAVING
 s = Scoreboard.open(3, 2)
 s.claim(4242, 7)
@@ -115,6 +116,8 @@ s.end(200)
 s.begin(b'POST', b'/upload/' + b'x' * 200)
 s.end(404)
 s.begin('DELETE', '/now\\x1b[2J')
+if os.get_inheritable(3):
+    raise SystemExit('a program the app runs would inherit the board')
 `,
     ['ignore', 'pipe', 'pipe', b.fd],
   );

@@ -81,9 +81,11 @@ class Scoreboard:
     @staticmethod
     def open(fd_or_path, index):
         """This worker's slot `index` of the board at `fd_or_path`: an inherited
-        descriptor (kept open by the map), or a path (opened, mapped, closed)."""
+        descriptor, or a path (opened, mapped, closed). An inherited descriptor is made
+        close-on-exec: a program the app runs gets neither it nor the map."""
         if isinstance(fd_or_path, int):
             fd, mine = fd_or_path, False
+            os.set_inheritable(fd, False)
         else:
             fd, mine = os.open(fd_or_path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC), True
         try:
