@@ -9,5 +9,6 @@ the tenant's (the package name is one no tenant will use, so the app cannot shad
     body       wsgi.input and wsgi.file_wrapper
     response   start_response, header validation, the response's frames
     loader     source-only imports, load_app, tracebacks and error descriptions
+    scoreboard the worker's slot of its pool's scoreboard (sidecar/src/scoreboard/LAYOUT.md)
     serve      the request loop: REQ to environ, the app's call, END or ERROR
 """

@@ -17,6 +17,7 @@ import { Identity } from './ownership';
 import { appBook } from '../status/app-book';
 import { KillReason, killReasonOf } from '../status/kill-reason';
 import { SpawnOptions, WorkerProcess, startWorkerProcess } from './worker-process';
+import { classifyExit } from './exit-classification';
 
 /** An app slower than this to import is treated as failing to start. */
 const START_TIMEOUT_MS = 60_000;
@@ -494,25 +495,27 @@ export class Worker implements WorkerHandle {
     }
     const cause = this.guard.exitCause();
     this.guard.exited();
-    const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
-    if (cause || (!this.killedOnPurpose && (signal || code !== 0) && !wasStarting)) this.exitReason = cause ? 'memory' : 'crash';
-    if (wasStarting) {
-      const early = this.earlyStderr.trim().split('\n').pop();
-      const why = cause?.tenant ?? this.failMessage ?? (early ? tenantText(early) : `worker ${how} before it was ready`);
-      if (cause) this.log.warn(cause.err.message);
-      if (!this.sentFail && !this.killedOnPurpose) this.tellTenant(`the app stopped while loading, before it was ready: ${cause?.tenant ?? `worker ${this.pid} ${how}`}`);
-      this.events.startFailed(this, why);
-    } else if (this.current) {
-      const err = cause?.err ?? new WorkerDiedError(`${this.app}: worker ${this.pid} ${how} during the request`);
-      this.log.warn(cause ? err.message : `worker ${this.pid} (${this.app}) ${how} during a request`);
-      if (!this.killedOnPurpose) this.tellTenant(`${this.requestLine()}: ${cause?.tenant ?? `worker ${this.pid} ${how} during the request`}`);
-      this.failCurrent(err);
-    } else if (cause || (!this.killedOnPurpose && (signal || code !== 0))) {
-      const what = cause?.tenant ?? `worker ${this.pid} ${how} while idle`;
-      this.log.warn(`${this.app}: ${what}`);
-      this.tellTenant(what);
-    }
+    const out = classifyExit({
+      pid: this.pid,
+      app: this.app,
+      code,
+      signal,
+      wasStarting,
+      killedOnPurpose: this.killedOnPurpose,
+      killedFor: this.exitReason,
+      memoryCause: cause,
+      request: this.current ? this.requestLine() : undefined,
+      failMessage: this.failMessage,
+      sentFail: this.sentFail,
+      earlyStderr: this.earlyStderr,
+    });
+    this.exitReason = out.reason;
+    if (out.hostLog) this.log.warn(out.hostLog);
+    if (out.tenantMessage) this.tellTenant(out.tenantMessage);
+    if (out.startFailure !== undefined) this.events.startFailed(this, out.startFailure);
+    else if (out.requestError) this.failCurrent(out.requestError);
     this.reqFrame = undefined;
+    const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
     this.exitError = this.lentError ?? this.killedFor ?? cause?.err ?? new WorkerDiedError(`${this.app}: worker ${this.pid} ${how} during the request`);
     for (const ex of this.directLost.splice(0)) ex.fail(this.exitError);
     this.socket.destroy();
