@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# npm run bench: Lodge side by side with mod_wsgi daemon mode and Phusion Passenger,
-# each behind its own private Apache (same sizing, same apps, same bytes), measured
-# with wrk on 127.0.0.1. See bench/README.md.
+# npm run bench: Lodge side by side with mod_wsgi daemon mode, uWSGI behind
+# mod_proxy_uwsgi and Phusion Passenger, each behind its own private Apache (same
+# sizing, same apps, same bytes), measured with wrk on 127.0.0.1. See bench/README.md.
 set -uo pipefail
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,7 +15,7 @@ usage: bash bench/run.sh [-d SECONDS] [-w SECONDS] [-r ROUNDS] [-s "SYSTEMS"] [-
   -d SECONDS   length of each measured wrk run (default 10)
   -w SECONDS   warm-up before each (default 3, not counted)
   -r ROUNDS    rounds (default 1); even rounds run the systems in reverse order
-  -s SYSTEMS   subset of "modwsgi passenger lodge" (ratios need modwsgi)
+  -s SYSTEMS   subset of "modwsgi uwsgi passenger lodge" (ratios need modwsgi)
   -a APPS      subset of "hello flask stream upload"
 
 Runs as root (Apache's children run as www-data, the tenant as its own user).
@@ -24,7 +24,7 @@ HELP
 }
 
 DURATION=10 WARMUP=3 ROUNDS=1
-SYSTEMS="modwsgi passenger lodge"
+SYSTEMS="modwsgi uwsgi passenger lodge"
 # mod_lodge in Apache 1.3 (prefork; built when APXS13 names a 1.3 apxs), compared with
 # mod_wsgi on 2.4 in the same run.
 [ -n "${APXS13:-}" ] && SYSTEMS+=" lodge-1.3"
@@ -45,7 +45,7 @@ for n in "$DURATION" "$WARMUP" "$ROUNDS"; do
 done
 ((DURATION > 0 && ROUNDS > 0)) || { echo "bench: -d and -r must be at least 1" >&2; exit 2; }
 for s in $SYSTEMS; do
-  [ -f "$BENCH/systems/${s//[^a-z0-9]/}.sh" ] || { echo "bench: no system '$s' (known: modwsgi passenger lodge)" >&2; exit 2; }
+  [ -f "$BENCH/systems/${s//[^a-z0-9]/}.sh" ] || { echo "bench: no system '$s' (known: modwsgi uwsgi passenger lodge lodge-1.3)" >&2; exit 2; }
   source "$BENCH/systems/${s//[^a-z0-9]/}.sh"
 done
 for a in $APPS; do
