@@ -50,19 +50,21 @@ def live_lines(live):
         lines.append("| %s | %d | %.1f | %.1f |" % (p["name"], p["apps"], p["rssKiB"] / 1024, p["pssKiB"] / 1024))
     heap = live["heap"]
     per_heap = (heap[1]["kib"] - heap[0]["kib"]) / (heap[1]["apps"] - heap[0]["apps"])
+    g = heap[1]["growth"]
+    kinds = lambda items: ", ".join("%s %+d" % (cell(d["kind"]), d["bytes"]) for d in items)
     lines += ["",
-              "Per idle app: **%.1f KiB of live heap** (heap snapshot after a full GC, %d → %d apps: "
-              "%.1f → %.1f MiB); RSS %.1f KiB and PSS %.1f KiB per app from %d to %d apps "
-              "(%.1f and %.1f KiB counted from 0 apps, which includes what lodged loads for its "
-              "first requests). RSS holds whatever the heap grew to while apps started, and PSS "
-              "moves with the other node processes on the machine, so the live heap is the "
-              "figure to quote." % (
-                  per_heap, heap[0]["apps"], heap[1]["apps"], heap[0]["kib"] / 1024, heap[1]["kib"] / 1024,
+              "Per idle app, lodged's **live heap** (heap snapshots after a full GC, %d → %d apps: "
+              "%.2f → %.2f MiB): the kinds of objects that grew hold **%.2f KiB per app** (%s); "
+              "others shrank by %.2f KiB per app (%s), so the net is %.2f KiB per app. Each new app "
+              "still held its latency window (given back only by a status read a minute later). RSS "
+              "grew %.1f KiB and PSS %.1f KiB per app from %d to %d apps (%.1f and %.1f KiB counted "
+              "from 0 apps, which includes what lodged loads for its first requests): RSS keeps "
+              "whatever the heap grew to while the apps started, and PSS moves with the other node "
+              "processes on the machine, so they bound the cost from above." % (
+                  heap[0]["apps"], heap[1]["apps"], heap[0]["kib"] / 1024, heap[1]["kib"] / 1024,
+                  g["grewBytes"] / 1024, kinds(g["grew"]), -g["shrankBytes"] / 1024, kinds(g["shrank"]), per_heap,
                   slope(warm, idle, "rssKiB"), slope(warm, idle, "pssKiB"), warm["apps"], idle["apps"],
                   slope(start, idle, "rssKiB"), slope(start, idle, "pssKiB")),
-              "",
-              "What the live heap grew by, bytes per app: " + ", ".join(
-                  "%s %d" % (cell(g["kind"]), g["bytes"]) for g in heap[1].get("growth", []) if g["bytes"] > 0) + ".",
               "",
               "The status location's JSON (`/lodge-status/?json`) of those %d apps: **%s bytes** "
               "(%.0f per app), states %s, %d workers. Asking the %d apps took %.0f s; lodged spent "
