@@ -42,7 +42,7 @@ def live_lines(live):
              "each `.htaccess` `LodgeApp wsgi app.py`, `LodgeProcesses 1`, `LodgeIdle 1`; "
              "every app asked once through Apache + mod_lodge (%d at a time), then every "
              "worker reaped (no process of the user left); lodged's `/proc/PID/smaps_rollup` "
-             "3 s later. %d failed requests%s." % (
+             "3 s later. Failed requests: %d%s." % (
                  live["concurrency"], live["failures"],
                  (": " + "; ".join(live["failed"][:3])) if live["failures"] else ""),
              "", "| point | idle apps | RSS MiB | PSS MiB |", "|---|---|---|---|"]
