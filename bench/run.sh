@@ -1,51 +1,56 @@
 #!/usr/bin/env bash
-# npm run bench: Lodge side by side with mod_wsgi daemon mode and Phusion Passenger,
-# each behind its own private Apache (same sizing, same apps, same bytes), measured
-# with wrk on 127.0.0.1. See bench/README.md.
+# npm run bench: Lodge side by side with mod_wsgi daemon mode, uWSGI behind
+# mod_proxy_uwsgi and Phusion Passenger, each behind its own private Apache (same
+# sizing, same apps, same bytes), measured with wrk on 127.0.0.1. See bench/README.md.
 set -uo pipefail
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$BENCH/.." && pwd)"
 source "$BENCH/lib/common.sh"
+source "$BENCH/lib/status-cost.sh"
 
 usage() {
   cat <<'HELP'
-usage: bash bench/run.sh [-d SECONDS] [-w SECONDS] [-r ROUNDS] [-s "SYSTEMS"] [-a "APPS"]
+usage: bash bench/run.sh [-d SECONDS] [-w SECONDS] [-r ROUNDS] [-s "SYSTEMS"] [-a "APPS"] [-n APPS]
 
   -d SECONDS   length of each measured wrk run (default 10)
   -w SECONDS   warm-up before each (default 3, not counted)
   -r ROUNDS    rounds (default 1); even rounds run the systems in reverse order
-  -s SYSTEMS   subset of "modwsgi passenger lodge" (ratios need modwsgi)
+  -s SYSTEMS   subset of "modwsgi uwsgi passenger lodge" (ratios need modwsgi)
   -a APPS      subset of "hello flask stream upload"
+  -n APPS      idle apps for the status model's cost, measured after the rounds
+               when "lodge" is among the systems (default 1000; 0 skips it)
 
 Runs as root (Apache's children run as www-data, the tenant as its own user).
 Writes bench/results/<UTC date-time>/results.md (printed too), results.tsv, raw/, logs/.
 HELP
 }
 
-DURATION=10 WARMUP=3 ROUNDS=1
-SYSTEMS="modwsgi passenger lodge"
+DURATION=10 WARMUP=3 ROUNDS=1 STATUS_APPS=1000
+SYSTEMS="modwsgi uwsgi passenger lodge"
 # mod_lodge in Apache 1.3 (prefork; built when APXS13 names a 1.3 apxs), compared with
 # mod_wsgi on 2.4 in the same run.
 [ -n "${APXS13:-}" ] && SYSTEMS+=" lodge-1.3"
 APPS="hello flask stream upload"
-while getopts 'd:w:r:s:a:h' opt; do
+while getopts 'd:w:r:s:a:n:h' opt; do
   case $opt in
     d) DURATION=$OPTARG ;;
     w) WARMUP=$OPTARG ;;
     r) ROUNDS=$OPTARG ;;
     s) SYSTEMS=$OPTARG ;;
     a) APPS=$OPTARG ;;
+    n) STATUS_APPS=$OPTARG ;;
     h) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
 done
-for n in "$DURATION" "$WARMUP" "$ROUNDS"; do
-  [[ $n =~ ^[0-9]+$ ]] || { echo "bench: -d, -w and -r take whole numbers; got '$n'" >&2; exit 2; }
+for n in "$DURATION" "$WARMUP" "$ROUNDS" "$STATUS_APPS"; do
+  [[ $n =~ ^[0-9]+$ ]] || { echo "bench: -d, -w, -r and -n take whole numbers; got '$n'" >&2; exit 2; }
 done
+((STATUS_APPS <= 5000)) || { echo "bench: -n takes at most 5000 apps" >&2; exit 2; }
 ((DURATION > 0 && ROUNDS > 0)) || { echo "bench: -d and -r must be at least 1" >&2; exit 2; }
 for s in $SYSTEMS; do
-  [ -f "$BENCH/systems/${s//[^a-z0-9]/}.sh" ] || { echo "bench: no system '$s' (known: modwsgi passenger lodge)" >&2; exit 2; }
+  [ -f "$BENCH/systems/${s//[^a-z0-9]/}.sh" ] || { echo "bench: no system '$s' (known: modwsgi uwsgi passenger lodge lodge-1.3)" >&2; exit 2; }
   source "$BENCH/systems/${s//[^a-z0-9]/}.sh"
 done
 for a in $APPS; do
@@ -79,6 +84,8 @@ cleanup() {
     say "stopping $CURRENT_SYS"
     "$(fn "$CURRENT_SYS" stop)" "$CURRENT_RUN"
   fi
+  # the status-cost step's sandbox, if it outlived the step
+  [ -d "$WORK/statuscost" ] && status_cost_leftovers "$WORK/statuscost"
   for s in $SETUP_DONE; do
     if declare -F "$(fn "$s" teardown)" >/dev/null; then "$(fn "$s" teardown)"; fi
   done
@@ -100,6 +107,7 @@ about warmup "$WARMUP"
 about rounds "$ROUNDS"
 about systems "$SYSTEMS"
 about apps "$APPS"
+about status_apps "$STATUS_APPS"
 about wrk "$(wrk -v 2>&1 | head -1)"
 for s in $SYSTEMS; do
   about "desc.$s" "$("$(fn "$s" desc)")"
@@ -228,6 +236,15 @@ for ((round = 1; round <= ROUNDS; round++)); do
     keep_logs "$run" "$s-r$round"
   done
 done
+
+# ---- what keeping the status model costs lodged (bench/lib/status-cost.sh)
+if ((STATUS_APPS > 0)) && [[ " $SETUP_DONE " == *" lodge "* ]]; then
+  if port=$(first_free_port "$NEXT_PORT"); then
+    status_cost "$OUT" "$WORK" "$STATUS_APPS" "$port"
+  else
+    echo "status cost: not measured: no free port in 18000-18999" >>"$OUT/notes.txt"
+  fi
+fi
 
 sort -u "$OUT/notes.txt" -o "$OUT/notes.txt"
 "$PY" "$BENCH/lib/report.py" "$OUT" >"$OUT/results.md" || { echo "bench: the report failed; the points are in $OUT/results.tsv" >&2; exit 1; }

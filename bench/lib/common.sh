@@ -94,6 +94,17 @@ EnableSendfile On
 CONF
 }
 
+# apache_app_conf RUN PORT APPS: writes RUN/httpd.conf: the base, then the system's
+# own lines (stdin), then the grant of the apps' folder to everyone.
+apache_app_conf() {
+  {
+    apache_base_conf "$1" "$2"
+    echo
+    cat
+    printf '<Directory "%s">\n  Require all granted\n</Directory>\n' "$3"
+  } >"$1/httpd.conf"
+}
+
 # apache_start RUN: starts the Apache of RUN/httpd.conf (it daemonizes) and waits
 # for its pid file.
 apache_start() {

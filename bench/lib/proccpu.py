@@ -7,7 +7,7 @@
 
 Kinds by the process's name: apache (Apache's parent and children), daemon
 (mod_wsgi's daemon processes), lodged (node), worker (python), passenger (its
-agents); any other name stands for itself. A process that exited between the two
+agents), uwsgi (uWSGI's master and workers); any other name stands for itself. A process that exited between the two
 samples takes its CPU with it, so short-lived ones count less than they cost.
 """
 import os
@@ -29,6 +29,8 @@ def kind(comm):
         return "worker"
     if comm.lower().startswith("passenger"):
         return "passenger"
+    if comm.startswith("uwsgi"):
+        return "uwsgi"
     return comm
 
 

@@ -11,6 +11,8 @@ import math
 import os
 import sys
 
+from status_report import status_cost_lines
+
 REF = "modwsgi"
 
 
@@ -130,6 +132,7 @@ def main(out):
             for s in systems)))
 
     lines += cpu_table(out, systems, apps)
+    lines += status_cost_lines(out)
 
     notes_path = os.path.join(out, "notes.txt")
     notes = open(notes_path).read().split("\n") if os.path.exists(notes_path) else []

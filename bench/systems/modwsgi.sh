@@ -12,20 +12,13 @@ modwsgi_version() {
 # modwsgi_start RUN PORT APPS
 modwsgi_start() {
   local run=$1 port=$2 apps=$3
-  {
-    apache_base_conf "$run" "$port"
-    cat <<CONF
-
+  apache_app_conf "$run" "$port" "$apps" <<CONF
 LoadModule wsgi_module $MODDIR/mod_wsgi.so
 WSGISocketPrefix "$run/wsgi"
 WSGIRestrictEmbedded On
 WSGIDaemonProcess bench processes=2 threads=1 python-path=$apps display-name=%{GROUP}
 WSGIScriptAlias / "$apps/wsgi_entry.py" process-group=bench application-group=%{GLOBAL}
-<Directory "$apps">
-  Require all granted
-</Directory>
 CONF
-  } >"$run/httpd.conf"
   apache_start "$run"
 }
 
