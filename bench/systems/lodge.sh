@@ -54,7 +54,12 @@ lodge_start() {
   # Own session: a Ctrl-C in the terminal reaches run.sh, whose trap stops the
   # sandbox with one SIGTERM (a second signal would kill it before it stops Apache).
   # TMPDIR puts the sandbox's run directory (config, logs) in ours.
-  TMPDIR="$run" setsid node "$LODGE_CLI" sandbox --root "$run/root" --port "$port" --keep ${LODGE_APACHE:+--apache "$LODGE_APACHE"} \
+  local config=
+  if [ -n "${LODGE_SETTINGS:-}" ]; then
+    config="$run/lodged-settings.json"
+    printf '%s\n' "$LODGE_SETTINGS" >"$config"
+  fi
+  TMPDIR="$run" setsid node "$LODGE_CLI" sandbox --root "$run/root" --port "$port" --keep ${LODGE_APACHE:+--apache "$LODGE_APACHE"} ${config:+--config "$config"} \
     >"$run/sandbox.out" 2>&1 </dev/null &
   local pid=$! i
   echo "$pid" >"$run/sandbox.pid"
