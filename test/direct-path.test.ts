@@ -3,17 +3,25 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { Site, eventually, forEachApache, startSite } from './helpers/site';
+import { statusSnapshot } from '../sidecar/src/status/schema';
+
+const CLI = path.join(__dirname, '..', 'sidecar', 'src', 'cli', 'main.js');
 
 // lodged.json `direct: true`: once lodged has answered an app's request with ROUTE, the
 // Apache process goes to the app's own socket for it, where the app's workers accept,
 // and lodged is out of the byte path: the requests are served while lodged is stopped.
 
 const APP = `
-import os, signal
+import os, signal, time
 def application(environ, start_response):
     if environ["PATH_INFO"] == "/loop":
         while True:
+            pass
+    if environ["PATH_INFO"] == "/spin":
+        t = time.time()
+        while time.time() - t < 20:
             pass
     if environ["PATH_INFO"] == "/die":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -102,6 +110,45 @@ forEachApache((apache) => {
       for (let i = 0; i < 4; i++) assert.equal((await c.send('/')).status, 200, 'the app serves on');
     } finally {
       c.close();
+    }
+  });
+
+  test('what the workers count of the requests they take straight lands in lodged\'s status: counts by class, and LodgeCPU stops a request there', async () => {
+    const requests = () => {
+      const r = spawnSync(process.execPath, [CLI, 'status', '--socket', site.sb.socket, '--json'], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(r.status, 0, r.stderr);
+      const app = statusSnapshot.parse(JSON.parse(r.stdout)).tenants.flatMap((t) => t.apps).find((a) => a.root === path.join(site.root, 'alpha'));
+      assert.ok(app, 'alpha is listed');
+      return app;
+    };
+    const c = oneConnection(site);
+    try {
+      for (let i = 0; i < 2; i++) assert.equal((await c.send('/')).status, 200);
+      // The board is read every half second: what came before is in by then.
+      await new Promise((r) => setTimeout(r, 1500));
+      const before = requests().requests;
+      const lodged = site.sb.lodged.pid!;
+      process.kill(lodged, 'SIGSTOP');
+      try {
+        for (let i = 0; i < 10; i++) assert.equal((await c.send('/')).status, 200);
+        assert.equal((await c.send('/nowhere', Buffer.from('x'))).status, 200);
+      } finally {
+        process.kill(lodged, 'SIGCONT');
+      }
+      await eventually(() => requests().requests.total >= before.total + 11, 'the 11 requests lodged never saw are counted');
+      const now = requests();
+      assert.equal(now.requests['2xx'] - before['2xx'], 11);
+      assert.ok((now.latency.count ?? 0) > 0, 'with their latency');
+      fs.writeFileSync(path.join(site.root, 'alpha', '.htaccess'), 'LodgeApp wsgi app.py\nLodgeProcesses 2\nLodgeTimeout 8\nLodgeCPU 1\n');
+      for (let i = 0; i < 2; i++) assert.equal((await c.send('/')).status, 200);
+      const t0 = Date.now();
+      const spin = await c.send('/spin');
+      assert.equal(spin.status, 504, spin.text);
+      assert.ok(Date.now() - t0 < 7500, 'stopped by LodgeCPU, before LodgeTimeout');
+      await eventually(() => /LodgeCPU 1 s/.test(site.tenantLog('alpha')), 'the tenant is told LodgeCPU stopped it');
+    } finally {
+      c.close();
+      fs.writeFileSync(path.join(site.root, 'alpha', '.htaccess'), 'LodgeApp wsgi app.py\nLodgeProcesses 2\nLodgeTimeout 2\n');
     }
   });
 

@@ -174,6 +174,11 @@
  * direct).
  */
 #define LODGE_LISTEN_FD 4
+/*
+ * lodged and the worker: the app's scoreboard (sidecar/src/scoreboard/LAYOUT.md), with the
+ * app's own socket; START's `slot` names the worker's slot.
+ */
+#define LODGE_BOARD_FD 5
 /* the worker: it exits so on a protocol error. */
 #define LODGE_WORKER_EXIT_PROTOCOL 2
 /* the worker: it exits so when the app cannot be loaded (FAIL sent). */

@@ -29,8 +29,9 @@ _dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, True
 try:
     from _lodge_runtime import serve
     from _lodge_runtime.channel import Channel
-    from _lodge_runtime.constants import LISTEN_FD, READY, WORKER_EXIT_PROTOCOL, WORKER_FD
+    from _lodge_runtime.constants import BOARD_FD, LISTEN_FD, READY, WORKER_EXIT_PROTOCOL, WORKER_FD
     from _lodge_runtime.frames import frame, pairs
+    from _lodge_runtime.scoreboard import IDLE, Scoreboard, ScoreboardError
     from _lodge_runtime.loader import describe, load_app, own_modules, print_exception
     from _lodge_runtime.process import _exit, fail, log, open_log, watch_hangup
     from _lodge_runtime.start import apply_env, read_start
@@ -87,7 +88,23 @@ def main():
         _exit(0)
     threading.Thread(target=watch_hangup, args=(WORKER_FD, serve.on_term), name='lodge-hangup',
                      daemon=True).start()
-    serve.Worker(ch, app, root, entry, listener).serve()
+    board = app_board(opts, listener)
+    serve.Worker(ch, app, root, entry, listener, board).serve()
+
+
+def app_board(opts, listener):
+    """This worker's slot of the app's scoreboard (BOARD_FD), where the requests it takes
+    straight from Apache are counted for lodged; None without the app's own socket."""
+    if listener is None or 'slot' not in opts:
+        return None
+    try:
+        slot = Scoreboard.open(BOARD_FD, int(opts['slot']))
+    except (OSError, ValueError, ScoreboardError) as e:
+        log('no scoreboard (%s): requests from the app\'s socket go uncounted' % e)
+        return None
+    slot.claim(os.getpid(), 0)
+    slot.set_state(IDLE)
+    return slot
 
 
 def app_socket():

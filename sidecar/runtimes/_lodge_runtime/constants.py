@@ -102,6 +102,9 @@ WORKER_FD = 3
 # lodged and the worker: the app's own listening socket, when lodged made one (lodged.json
 # direct).
 LISTEN_FD = 4
+# lodged and the worker: the app's scoreboard (sidecar/src/scoreboard/LAYOUT.md), with the
+# app's own socket; START's `slot` names the worker's slot.
+BOARD_FD = 5
 # the worker: it exits so on a protocol error.
 WORKER_EXIT_PROTOCOL = 2
 # the worker: it exits so when the app cannot be loaded (FAIL sent).

@@ -28,8 +28,11 @@ def on_term(signum=None, frame=None):
 
 
 class Worker:
-    def __init__(self, ch, app, root, label, listener=None):
+    def __init__(self, ch, app, root, label, listener=None, board=None):
         self.ch = self.lodged = ch
+        # Where the requests from the app's socket are counted (scoreboard.py): lodged
+        # sees none of them pass.
+        self.board = board
         # The app's own socket (LISTEN_FD): mod_lodge connects, one request a connection.
         self.listener = listener
         self.direct = None
@@ -114,7 +117,12 @@ class Worker:
             env = self.environ(dch.pos, n)
             dch.pos += n
             dch.begin()
-            self.handle(env)
+            board = self.board
+            if board is None:
+                self.handle(env)
+            else:
+                board.begin(env.get('REQUEST_METHOD', ''), env.get('REQUEST_URI') or env.get('PATH_INFO', ''))
+                board.end(self.handle(env))
         except Gone:
             pass   # mod_lodge left before the request began or ended: nothing to answer
         finally:
@@ -151,6 +159,7 @@ class Worker:
         return env
 
     def handle(self, env):
+        """Runs one request; returns the status answered (0 when none was: a client gone)."""
         ch = self.ch
         ex = Exchange(ch)
         env['wsgi.input'] = inp = Input(ch)
@@ -178,19 +187,20 @@ class Worker:
         inp.ch = None
         if ch.aborted:
             ch.send(END_FRAME)
-            return
+            return 0
         if err is None:
             err = self.finish(env, ex)
             if err is None:
-                return
+                return 0 if ch.aborted else ex.code
         # Read the body to BODY_END first, as before END: lodged then never has to pause
         # Apache on behalf of a request that has already ended.
         ch.drain()
         if ch.aborted:
             ch.send(END_FRAME)
-            return
+            return 0
         msg = err[1].encode('utf-8', 'replace')[:MESSAGE_TEXT_MAX]
         ch.send(ERR.pack(ERROR, 4 + len(msg), err[0], 0) + msg)
+        return err[0]
 
     def send_iter(self, ex, result):
         ch = self.ch

@@ -10,7 +10,7 @@ from .constants import START, START_MAX
 from .frames import HDR, U16, U32
 from .process import protocol_error
 
-KEYS = ('root', 'entry', 'log', 'callable')
+KEYS = ('root', 'entry', 'log', 'callable', 'slot')
 
 
 def _read(sock, n):

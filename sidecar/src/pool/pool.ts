@@ -6,6 +6,7 @@ import { log, tenantLog } from '../log';
 import { watchdogs } from '../watchdog';
 import { appendTenantLog } from '../watchdog/tenant-log';
 import { AppSpec } from './app-spec';
+import { AppBoard } from './app-board';
 import { CodeWatch } from './code-watch';
 import { declarationKey } from './declared-app';
 import { Exchange } from './exchange';
@@ -92,7 +93,9 @@ export class Pool implements ShareMember {
   /** This app's counters in the status model, kept across pools (status/app-record.ts). */
   readonly stats: AppRecord;
   /** The app's own listening socket, which its workers accept on and mod_lodge connects to. */
-  private route?: { path: string; fd: number; tick: NodeJS.Timeout };
+  private route?: { path: string; fd: number; tick: NodeJS.Timeout; board: AppBoard };
+  /** The scoreboard slot of each worker started while the app had its socket. */
+  private readonly slotOf = new Map<Worker, number>();
 
   constructor(
     readonly spec: AppSpec,
@@ -141,13 +144,21 @@ export class Pool implements ShareMember {
     const name = createHash('sha256').update(declarationKey(this.spec)).digest('hex').slice(0, 32);
     const file = path.join(dir, `${name}.sock`);
     fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
-    const fd = listenUnix(file, Math.max(16, this.opts.maxQueue), peerUid, peerGid, 0o600);
+    const board = new AppBoard(path.join(path.dirname(dir), 'boards'), name, this.spec.limits.processes);
+    let fd: number;
+    try {
+      fd = listenUnix(file, Math.max(16, this.opts.maxQueue), peerUid, peerGid, 0o600);
+    } catch (err) {
+      board.close();
+      throw err;
+    }
     // Requests that go straight to the app never pass acquire(): their edits are
-    // looked for on a clock instead.
-    const tick = setInterval(() => this.checkCode(), ROUTE_TICK_MS);
+    // looked for, and their counts read off the board, on a clock instead.
+    const tick = setInterval(() => this.onTick(), ROUTE_TICK_MS);
     tick.unref();
-    this.route = { path: file, fd, tick };
+    this.route = { path: file, fd, tick, board };
     this.opts.listenFd = fd;
+    this.opts.boardFd = board.fd;
   }
 
   /** The socket mod_lodge may connect to for this app now: a worker of it is ready. */
@@ -165,8 +176,40 @@ export class Pool implements ShareMember {
     }
     fs.closeSync(this.route.fd);
     clearInterval(this.route.tick);
+    this.readBoard();
+    this.route.board.close();
     this.route = undefined;
-    this.opts.listenFd = undefined;
+    this.slotOf.clear();
+    this.opts.listenFd = this.opts.boardFd = undefined;
+  }
+
+  private onTick(): void {
+    this.checkCode();
+    this.readBoard();
+  }
+
+  // What the workers counted of the requests they took straight from Apache: into the
+  // status model; any request ended or in hand keeps the app from being idle; each
+  // worker's request watchdogs hear of the request it holds.
+  private readBoard(): void {
+    const board = this.route?.board;
+    if (!board) return;
+    const { deltas, seen } = board.read();
+    this.countOnBoard(deltas);
+    const byPid = new Map<number, Worker>();
+    for (const w of this.workers) byPid.set(w.pid, w);
+    for (const s of seen) {
+      if (s.busy) this.lastUsed = Date.now();
+      byPid.get(s.pid)?.boardSaw(s);
+    }
+  }
+
+  private countOnBoard(deltas: Array<Parameters<AppRecord['endedOnBoard']>[0]>): void {
+    for (const d of deltas) {
+      this.stats.endedOnBoard(d);
+      this.served += d.ended;
+      this.lastUsed = Date.now();
+    }
   }
 
   /** Whether a bodyless request (whose peer offered to borrow) should borrow the worker. */
@@ -292,6 +335,8 @@ export class Pool implements ShareMember {
     const gen = this.gen;
     const snap = this.gens.size === 0 ? this.watch.snapshot() : undefined;
     watchdogs().cgroups.shareMemory(this.identity.uid, this.opts.caps.memory);
+    const slot = this.route?.board.freeSlot();
+    this.opts.boardSlot = slot;
     const w = new Worker(this.spec, this.identity, this.opts, {
       ready: (w, files) => {
         this.starting--;
@@ -319,6 +364,10 @@ export class Pool implements ShareMember {
     });
     this.gens.set(w, gen);
     this.workers.add(w);
+    if (slot !== undefined && this.route) {
+      this.route.board.taken(slot, w.pid);
+      this.slotOf.set(w, slot);
+    }
     return w;
   }
 
@@ -383,6 +432,9 @@ export class Pool implements ShareMember {
 
   private exited(w: Worker): void {
     this.workers.delete(w);
+    const slot = this.slotOf.get(w);
+    if (slot !== undefined && this.route) this.countOnBoard(this.route.board.freed(slot));
+    this.slotOf.delete(w);
     // No worker accepts on the app's socket any more: connections would wait there for
     // nobody. Without it mod_lodge asks lodged, which starts one (and any connection
     // still queued is closed before a worker said ACCEPTED: mod_lodge asks lodged too).

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Socket } from 'node:net';
 import { socketPair } from '../posix';
-import { LISTEN_FD, WORKER_FD } from '../protocol/constants';
+import { BOARD_FD, LISTEN_FD, WORKER_FD } from '../protocol/constants';
 import { FrameType, encodeFrame, encodePairs } from '../protocol/frames';
 import { AppSpec } from './app-spec';
 import { Identity } from './ownership';
@@ -29,8 +29,11 @@ export interface SpawnOptions {
   python: string;
   tenantLog: string;
   asRoot: boolean;
-  /** The app's listening socket (pool.ts), the worker's fd 4, when the app has one. */
+  /** The app's listening socket (pool.ts), the worker's LISTEN_FD, when the app has one. */
   listenFd?: number;
+  /** The app's scoreboard (app-board.ts), the worker's BOARD_FD, and the slot of the worker to start. */
+  boardFd?: number;
+  boardSlot?: number;
 }
 
 /** A started runtime and lodged's end of its socket (the worker's fd 3). */
@@ -70,6 +73,7 @@ export function startWorkerProcess(
   const stdio: StdioOptions = ['ignore', 'ignore', 'pipe'];
   stdio[WORKER_FD] = theirs;
   if (opts.listenFd !== undefined) stdio[LISTEN_FD] = opts.listenFd;
+  if (opts.listenFd !== undefined && opts.boardFd !== undefined && opts.boardSlot !== undefined) stdio[BOARD_FD] = opts.boardFd;
   let child: ChildProcess;
   try {
     child = spawn(SPAWN_HELPER, args, {
@@ -109,6 +113,7 @@ export function startFrame(spec: AppSpec, opts: SpawnOptions): Buffer {
     ['log', opts.tenantLog],
   ];
   if (spec.callable) kv.push(['callable', spec.callable]);
+  if (opts.listenFd !== undefined && opts.boardFd !== undefined && opts.boardSlot !== undefined) kv.push(['slot', String(opts.boardSlot)]);
   for (const [k, v] of Object.entries(spec.env)) kv.push([`env.${k}`, v]);
   return encodeFrame(FrameType.START, encodePairs(kv));
 }

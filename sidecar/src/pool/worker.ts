@@ -19,6 +19,11 @@ import { KillReason, killReasonOf } from '../status/kill-reason';
 import { SpawnOptions, WorkerProcess, startWorkerProcess } from './worker-process';
 import { classifyExit } from './exit-classification';
 
+/**
+ * Seconds past LodgeTimeout a request from Apache may hold a worker before lodged stops
+ * it without mod_lodge's VERDICT (which comes at LodgeTimeout itself).
+ */
+const BOARD_TIMEOUT_GRACE_S = 10;
 /** An app slower than this to import is treated as failing to start. */
 const START_TIMEOUT_MS = 60_000;
 /** Bytes of a starting worker's stderr kept: its last line says why python could not start. */
@@ -92,6 +97,8 @@ export class Worker implements WorkerHandle {
   private lend?: Lend;
   /** Why a lent worker was stopped, kept until mod_lodge asks (RELEASE LOST). */
   private lentError?: LodgeError;
+  /** The requestId (scoreboard) of the request from Apache the request watchdogs follow. */
+  private boardRequest?: number;
   /** A watchdog's reason for killing the worker, whatever it was serving. */
   private killedFor?: LodgeError;
   /** Why the worker's exit ended a request, for a VERDICT LOST that asks after it. */
@@ -309,6 +316,36 @@ export class Worker implements WorkerHandle {
       killGroup(this.pid, 'SIGKILL');
     } catch (err) {
       this.log.error(`kill of worker group ${this.pid} failed: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * What the app's scoreboard says this worker is doing with a request it took straight
+   * from Apache: the request watchdogs (LodgeCPU, memory recycling) follow it as they
+   * follow one lodged handed it, a new request (requestId) being a new start; one busy
+   * far past LodgeTimeout (mod_lodge stopped waiting long ago, and its VERDICT did not
+   * come) is stopped.
+   */
+  boardSaw(s: { busy: boolean; requestId: number; busyFor: number }): void {
+    if (this.state !== 'idle' || this.killedOnPurpose) return; // lodged's own request: its own watch
+    const was = this.boardRequest;
+    if (was !== undefined && (!s.busy || s.requestId !== was)) {
+      this.boardRequest = undefined;
+      const why = this.guard.requestEnded();
+      if (why) {
+        this.log.info(`worker ${this.pid} (${this.app}) leaves after its request: ${why}`);
+        return this.retire();
+      }
+    }
+    if (!s.busy) return;
+    if (this.boardRequest === undefined) {
+      this.boardRequest = s.requestId;
+      this.guard.requestStarted();
+    }
+    const secs = this.spec.limits.timeout;
+    if (s.busyFor > secs + BOARD_TIMEOUT_GRACE_S) {
+      this.log.warn(`worker ${this.pid} (${this.app}) has held a request from Apache for ${Math.round(s.busyFor)} s, past LodgeTimeout ${secs} s; killed`);
+      this.kill('timeout');
     }
   }
 

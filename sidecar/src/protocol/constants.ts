@@ -161,6 +161,11 @@ export const WORKER_FD = 3;
  * direct).
  */
 export const LISTEN_FD = 4;
+/**
+ * lodged and the worker: the app's scoreboard (sidecar/src/scoreboard/LAYOUT.md), with the
+ * app's own socket; START's `slot` names the worker's slot.
+ */
+export const BOARD_FD = 5;
 /** the worker: it exits so on a protocol error. */
 export const WORKER_EXIT_PROTOCOL = 2;
 /** the worker: it exits so when the app cannot be loaded (FAIL sent). */

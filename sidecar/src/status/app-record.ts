@@ -68,6 +68,22 @@ export class AppRecord {
     if (began > 0) this.latency.add((t - began) / 1000, now);
   }
 
+  /**
+   * Requests a worker took straight from Apache, as its scoreboard slot counted them
+   * (scoreboard/tally.ts): by status class [1xx, 2xx, 3xx, 4xx, 5xx, other].
+   */
+  endedOnBoard(d: { ended: number; statusClass: number[]; latencySumNs: number; prom: number[]; fine: number[] }): void {
+    const now = Date.now();
+    this.total += d.ended;
+    this.c2xx += d.statusClass[1];
+    this.c3xx += d.statusClass[2];
+    this.c4xx += d.statusClass[3];
+    this.c5xx += d.statusClass[4];
+    this.unseen += d.statusClass[0] + d.statusClass[5];
+    this.lastRequest = now;
+    this.latency.addCounts(d.fine, d.prom, d.latencySumNs / 1e9, now);
+  }
+
   queued(length: number): void {
     if (length > this.queuePeak) this.queuePeak = length;
   }

@@ -63,6 +63,46 @@ export class Latency {
   /** One request took `seconds`; `now` in ms. */
   add(seconds: number, now: number): void {
     if (!(seconds >= 0)) seconds = 0;
+    const s = this.slotAt(now);
+    const slots = this.slots!;
+    this.counts![s * FINE + fineIndex(seconds)]++;
+    slots[s * 3] += seconds;
+    if (seconds > slots[s * 3 + 2]) slots[s * 3 + 2] = seconds;
+    const t = (this.total ??= new Float64Array(PROMETHEUS_BUCKETS.length + 2));
+    let b = 0;
+    while (b < PROMETHEUS_BUCKETS.length && seconds > PROMETHEUS_BUCKETS[b]) b++;
+    if (b < PROMETHEUS_BUCKETS.length) t[b]++;
+    t[PROMETHEUS_BUCKETS.length] += seconds;
+    t[PROMETHEUS_BUCKETS.length + 1]++;
+  }
+
+  /**
+   * Requests counted elsewhere (a worker's scoreboard slot): `fine` over this file's fine
+   * buckets, `prom` over PROMETHEUS_BUCKETS then +Inf, their durations' sum in seconds.
+   * The longest is taken as the upper bound of the highest fine bucket used.
+   */
+  addCounts(fine: number[], prom: number[], sumSeconds: number, now: number): void {
+    const n = fine.reduce((a, c) => a + c, 0);
+    if (n === 0) return;
+    const s = this.slotAt(now);
+    let top = 0;
+    for (let i = 0; i < FINE; i++) {
+      if (!fine[i]) continue;
+      this.counts![s * FINE + i] += fine[i];
+      top = i;
+    }
+    const slots = this.slots!;
+    slots[s * 3] += sumSeconds;
+    const longest = Math.min(fineUpper(top), sumSeconds);
+    if (longest > slots[s * 3 + 2]) slots[s * 3 + 2] = longest;
+    const t = (this.total ??= new Float64Array(PROMETHEUS_BUCKETS.length + 2));
+    for (let b = 0; b < PROMETHEUS_BUCKETS.length; b++) t[b] += prom[b] ?? 0;
+    t[PROMETHEUS_BUCKETS.length] += sumSeconds;
+    t[PROMETHEUS_BUCKETS.length + 1] += n;
+  }
+
+  // The minute's slot for `now`, emptied first when it holds an older one.
+  private slotAt(now: number): number {
     const slotNo = Math.floor(now / SLOT_MS);
     const s = slotNo % SLOTS;
     if (!this.counts) {
@@ -76,15 +116,7 @@ export class Latency {
       slots[s * 3 + 1] = slotNo;
       slots[s * 3 + 2] = 0;
     }
-    this.counts[s * FINE + fineIndex(seconds)]++;
-    slots[s * 3] += seconds;
-    if (seconds > slots[s * 3 + 2]) slots[s * 3 + 2] = seconds;
-    const t = (this.total ??= new Float64Array(PROMETHEUS_BUCKETS.length + 2));
-    let b = 0;
-    while (b < PROMETHEUS_BUCKETS.length && seconds > PROMETHEUS_BUCKETS[b]) b++;
-    if (b < PROMETHEUS_BUCKETS.length) t[b]++;
-    t[PROMETHEUS_BUCKETS.length] += seconds;
-    t[PROMETHEUS_BUCKETS.length + 1]++;
+    return s;
   }
 
   /** Mean and p95 over the last minute (zeros, count 0, when there was no request). */

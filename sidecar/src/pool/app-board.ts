@@ -1,0 +1,91 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { BoardFile, createBoard, removeBoard } from '../scoreboard/board-file';
+import { MAX_SLOTS } from '../scoreboard/layout';
+import { BoardReader, SlotView } from '../scoreboard/reader';
+import { BoardTally, SlotDelta } from '../scoreboard/tally';
+
+/** What one read of the board says of one worker lodged started (by its slot). */
+export interface SlotSeen {
+  slot: number;
+  pid: number;
+  busy: boolean;
+  /** Counts up with each request the worker began. */
+  requestId: number;
+  /** Seconds the request in hand has run, while busy. */
+  busyFor: number;
+}
+
+/**
+ * The scoreboard of an app reached on its own socket (scoreboard/LAYOUT.md): one slot
+ * per worker, where the worker counts the requests it takes straight from Apache, so
+ * that lodged learns of them without a message per request. lodged makes the file
+ * (root's, 0600, in a folder only root enters) and each worker gets it as an inherited
+ * descriptor with its slot number; lodged reads it on the pool's clock.
+ *
+ * Every byte of it is the tenant's to write: a slot counts only while it names the pid
+ * lodged started there (the tally's rule), and what it says only moves that app's own
+ * numbers and its own workers' watchdogs.
+ */
+export class AppBoard {
+  private readonly file: BoardFile;
+  private readonly reader: BoardReader;
+  private readonly tally = new BoardTally();
+  private readonly pids: Array<number | undefined>;
+
+  constructor(dir: string, name: string, workers: number) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = path.join(dir, `${name}.board`);
+    // One left by a lodged before this one (killed, or the app's pool made anew).
+    fs.rmSync(file, { force: true });
+    // Room for a reload's new workers beside the old ones leaving.
+    const slots = Math.min(MAX_SLOTS, workers * 2 + 2);
+    this.file = createBoard(file, slots);
+    this.reader = new BoardReader(this.file.fd, this.file.geometry);
+    this.pids = new Array<number | undefined>(slots).fill(undefined);
+  }
+
+  get fd(): number {
+    return this.file.fd;
+  }
+
+  /** A free slot for a worker about to start, or undefined when all are taken. */
+  freeSlot(): number | undefined {
+    const i = this.pids.indexOf(undefined);
+    return i < 0 ? undefined : i;
+  }
+
+  /** The worker started in `slot` has this pid. */
+  taken(slot: number, pid: number): void {
+    this.pids[slot] = pid;
+  }
+
+  /** The worker of `slot` is gone: what it counted last is read first. */
+  freed(slot: number): SlotDelta[] {
+    const { deltas } = this.read();
+    this.pids[slot] = undefined;
+    return deltas;
+  }
+
+  /** What the workers counted since the last read, and what each is doing now. */
+  read(): { deltas: SlotDelta[]; seen: SlotSeen[] } {
+    const snap = this.reader.read();
+    const deltas = this.tally.step(snap, (i) => this.pids[i]);
+    const seen: SlotSeen[] = [];
+    for (const s of snap.slots) {
+      if (!this.isWorkers(s)) continue;
+      const busy = s.state === 'busy';
+      seen.push({ slot: s.index, pid: s.pid, busy, requestId: s.requestId, busyFor: busy ? (snap.nowNs - s.sinceNs) / 1e9 : 0 });
+    }
+    return { deltas, seen };
+  }
+
+  close(): void {
+    removeBoard(this.file);
+  }
+
+  private isWorkers(s: SlotView): boolean {
+    const pid = this.pids[s.index];
+    return pid !== undefined && s.pid === pid && s.consistent && s.valid;
+  }
+}
