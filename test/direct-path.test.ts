@@ -23,6 +23,8 @@ def application(environ, start_response):
         t = time.time()
         while time.time() - t < 20:
             pass
+    if environ["PATH_INFO"] == "/nap":
+        time.sleep(0.8)
     if environ["PATH_INFO"] == "/die":
         os.kill(os.getpid(), signal.SIGKILL)
     body = environ["wsgi.input"].read()
@@ -150,6 +152,24 @@ forEachApache((apache) => {
       c.close();
       fs.writeFileSync(path.join(site.root, 'alpha', '.htaccess'), 'LodgeApp wsgi app.py\nLodgeProcesses 2\nLodgeTimeout 2\n');
     }
+  });
+
+  test('requests waiting in the app\'s listen queue while every worker is busy start another worker, up to LodgeProcesses', async () => {
+    const c = oneConnection(site);
+    try {
+      for (let i = 0; i < 2; i++) assert.equal((await c.send('/')).status, 200);
+    } finally {
+      c.close();
+    }
+    const pids = new Set<string>();
+    for (let round = 0; round < 4 && pids.size < 2; round++) {
+      const answers = await Promise.all(Array.from({ length: 6 }, () => site.get('alpha', '/nap')));
+      for (const a of answers) {
+        assert.equal(a.status, 200, a.text);
+        pids.add(a.text.split(' ')[0]);
+      }
+    }
+    assert.equal(pids.size, 2, `two workers answered: ${[...pids].join(', ')}`);
   });
 
   test('an app whose settings change is a new app: its first request asks lodged, which routes it to a socket of its own', async () => {

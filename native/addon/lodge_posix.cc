@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string>
 #include <sys/prctl.h>
@@ -337,6 +338,26 @@ Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// pending(fd) -> whether a listening socket has a connection waiting to be accepted
+// (poll for POLLIN, not waiting).
+Napi::Value Pending(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) {
+    Napi::TypeError::New(env, "pending(fd): a number").ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  struct pollfd p;
+  p.fd = info[0].As<Napi::Number>().Int32Value();
+  p.events = POLLIN;
+  p.revents = 0;
+  int n;
+  do {
+    n = poll(&p, 1, 0);
+  } while (n == -1 && errno == EINTR);
+  if (n == -1) return ThrowErrno(env, errno, "poll");
+  return Napi::Boolean::New(env, n > 0 && (p.revents & POLLIN) != 0);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getPeerCred", Napi::Function::New(env, GetPeerCred));
   exports.Set("killGroup", Napi::Function::New(env, KillGroup));
@@ -347,6 +368,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("socketPair", Napi::Function::New(env, SocketPair));
   exports.Set("sendWithFd", Napi::Function::New(env, SendWithFd));
   exports.Set("listenUnix", Napi::Function::New(env, ListenUnix));
+  exports.Set("pending", Napi::Function::New(env, Pending));
   exports.Set("CLK_TCK", Napi::Number::New(env, static_cast<double>(sysconf(_SC_CLK_TCK))));
   exports.Set("PAGE_SIZE", Napi::Number::New(env, static_cast<double>(sysconf(_SC_PAGESIZE))));
   Napi::Object res = Napi::Object::New(env);

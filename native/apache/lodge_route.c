@@ -23,7 +23,8 @@ typedef struct {
     unsigned char *key;         /* the APP payload, malloc'd */
     size_t key_len;
     char path[LODGE_ROUTE_PATH];
-    int timeout;
+    int timeout;                /* seconds without progress (the app's LodgeTimeout) */
+    int queue;                  /* seconds a request may wait for a worker to take it */
     unsigned long used;
 } lodge_route;
 
@@ -54,7 +55,8 @@ static lodge_route *find(const unsigned char *key, size_t len)
     return NULL;
 }
 
-static int lookup(const unsigned char *key, size_t len, char *path, int *timeout)
+static int lookup(const unsigned char *key, size_t len, char *path, int *timeout,
+                  int *queue)
 {
     lodge_route *e;
 
@@ -64,13 +66,14 @@ static int lookup(const unsigned char *key, size_t len, char *path, int *timeout
         e->used = ++route_clock;
         memcpy(path, e->path, LODGE_ROUTE_PATH);
         *timeout = e->timeout;
+        *queue = e->queue;
     }
     lodge_mutex_unlock(route_lock);
     return e != NULL;
 }
 
 static void learn(const unsigned char *key, size_t len, const char *path,
-                  int timeout)
+                  int timeout, int queue)
 {
     lodge_route *e;
     unsigned char *copy;
@@ -102,6 +105,7 @@ static void learn(const unsigned char *key, size_t len, const char *path,
     }
     memcpy(e->path, path, strlen(path) + 1);  /* shorter than the field: checked */
     e->timeout = timeout;
+    e->queue = queue;
     e->used = ++route_clock;
     lodge_mutex_unlock(route_lock);
 }
@@ -154,7 +158,7 @@ static int await_accept(lodge_exchange *x, lodge_conn *w)
             /* Every worker busy for as long as a request may take: as a full queue. */
             lodge_rlog(APLOG_WARNING, x->r, LODGE_LOGNO(00082)
                        "no worker of the app took the request within %d s "
-                       "(app %s)", x->worker_timeout, x->dir->root);
+                       "(app %s)", w->timeout, x->dir->root);
             return HTTP_SERVICE_UNAVAILABLE;
         }
         if (n < 0) {
@@ -179,7 +183,8 @@ static int await_accept(lodge_exchange *x, lodge_conn *w)
 }
 
 /* REQ [BODY_END] to the app's socket, then its answer as a lent worker's. */
-static int send_to_app(lodge_exchange *x, lodge_conn *w, int timeout)
+static int send_to_app(lodge_exchange *x, lodge_conn *w, int timeout,
+                       int queue)
 {
     const unsigned char *key;
     size_t key_len, skip = app_frame(x, &key, &key_len);
@@ -187,7 +192,8 @@ static int send_to_app(lodge_exchange *x, lodge_conn *w, int timeout)
 
     x->worker = w;
     x->worker_timeout = timeout;
-    (void)lodge_conn_set_timeout(w, timeout);
+    /* Until a worker takes it, the request waits as in lodged's queue. */
+    (void)lodge_conn_set_timeout(w, queue);
     rv = lodge_conn_send(w, x->first.data + skip, x->first.len - skip);
     if (rv == 0) {
         rv = await_accept(x, w);
@@ -208,6 +214,7 @@ static int send_to_app(lodge_exchange *x, lodge_conn *w, int timeout)
         }
         return rv;
     }
+    (void)lodge_conn_set_timeout(w, timeout);
     return lodge_read_response(x);
 }
 
@@ -216,14 +223,14 @@ int lodge_route_try(lodge_exchange *x)
     const unsigned char *key;
     size_t key_len;
     char path[LODGE_ROUTE_PATH];
-    int timeout, rv;
+    int timeout, queue, rv;
     lodge_conn *w;
 
     if (!routing || x->status || x->dashboard || x->tunnel) {
         return LODGE_AGAIN;
     }
     (void)app_frame(x, &key, &key_len);
-    if (!lookup(key, key_len, path, &timeout)) {
+    if (!lookup(key, key_len, path, &timeout, &queue)) {
         return LODGE_AGAIN;
     }
     rv = lodge_conn_open_app(path, &w);
@@ -234,7 +241,7 @@ int lodge_route_try(lodge_exchange *x)
         }
         return LODGE_AGAIN;
     }
-    return send_to_app(x, w, timeout);
+    return send_to_app(x, w, timeout, queue);
 }
 
 int lodge_route_take(lodge_exchange *x, const unsigned char *payload,
@@ -246,7 +253,7 @@ int lodge_route_take(lodge_exchange *x, const unsigned char *payload,
     lodge_pairs it;
     lodge_pair p;
     const char *path = NULL;
-    long timeout = 0;
+    long timeout = 0, queue = 0;
     int rv;
 
     lodge_pairs_init(&it, payload, len);
@@ -258,9 +265,13 @@ int lodge_route_take(lodge_exchange *x, const unsigned char *payload,
             timeout = strtol(apr_pstrmemdup(x->r->pool, p.value, p.value_len),
                              NULL, 10);
         }
+        else if (p.name_len == 5 && memcmp(p.name, "queue", 5) == 0) {
+            queue = strtol(apr_pstrmemdup(x->r->pool, p.value, p.value_len),
+                           NULL, 10);
+        }
     }
     if (rv < 0 || path == NULL || path[0] != '/'
-        || strlen(path) >= LODGE_ROUTE_PATH || timeout <= 0 || timeout > 86400) {
+        || strlen(path) >= LODGE_ROUTE_PATH || timeout <= 0 || timeout > 86400 || queue <= 0 || queue > 86400) {
         return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00078)
                             "lodged sent an unreadable ROUTE");
     }
@@ -275,6 +286,6 @@ int lodge_route_take(lodge_exchange *x, const unsigned char *payload,
         return LODGE_AGAIN;
     }
     (void)app_frame(x, &key, &key_len);
-    learn(key, key_len, path, (int)timeout);
+    learn(key, key_len, path, (int)timeout, (int)queue);
     return LODGE_ROUTED;
 }

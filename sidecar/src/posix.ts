@@ -19,6 +19,7 @@ interface Addon {
   socketPair(): [number, number];
   sendWithFd(sock: number, data: Buffer, fd: number): number;
   listenUnix(path: string, backlog: number, uid: number, gid: number, mode: number): number;
+  pending(fd: number): boolean;
   RLIMIT: { NPROC: number; AS: number; CPU: number; CORE: number; NOFILE: number };
   CLK_TCK: number;
   PAGE_SIZE: number;
@@ -64,6 +65,9 @@ export const sendWithFd = addon.sendWithFd;
  * mode, put in place by rename so that a peer never finds no socket there.
  */
 export const listenUnix = addon.listenUnix;
+
+/** Whether a listening socket has a connection waiting (poll, not waiting). */
+export const pending = addon.pending;
 
 /** The descriptor under a net.Socket (unix sockets and pipes). */
 export function socketFd(socket: import('node:net').Socket): number {

@@ -16,7 +16,7 @@ import { Worker } from './worker';
 import { SpawnOptions } from './worker-process';
 import { NoteGate, ShareMember, TenantCaps, TenantShare } from './tenant-share';
 import { appBook } from '../status/app-book';
-import { listenUnix } from '../posix';
+import { listenUnix, pending } from '../posix';
 import type { AppRecord } from '../status/app-record';
 
 export interface PoolOptions extends SpawnOptions {
@@ -161,6 +161,11 @@ export class Pool implements ShareMember {
     this.opts.boardFd = board.fd;
   }
 
+  /** Seconds a request may wait for a worker, here or in the app's listen queue. */
+  get queueSeconds(): number {
+    return Math.max(1, Math.ceil(this.opts.queueTimeoutMs / 1000));
+  }
+
   /** The socket mod_lodge may connect to for this app now: a worker of it is ready. */
   routeReady(): string | undefined {
     if (!this.route || this.retired || this.candidate || this.liveWorkers() === 0) return undefined;
@@ -198,10 +203,27 @@ export class Pool implements ShareMember {
     this.countOnBoard(deltas);
     const byPid = new Map<number, Worker>();
     for (const w of this.workers) byPid.set(w.pid, w);
+    let busy = 0;
     for (const s of seen) {
-      if (s.busy) this.lastUsed = Date.now();
+      if (s.busy) {
+        busy++;
+        this.lastUsed = Date.now();
+      }
       byPid.get(s.pid)?.boardSaw(s);
     }
+    this.spawnForQueue(busy);
+  }
+
+  // Requests wait in the app's listen queue and every worker is busy (or starting):
+  // one more worker, within the app's and the tenant's caps, as acquire() starts one
+  // for a request lodged queues.
+  private spawnForQueue(busy: number): void {
+    const route = this.route;
+    if (!route || this.candidate || this.retired || this.backoff.failed !== undefined) return;
+    if (this.starting > 0 || busy < this.liveWorkers() || this.workers.size >= this.spec.limits.processes) return;
+    if (!pending(route.fd)) return;
+    if (!this.opts.share.mayStart(this, this.opts.caps) || !this.stillOwned()) return;
+    this.spawn();
   }
 
   private countOnBoard(deltas: Array<Parameters<AppRecord['endedOnBoard']>[0]>): void {

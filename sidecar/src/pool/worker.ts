@@ -24,6 +24,27 @@ import { classifyExit } from './exit-classification';
  * it without mod_lodge's VERDICT (which comes at LodgeTimeout itself).
  */
 const BOARD_TIMEOUT_GRACE_S = 10;
+/**
+ * Why workers that exited lately went, by pid: a VERDICT LOST from mod_lodge may come
+ * after the worker is gone from its pool (a watchdog killed it mid-request). Bounded:
+ * the oldest go first, and none is kept past RECENT_EXIT_MS.
+ */
+const recentExits = new Map<number, { err: LodgeError; at: number }>();
+const RECENT_EXITS_MAX = 256;
+const RECENT_EXIT_MS = 30_000;
+
+/** Why the worker with this pid exited, when it did so in the last RECENT_EXIT_MS. */
+export function recentExitError(pid: number): LodgeError | undefined {
+  const e = recentExits.get(pid);
+  return e && Date.now() - e.at < RECENT_EXIT_MS ? e.err : undefined;
+}
+
+function noteExit(pid: number, err: LodgeError): void {
+  recentExits.delete(pid);
+  recentExits.set(pid, { err, at: Date.now() });
+  if (recentExits.size > RECENT_EXITS_MAX) recentExits.delete(recentExits.keys().next().value!);
+}
+
 /** An app slower than this to import is treated as failing to start. */
 const START_TIMEOUT_MS = 60_000;
 /** Bytes of a starting worker's stderr kept: its last line says why python could not start. */
@@ -554,6 +575,7 @@ export class Worker implements WorkerHandle {
     this.reqFrame = undefined;
     const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
     this.exitError = this.lentError ?? this.killedFor ?? cause?.err ?? new WorkerDiedError(`${this.app}: worker ${this.pid} ${how} during the request`);
+    noteExit(this.pid, this.exitError);
     for (const ex of this.directLost.splice(0)) ex.fail(this.exitError);
     this.socket.destroy();
     appBook.get(this.spec.root)?.workerExited(this);

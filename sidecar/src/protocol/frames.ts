@@ -51,8 +51,8 @@ export function encodeGrant(timeoutSecs: number, pid: number): Buffer {
 }
 
 /** ROUTE: the app's listening socket, which mod_lodge connects to itself from now on. */
-export function encodeRoute(socketPath: string, timeoutSecs: number): Buffer {
-  return encodeFrame(FrameType.ROUTE, encodePairs([['socket', socketPath], ['timeout', String(timeoutSecs)]]));
+export function encodeRoute(socketPath: string, timeoutSecs: number, queueSecs: number): Buffer {
+  return encodeFrame(FrameType.ROUTE, encodePairs([['socket', socketPath], ['timeout', String(timeoutSecs)], ['queue', String(queueSecs)]]));
 }
 
 export function encodePairs(pairs: Iterable<[string, string]>): Buffer {

@@ -11,6 +11,7 @@ import { LodgeError, ProtocolError, WorkerDiedError } from '../errors';
 import { log } from '../log';
 import { Exchange, WorkerHandle } from '../pool/exchange';
 import { Pool } from '../pool/pool';
+import { recentExitError } from '../pool/worker';
 import { Registry } from '../pool/registry';
 import { sendWithFd, socketFd } from '../posix';
 import { StatusAnswer, StatusWeb } from '../status/web';
@@ -209,7 +210,7 @@ export class ApacheConn implements Exchange {
     const where = pool.routeReady();
     if (!where) return false;
     pool.lastUsed = Date.now();
-    this.socket.write(encodeRoute(where, pool.spec.limits.timeout));
+    this.socket.write(encodeRoute(where, pool.spec.limits.timeout, pool.queueSeconds));
     this.held = [];
     this.heldBytes = 0;
     this.state = 'idle';
@@ -338,7 +339,7 @@ export class ApacheConn implements Exchange {
     this.borrows = true; // nothing more comes for it: after the ERROR, idle
     this.state = 'verdict';
     if (worker) return worker.directVerdict(this, v.verdict);
-    this.fail(new WorkerDiedError(`worker ${v.pid} is not one of lodged's; it went away during a request`));
+    this.fail(recentExitError(v.pid) ?? new WorkerDiedError(`worker ${v.pid} is not one of lodged's; it went away during a request`));
   }
 
   private release(verdict: number, status: number): void {
