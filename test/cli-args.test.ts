@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { apache13Conf, apache24Conf } from '../sidecar/src/sandbox/apache-conf';
 import { LODGED_OPTIONS, SANDBOX_OPTIONS, UsageError, lodgedArgs, readArgs, sandboxArgs } from '../sidecar/src/cli/args';
 
 const sandbox = (argv: string[]) => readArgs(argv, SANDBOX_OPTIONS, sandboxArgs);
@@ -11,9 +12,10 @@ function usage(fn: () => unknown, pattern: RegExp): void {
 
 test('lodge sandbox: options are typed, defaults filled', () => {
   assert.deepEqual(sandbox(['--root', 'x', '--port', '8081', '--apache', '1.3', '--keep']), {
-    help: false, root: 'x', port: 8081, apache: '1.3', keep: true, demo: false,
+    help: false, root: 'x', port: 8081, apache: '1.3', keep: true, demo: false, 'no-access-log': false,
   });
   assert.equal(sandbox([]).port, 8080);
+  assert.equal(sandbox(['--no-access-log'])['no-access-log'], true);
   assert.equal(sandbox(['-h']).help, true);
 });
 
@@ -32,4 +34,12 @@ test('lodged: --config and an absolute --socket, nothing else', () => {
   usage(() => lodged(['--socket', 'rel.sock']), /--socket takes an absolute path, got 'rel\.sock'/);
   usage(() => lodged(['--verbose']), /Unknown option '--verbose'/);
   usage(() => lodged(['--config']), /--config/);
+});
+
+test('lodge sandbox --no-access-log: the generated Apache configuration has no CustomLog, on 2.4 and 1.3', () => {
+  const o = { runDir: '/run/x', port: 8080, modulePath: '/m.so', socket: '/run/x/s', tenants: [], indexDir: '/run/x/i' };
+  for (const conf of [apache24Conf, apache13Conf]) {
+    assert.match(conf(o), /^CustomLog /m, 'an access log by default');
+    assert.doesNotMatch(conf({ ...o, accessLog: false }), /CustomLog/);
+  }
 });

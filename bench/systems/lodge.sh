@@ -59,7 +59,7 @@ lodge_start() {
     config="$run/lodged-settings.json"
     printf '%s\n' "$LODGE_SETTINGS" >"$config"
   fi
-  TMPDIR="$run" setsid node "$LODGE_CLI" sandbox --root "$run/root" --port "$port" --keep ${LODGE_APACHE:+--apache "$LODGE_APACHE"} ${config:+--config "$config"} \
+  TMPDIR="$run" setsid node "$LODGE_CLI" sandbox --root "$run/root" --port "$port" --keep --no-access-log ${LODGE_APACHE:+--apache "$LODGE_APACHE"} ${config:+--config "$config"} \
     >"$run/sandbox.out" 2>&1 </dev/null &
   local pid=$! i
   echo "$pid" >"$run/sandbox.pid"

@@ -56,6 +56,7 @@ export const SANDBOX_OPTIONS: OptionKinds = {
   config: { type: 'string' },
   keep: { type: 'boolean' },
   demo: { type: 'boolean' },
+  'no-access-log': { type: 'boolean' },
 };
 
 const port = z
@@ -73,5 +74,6 @@ export const sandboxArgs = z
     config: path.optional(),
     keep: z.boolean().default(false),
     demo: z.boolean().default(false),
+    'no-access-log': z.boolean().default(false),
   })
   .strict();

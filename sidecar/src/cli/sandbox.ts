@@ -5,7 +5,7 @@ import { findApache, startSandbox } from '../sandbox/sandbox';
 import { SANDBOX_OPTIONS, UsageError, readArgs, sandboxArgs } from './args';
 import { findTenants, makeTenantUsers } from '../sandbox/tenants';
 
-const HELP = `usage: lodge sandbox --root DIR [--port N] [--apache 2.4|1.3] [--config FILE] [--keep]
+const HELP = `usage: lodge sandbox --root DIR [--port N] [--apache 2.4|1.3] [--config FILE] [--keep] [--no-access-log]
        lodge sandbox --demo [--apache 2.4|1.3]
 
 Runs a complete private host: a private Apache with mod_lodge and lodged, one
@@ -18,6 +18,7 @@ tenant per sub-folder of DIR at http://<folder>.localhost:N/, each folder's own
                   APXS13 names, with build/apache13/mod_lodge.so)
   --config FILE   lodged settings (JSON) to use
   --keep          keep the run directory (logs, generated config) after stopping
+  --no-access-log Apache writes no access log (as the bench's other systems)
   --demo          serve a copy of the bundled examples (as root: each tenant as a
                   Unix user of its own, created now and removed at the end)
 `;
@@ -37,6 +38,7 @@ export async function sandboxMain(argv: string[]): Promise<number> {
   }
   let root = args.root;
   const { port, keep, demo, apache, config: configFile } = args;
+  const accessLog = !args['no-access-log'];
   // Before anything is copied or any user created: say at once what is missing.
   try {
     findApache(apache);
@@ -64,7 +66,7 @@ export async function sandboxMain(argv: string[]): Promise<number> {
   const lodged = configFile ? JSON.parse(fs.readFileSync(configFile, 'utf8')) : undefined;
   let sb;
   try {
-    sb = await startSandbox({ root, port, lodged, keep, apache });
+    sb = await startSandbox({ root, port, lodged, keep, apache, accessLog });
   } catch (err) {
     cleanup();
     throw err;

@@ -15,6 +15,8 @@ export interface ApacheConfOptions {
   daemonCommand?: string[];
   /** More host directives for the server config (e.g. `LodgeLimit processes 3`). */
   hostDirectives?: string[];
+  /** An access log in the run directory (the bench turns it off, as its other systems have none). */
+  accessLog?: boolean;
 }
 
 function daemonLines(o: ApacheConfOptions): string[] {
@@ -67,7 +69,7 @@ export function apache24Conf(o: ApacheConfOptions): string {
     'TypesConfig /etc/mime.types',
     'DirectoryIndex index.html',
     `LogFormat "%h %l %u %t \\"%r\\" %>s %b %D" lodge`,
-    `CustomLog "${path.join(o.runDir, 'access.log')}" lodge`,
+    ...(o.accessLog === false ? [] : [`CustomLog "${path.join(o.runDir, 'access.log')}" lodge`]),
     `LodgeSocket "${o.socket}"`,
     ...daemonLines(o),
     '',
@@ -129,7 +131,7 @@ export function apache13Conf(o: ApacheConfOptions): string {
     'DirectoryIndex index.html',
     // 1.3 has no %D (microseconds).
     `LogFormat "%h %l %u %t \\"%r\\" %>s %b" lodge`,
-    `CustomLog ${file('access.log')} lodge`,
+    ...(o.accessLog === false ? [] : [`CustomLog ${file('access.log')} lodge`]),
     `LodgeSocket "${o.socket}"`,
     ...daemonLines(o),
     '',

@@ -100,6 +100,8 @@ export interface SandboxOptions {
   apache?: ApacheVersion;
   /** More host directives for Apache's server config. */
   hostDirectives?: string[];
+  /** Apache writes an access log in the run directory (default true). */
+  accessLog?: boolean;
 }
 
 /** lodged as the sandbox knows it. */
@@ -166,6 +168,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     user: asRoot ? 'www-data' : undefined, group: asRoot ? 'www-data' : undefined, logLevel: opts.logLevel,
     daemonCommand: daemon === 'apache' ? lodgedCommand : undefined,
     hostDirectives: opts.hostDirectives,
+    accessLog: opts.accessLog ?? true,
   }));
 
   const children: ChildProcess[] = [];
