@@ -234,11 +234,19 @@ int lodge_route_try(lodge_exchange *x)
         return LODGE_AGAIN;
     }
     rv = lodge_conn_open_app(path, &w);
+    if (rv == -EAGAIN) {
+        /*
+         * The app's listen queue is its request queue, sized as lodged's: full
+         * is 503 at once, as lodged answers past its queue (logged at info:
+         * a flood must not fill the host's log a line per request).
+         */
+        lodge_rlog(APLOG_INFO, x->r, LODGE_LOGNO(00085)
+                   "the app's queue is full (app %s); 503", x->dir->root);
+        apr_table_setn(x->r->err_headers_out, "Retry-After", "1");
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
     if (rv != 0) {
-        /* A full queue keeps its route: lodged queues this one. */
-        if (rv != -EAGAIN) {
-            forget(key, key_len);
-        }
+        forget(key, key_len);
         return LODGE_AGAIN;
     }
     return send_to_app(x, w, timeout, queue);

@@ -14,6 +14,9 @@ export interface SlotSeen {
   requestId: number;
   /** Seconds the request in hand has run, while busy. */
   busyFor: number;
+  /** The request's method and path, as the worker wrote them (escaped by the reader). */
+  method: string;
+  path: string;
 }
 
 /**
@@ -75,7 +78,7 @@ export class AppBoard {
     for (const s of snap.slots) {
       if (!this.isWorkers(s)) continue;
       const busy = s.state === 'busy';
-      seen.push({ slot: s.index, pid: s.pid, busy, requestId: s.requestId, busyFor: busy ? (snap.nowNs - s.sinceNs) / 1e9 : 0 });
+      seen.push({ slot: s.index, pid: s.pid, busy, requestId: s.requestId, busyFor: busy ? (snap.nowNs - s.sinceNs) / 1e9 : 0, method: s.method, path: s.path });
     }
     return { deltas, seen };
   }

@@ -45,8 +45,8 @@ interface Waiter {
  * response lent ran at 1.2× of one carried).
  */
 const LEND_AT_BYTES = 128 * 1024;
-/** How often an app reached on its own socket is looked at for edits (code-watch.ts throttles the stats). */
-const ROUTE_TICK_MS = 500;
+/** How often an app reached on its own socket is looked at: edits (code-watch.ts throttles the stats), its board, its queue. */
+const ROUTE_TICK_MS = 200;
 /** One bodyless request in this many is still carried, to keep the average current. */
 const MEASURE_EVERY = 16;
 
@@ -96,6 +96,9 @@ export class Pool implements ShareMember {
   private route?: { path: string; fd: number; tick: NodeJS.Timeout; board: AppBoard };
   /** The scoreboard slot of each worker started while the app had its socket. */
   private readonly slotOf = new Map<Worker, number>();
+  /** Workers that hold the app's socket (started while it had one), and those of them ready. */
+  private readonly onSocket = new Set<Worker>();
+  private readonly routedReady = new Set<Worker>();
 
   constructor(
     readonly spec: AppSpec,
@@ -147,7 +150,8 @@ export class Pool implements ShareMember {
     const board = new AppBoard(path.join(path.dirname(dir), 'boards'), name, this.spec.limits.processes);
     let fd: number;
     try {
-      fd = listenUnix(file, Math.max(16, this.opts.maxQueue), peerUid, peerGid, 0o600);
+      // The listen queue is the app's request queue, as long as lodged's (maxQueue).
+      fd = listenUnix(file, Math.max(1, this.opts.maxQueue), peerUid, peerGid, 0o600);
     } catch (err) {
       board.close();
       throw err;
@@ -168,7 +172,8 @@ export class Pool implements ShareMember {
 
   /** The socket mod_lodge may connect to for this app now: a worker of it is ready. */
   routeReady(): string | undefined {
-    if (!this.route || this.retired || this.candidate || this.liveWorkers() === 0) return undefined;
+    // A worker started before the app had its socket does not accept on it.
+    if (!this.route || this.retired || this.candidate || this.routedReady.size === 0) return undefined;
     return this.route.path;
   }
 
@@ -185,6 +190,8 @@ export class Pool implements ShareMember {
     this.route.board.close();
     this.route = undefined;
     this.slotOf.clear();
+    this.onSocket.clear();
+    this.routedReady.clear();
     this.opts.listenFd = this.opts.boardFd = undefined;
   }
 
@@ -367,6 +374,7 @@ export class Pool implements ShareMember {
         log.info(`${this.name}: worker ${w.pid} ready (uid ${this.identity.uid}, generation ${gen})`);
         if (this.candidate?.worker === w) this.promote(files);
         else if (snap) this.watch.adopt(snap, files);
+        if (this.onSocket.has(w)) this.routedReady.add(w);
         this.free(w);
       },
       free: (w) => {
@@ -386,6 +394,7 @@ export class Pool implements ShareMember {
     });
     this.gens.set(w, gen);
     this.workers.add(w);
+    if (this.route) this.onSocket.add(w);
     if (slot !== undefined && this.route) {
       this.route.board.taken(slot, w.pid);
       this.slotOf.set(w, slot);
@@ -408,7 +417,9 @@ export class Pool implements ShareMember {
   }
 
   private free(w: Worker): void {
-    if (this.retired || (this.gens.get(w) ?? 0) < this.liveGen) {
+    // Old code, old configuration, or (once the app has its own socket) a worker that
+    // does not accept on it.
+    if (this.retired || (this.gens.get(w) ?? 0) < this.liveGen || (this.route && !this.onSocket.has(w))) {
       // Old code or old configuration: it leaves; a waiting request gets a new worker.
       w.retire();
       this.maybeSpawn();
@@ -457,6 +468,8 @@ export class Pool implements ShareMember {
     const slot = this.slotOf.get(w);
     if (slot !== undefined && this.route) this.countOnBoard(this.route.board.freed(slot));
     this.slotOf.delete(w);
+    this.onSocket.delete(w);
+    this.routedReady.delete(w);
     // No worker accepts on the app's socket any more: connections would wait there for
     // nobody. Without it mod_lodge asks lodged, which starts one (and any connection
     // still queued is closed before a worker said ACCEPTED: mod_lodge asks lodged too).

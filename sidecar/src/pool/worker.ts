@@ -118,8 +118,9 @@ export class Worker implements WorkerHandle {
   private lend?: Lend;
   /** Why a lent worker was stopped, kept until mod_lodge asks (RELEASE LOST). */
   private lentError?: LodgeError;
-  /** The requestId (scoreboard) of the request from Apache the request watchdogs follow. */
+  /** The requestId (scoreboard) of the request from Apache the request watchdogs follow, and its line. */
   private boardRequest?: number;
+  private boardLine?: string;
   /** A watchdog's reason for killing the worker, whatever it was serving. */
   private killedFor?: LodgeError;
   /** Why the worker's exit ended a request, for a VERDICT LOST that asks after it. */
@@ -347,7 +348,7 @@ export class Worker implements WorkerHandle {
    * far past LodgeTimeout (mod_lodge stopped waiting long ago, and its VERDICT did not
    * come) is stopped.
    */
-  boardSaw(s: { busy: boolean; requestId: number; busyFor: number }): void {
+  boardSaw(s: { busy: boolean; requestId: number; busyFor: number; method: string; path: string }): void {
     if (this.state !== 'idle' || this.killedOnPurpose) return; // lodged's own request: its own watch
     const was = this.boardRequest;
     if (was !== undefined && (!s.busy || s.requestId !== was)) {
@@ -361,6 +362,7 @@ export class Worker implements WorkerHandle {
     if (!s.busy) return;
     if (this.boardRequest === undefined) {
       this.boardRequest = s.requestId;
+      this.boardLine = `${s.method} ${s.path}`;
       this.guard.requestStarted();
     }
     const secs = this.spec.limits.timeout;
@@ -489,6 +491,8 @@ export class Worker implements WorkerHandle {
 
   private requestLine(): string {
     const f = this.reqFrame;
+    // A request from Apache straight to the app: as its scoreboard slot names it.
+    if (!f && this.state === 'idle' && this.boardLine) return this.boardLine;
     if (!f || f[0] !== FrameType.REQ) return 'request';
     try {
       const pairs = decodePairs(f, 8);
