@@ -1,0 +1,95 @@
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { isAlive } from '../sidecar/src/sandbox/sandbox';
+import { Site, eventually, forEachApache, startSite } from './helpers/site';
+import { processesOf } from './helpers/users';
+import { CLOSED_IDLE, ClientKind, Outcome, clientLoop, descendsFrom, gracefulRestarts, sleep, tally } from './helpers/load';
+
+// lodged.json `direct: true` with LodgeDaemon on: Apache's processes reach the app's
+// workers on the app's own socket, so lodged is out of the byte path, and neither its
+// crash (Apache starts another) nor a graceful restart of Apache fails a request.
+
+const APP = `
+import time
+def application(environ, start_response):
+    time.sleep(0.02)  # long enough that the kill catches requests in flight
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body if environ["REQUEST_METHOD"] == "POST" else b"ok"]
+`;
+
+/** A few clients, kept-alive and not, GET and a POST with a small body. */
+const KINDS: ClientKind[] = [
+  { name: 'get', expect: 'ok' },
+  { name: 'get-2', expect: 'ok' },
+  { name: 'get-kept', keepAlive: true, expect: 'ok' },
+  { name: 'post', method: 'POST', body: 'x'.repeat(300), expect: (sent) => sent },
+  { name: 'post-kept', keepAlive: true, method: 'POST', body: 'y'.repeat(300), expect: (sent) => sent },
+];
+
+const failures = (outcomes: Outcome[]) => outcomes.filter((o) => o.status !== 200).map((o) => `${o.client}: ${o.status}`);
+
+forEachApache((apache) => {
+  let site: Site;
+  const lodgedPid = () => site.sb.lodged.pid!;
+  const uid = () => site.users.app.uid;
+  const routeDir = () => path.join(path.dirname(site.sb.socket), 'apps');
+
+  before(async () => {
+    site = await startSite({ app: { '.htaccess': 'LodgeApp wsgi app.py\nLodgeProcesses 4\n', 'app.py': APP } }, { direct: true }, apache);
+  });
+  after(async () => site?.stop());
+
+  /** Load until the app answers straight from its socket. */
+  async function loaded() {
+    const loop = clientLoop(site, 'app', KINDS);
+    await eventually(() => loop.outcomes.filter((o) => o.status === 200).length >= 50, 'the app answers under load');
+    assert.equal(fs.readdirSync(routeDir()).filter((f) => f.endsWith('.sock')).length, 1, 'the app has its own socket');
+    return loop;
+  }
+
+  test('kill -9 of lodged under load fails no request: the workers finish theirs, the next lodged serves the rest', async (t) => {
+    const loop = await loaded();
+    const old = lodgedPid();
+    const oldWorkers = processesOf(uid());
+    assert.ok(oldWorkers.length > 0, 'lodged has workers');
+
+    const killedAt = Date.now();
+    process.kill(old, 'SIGKILL');
+    let servedAt = 0;
+    await eventually(() => {
+      const now = site.sb.lodged.pid;
+      if (now === undefined || now === old || !isAlive(now)) return false;
+      const fresh = processesOf(uid()).filter((p) => !oldWorkers.includes(p) && descendsFrom(p, now));
+      if (fresh.length === 0 || !loop.outcomes.some((o) => o.start > killedAt && o.status === 200)) return false;
+      servedAt = Date.now();
+      return true;
+    }, 'the next lodged has a worker', 20_000);
+    await sleep(3000);
+    const outcomes = await loop.stop();
+
+    const window = outcomes.filter((o) => o.end >= killedAt && o.start <= servedAt);
+    const slowest = Math.max(...window.map((o) => o.end - o.start));
+    t.diagnostic(`Apache ${apache}: the next lodged had a worker ${servedAt - killedAt} ms after kill -9; ` +
+      `meanwhile ${window.length} requests (${tally(window)}), the slowest took ${slowest} ms; ${outcomes.length} in all`);
+    assert.deepEqual(failures(outcomes), [], `no failure among ${outcomes.length} requests`);
+    await eventually(() => oldWorkers.every((p) => !isAlive(p)), 'the old workers leave once their lodged is gone');
+    assert.ok(processesOf(uid()).every((p) => descendsFrom(p, lodgedPid())), 'every process of the tenant belongs to the new lodged');
+  });
+
+  test('a graceful restart under load fails no request', async (t) => {
+    const loop = await loaded();
+    const pid = lodgedPid();
+    await gracefulRestarts(site, 2, 1000);
+    const outcomes = await loop.stop();
+    t.diagnostic(`Apache ${apache}: ${outcomes.length} requests across two graceful restarts (${tally(outcomes)}), the slowest took ${Math.max(...outcomes.map((o) => o.end - o.start))} ms`);
+    // Apache closes its idle kept-alive connections at a graceful restart; a request
+    // that went out on one as it closed was not read, and a client sends it again.
+    const answered = outcomes.filter((o) => o.status !== CLOSED_IDLE);
+    assert.deepEqual(failures(answered), [], `no failure among ${answered.length} requests answered`);
+    assert.doesNotMatch(site.errorLog(), /Segmentation fault|exit signal|core dumped|\bAborted\b/, 'no Apache process died');
+    assert.equal(lodgedPid(), pid, 'the same lodged');
+  });
+});
