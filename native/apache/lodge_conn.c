@@ -229,6 +229,33 @@ int lodge_conn_open(const char *path, lodge_conn **out)
     return 0;
 }
 
+/*
+ * Between two tries while lodged's socket refuses: short beside lodged's own
+ * start (Node's boot alone takes hundreds of ms), so a request waits little
+ * past it; long enough that the Apache threads waiting for it cost nothing.
+ */
+#define LODGE_REOPEN_EVERY_MS 50
+
+/*
+ * As lodge_conn_open, trying again while nobody listens on path
+ * (-ECONNREFUSED: the lodged that made it is gone; -ENOENT: the next one has
+ * not made it yet), for at most seconds. What the last try returned.
+ */
+int lodge_conn_open_within(const char *path, int seconds, lodge_conn **out)
+{
+    long long until = lodge_now_ms() + seconds * 1000LL;
+    int rv;
+
+    while ((rv = lodge_conn_open(path, out)) == -ECONNREFUSED
+           || rv == -ENOENT) {
+        if (lodge_now_ms() + LODGE_REOPEN_EVERY_MS > until) {
+            break;
+        }
+        usleep(LODGE_REOPEN_EVERY_MS * 1000);
+    }
+    return rv;
+}
+
 /* A connection to an app's own socket (ROUTE): polled, as a lent worker's. */
 int lodge_conn_open_app(const char *path, lodge_conn **out)
 {
