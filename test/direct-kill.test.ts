@@ -14,7 +14,9 @@ import { CLOSED_IDLE, ClientKind, Outcome, clientLoop, descendsFrom, gracefulRes
 const APP = `
 import time
 def application(environ, start_response):
-    time.sleep(0.02)  # long enough that the kill catches requests in flight
+    # long enough that the kill catches requests in flight; /slow: one still running
+    # well after the next lodged serves
+    time.sleep(6 if environ["PATH_INFO"] == "/slow" else 0.02)
     body = environ["wsgi.input"].read()
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [body if environ["REQUEST_METHOD"] == "POST" else b"ok"]
@@ -56,6 +58,10 @@ forEachApache((apache) => {
     const oldWorkers = processesOf(uid());
     assert.ok(oldWorkers.length > 0, 'lodged has workers');
 
+    // One request runs on well after the next lodged serves: its worker, whose lodged
+    // is gone, answers it and only then leaves.
+    const slow = site.get('app', '/slow', { timeoutMs: 15_000 }).then((r) => ({ status: r.status, text: r.text, end: Date.now() }));
+    await sleep(500);
     const killedAt = Date.now();
     process.kill(old, 'SIGKILL');
     let servedAt = 0;
@@ -67,14 +73,17 @@ forEachApache((apache) => {
       servedAt = Date.now();
       return true;
     }, 'the next lodged has a worker', 20_000);
-    await sleep(3000);
+    const long = await slow;
+    await sleep(2000);
     const outcomes = await loop.stop();
 
     const window = outcomes.filter((o) => o.end >= killedAt && o.start <= servedAt);
-    const slowest = Math.max(...window.map((o) => o.end - o.start));
+    const waited = outcomes.filter((o) => o.start < long.end - 1000 && o.end >= long.end - 50);
     t.diagnostic(`Apache ${apache}: the next lodged had a worker ${servedAt - killedAt} ms after kill -9; ` +
-      `meanwhile ${window.length} requests (${tally(window)}), the slowest took ${slowest} ms; ${outcomes.length} in all`);
+      `meanwhile ${window.length} requests (${tally(window)}), the slowest took ${Math.max(...window.map((o) => o.end - o.start))} ms; ` +
+      `${outcomes.length} in all; the slow one ended ${long.end - killedAt} ms after the kill, ${waited.length} waited for it`);
     assert.deepEqual(failures(outcomes), [], `no failure among ${outcomes.length} requests`);
+    assert.deepEqual([long.status, long.text], [200, 'ok'], 'the request that was running at the kill is answered');
     await eventually(() => oldWorkers.every((p) => !isAlive(p)), 'the old workers leave once their lodged is gone');
     assert.ok(processesOf(uid()).every((p) => descendsFrom(p, lodgedPid())), 'every process of the tenant belongs to the new lodged');
   });
