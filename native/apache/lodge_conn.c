@@ -237,17 +237,28 @@ int lodge_conn_open(const char *path, lodge_conn **out)
 #define LODGE_REOPEN_EVERY_MS 50
 
 /*
+ * A lodged that starts listens on a socket of its owner's alone, and opens it
+ * to Apache's group a moment later (listener.ts): tries that meet -EACCES
+ * go on this long only, so that a socket Apache may never open is still
+ * answered at once, or nearly.
+ */
+#define LODGE_REOPEN_DENIED_MS 500
+
+/*
  * As lodge_conn_open, trying again while nobody listens on path
  * (-ECONNREFUSED: the lodged that made it is gone; -ENOENT: the next one has
- * not made it yet), for at most seconds. What the last try returned.
+ * not made it yet; -EACCES, briefly: it has not opened it to us yet), for at
+ * most seconds. What the last try returned.
  */
 int lodge_conn_open_within(const char *path, int seconds, lodge_conn **out)
 {
     long long until = lodge_now_ms() + seconds * 1000LL;
-    int rv;
+    int denied = 0, rv;
 
     while ((rv = lodge_conn_open(path, out)) == -ECONNREFUSED
-           || rv == -ENOENT) {
+           || rv == -ENOENT
+           || (rv == -EACCES
+               && (denied += LODGE_REOPEN_EVERY_MS) <= LODGE_REOPEN_DENIED_MS)) {
         if (lodge_now_ms() + LODGE_REOPEN_EVERY_MS > until) {
             break;
         }

@@ -263,7 +263,8 @@ static int reach_lodged(lodge_exchange *x, int fresh, lodge_conn **c)
     int rv = fresh ? lodge_conn_open(x->socket, c)
                    : lodge_conn_take(x->socket, c);
 
-    if ((rv == -ECONNREFUSED || rv == -ENOENT) && x->lodged_wait > 0) {
+    if ((rv == -ECONNREFUSED || rv == -ENOENT || rv == -EACCES)
+        && x->lodged_wait > 0) {
         rv = lodge_conn_open_within(x->socket, x->lodged_wait, c);
     }
     return rv;
