@@ -1,9 +1,9 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import { isAlive } from '../sidecar/src/sandbox/sandbox';
 import { Site, eventually, forEachApache, startSite } from './helpers/site';
 import { processesOf } from './helpers/users';
+import { clientLoop, descendsFrom, gracefulRestarts, parentOf, sleep, tally } from './helpers/load';
 
 // LodgeDaemon on (the sandbox's default, as for a host that installs only the module):
 // Apache starts lodged, starts it again when it dies, keeps it across a graceful
@@ -17,58 +17,7 @@ def application(environ, start_response):
     return [b"ok"]
 `;
 
-interface Outcome {
-  start: number;
-  end: number;
-  /** The HTTP status, or what went wrong below HTTP. */
-  status: number | string;
-}
-
-/** Clients that each send one request after another until stopped. */
-function clientLoop(site: Site, concurrency = 4) {
-  const outcomes: Outcome[] = [];
-  let running = true;
-  const client = async () => {
-    while (running) {
-      const start = Date.now();
-      let status: number | string;
-      try {
-        const r = await site.get('app', '/', { lenient: true, timeoutMs: 15_000 });
-        status = r.status === 200 && r.text !== 'ok' ? `200 with '${r.text.slice(0, 40)}'` : r.status;
-      } catch (err) {
-        status = (err as Error).message;
-      }
-      outcomes.push({ start, end: Date.now(), status });
-    }
-  };
-  const clients = Array.from({ length: concurrency }, client);
-  return {
-    outcomes,
-    async stop(): Promise<Outcome[]> {
-      running = false;
-      await Promise.all(clients);
-      return outcomes;
-    },
-  };
-}
-
-function parentOf(pid: number): number | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return undefined; // gone
-  }
-}
-
-function descendsFrom(pid: number, ancestor: number): boolean {
-  for (let p: number | undefined = pid; p !== undefined && p > 1; p = parentOf(p)) {
-    if (p === ancestor) return true;
-  }
-  return false;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const load = (site: Site) => clientLoop(site, 'app', Array.from({ length: 4 }, (_, i) => ({ name: `c${i}`, expect: 'ok' })));
 
 forEachApache((apache) => {
   let site: Site;
@@ -93,7 +42,7 @@ forEachApache((apache) => {
 
   test('kill -9 of lodged under load: requests in flight get 502 or 503, new ones succeed again, the old workers exit', async (t) => {
     const old = lodgedPid();
-    const loop = clientLoop(site);
+    const loop = load(site);
     await eventually(() => loop.outcomes.filter((o) => o.status === 200).length >= 20, 'the app answers under load');
     const oldWorkers = processesOf(uid());
     assert.ok(oldWorkers.length > 0, 'lodged has workers');
@@ -106,9 +55,7 @@ forEachApache((apache) => {
 
     const recovered = Math.min(...outcomes.filter((o) => o.start >= killedAt && o.status === 200).map((o) => o.end));
     const during = outcomes.filter((o) => o.end >= killedAt && o.start < recovered);
-    const counts = new Map<number | string, number>();
-    for (const o of during) counts.set(o.status, (counts.get(o.status) ?? 0) + 1);
-    t.diagnostic(`Apache ${apache}: first success ${recovered - killedAt} ms after kill -9 of lodged; meanwhile ${[...counts].map(([s, n]) => `${n}x ${s}`).join(', ')}`);
+    t.diagnostic(`Apache ${apache}: first success ${recovered - killedAt} ms after kill -9 of lodged; meanwhile ${tally(during)}`);
     for (const o of during) assert.ok([200, 502, 503].includes(o.status as number), `while lodged was down: ${o.status}`);
     const after = outcomes.filter((o) => o.start > recovered);
     assert.deepEqual(after.filter((o) => o.status !== 200), [], 'every request after the first success succeeds');
@@ -125,16 +72,10 @@ forEachApache((apache) => {
     await site.get('app', '/');
     const pid = lodgedPid();
     const startsBefore = starts();
-    const resumed = () => (site.errorLog().match(/resuming normal operations/g) ?? []).length;
-    const loop = clientLoop(site);
+    const loop = load(site);
     await eventually(() => loop.outcomes.length >= 20, 'the app answers under load');
     const workers = processesOf(uid());
-    for (let i = 0; i < 2; i++) {
-      const before = resumed();
-      site.sb.apachectl('graceful');
-      await eventually(() => resumed() > before, 'Apache says it resumed after the graceful restart');
-      await sleep(500);
-    }
+    await gracefulRestarts(site, 2, 500);
     const outcomes = await loop.stop();
     assert.deepEqual(outcomes.filter((o) => o.status !== 200), [], `no failure among ${outcomes.length} requests`);
     assert.equal(lodgedPid(), pid, 'the same lodged');

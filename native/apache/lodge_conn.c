@@ -229,6 +229,44 @@ int lodge_conn_open(const char *path, lodge_conn **out)
     return 0;
 }
 
+/*
+ * Between two tries while lodged's socket refuses: short beside lodged's own
+ * start (Node's boot alone takes hundreds of ms), so a request waits little
+ * past it; long enough that the Apache threads waiting for it cost nothing.
+ */
+#define LODGE_REOPEN_EVERY_MS 50
+
+/*
+ * A lodged that starts listens on a socket of its owner's alone, and opens it
+ * to Apache's group a moment later (listener.ts): tries that meet -EACCES
+ * go on this long only, so that a socket Apache may never open is still
+ * answered at once, or nearly.
+ */
+#define LODGE_REOPEN_DENIED_MS 500
+
+/*
+ * As lodge_conn_open, trying again while nobody listens on path
+ * (-ECONNREFUSED: the lodged that made it is gone; -ENOENT: the next one has
+ * not made it yet; -EACCES, briefly: it has not opened it to us yet), for at
+ * most seconds. What the last try returned.
+ */
+int lodge_conn_open_within(const char *path, int seconds, lodge_conn **out)
+{
+    long long until = lodge_now_ms() + seconds * 1000LL;
+    int denied = 0, rv;
+
+    while ((rv = lodge_conn_open(path, out)) == -ECONNREFUSED
+           || rv == -ENOENT
+           || (rv == -EACCES
+               && (denied += LODGE_REOPEN_EVERY_MS) <= LODGE_REOPEN_DENIED_MS)) {
+        if (lodge_now_ms() + LODGE_REOPEN_EVERY_MS > until) {
+            break;
+        }
+        usleep(LODGE_REOPEN_EVERY_MS * 1000);
+    }
+    return rv;
+}
+
 /* A connection to an app's own socket (ROUTE): polled, as a lent worker's. */
 int lodge_conn_open_app(const char *path, lodge_conn **out)
 {

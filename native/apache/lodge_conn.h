@@ -45,6 +45,7 @@ int lodge_conn_child_init(apr_pool_t *pchild);
 
 int lodge_conn_take(const char *path, lodge_conn **out);
 int lodge_conn_open(const char *path, lodge_conn **out);
+int lodge_conn_open_within(const char *path, int seconds, lodge_conn **out);
 int lodge_conn_adopt(int fd, int polled, lodge_conn **out);
 int lodge_conn_open_app(const char *path, lodge_conn **out);
 void lodge_conn_give_back(lodge_conn *c);

@@ -39,6 +39,7 @@ typedef struct {
     const lodge_dir_conf *dir;
     const char *socket;
     int timeout;                /* seconds per read from lodged */
+    int lodged_wait;            /* seconds to wait for a lodged being restarted */
     int status;                 /* the status location, not an app */
     int dashboard;              /* the app's dashboard (LodgeDashboard) */
 

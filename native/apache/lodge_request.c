@@ -39,6 +39,18 @@
  */
 #define LODGE_TIMEOUT_HOST_MAX 3600
 
+/*
+ * With LodgeDaemon on, a lodged that refuses connections has died, and
+ * Apache's parent starts the next at once (lodge_daemon.c): it notices within
+ * a second (the MPM's maintenance tick), and Node starts in one or two more
+ * on a busy host. A request waits that long rather than failing, as it would
+ * wait in lodged's queue; the apps' workers keep serving those that go
+ * straight to them meanwhile. Past it (a lodged that keeps dying waits
+ * longer between starts, one with bad settings is not started again) the
+ * request is 503, as without LodgeDaemon.
+ */
+#define LODGE_LODGED_RESTART_WAIT 10
+
 /* Decimal text of a 64-bit count: APR's formatter has no %lld. */
 const char *lodge_count_text(apr_pool_t *p, long long v)
 {
@@ -234,9 +246,28 @@ int lodge_client_gone(lodge_exchange *x, const char *when)
 
 static int unreachable(lodge_exchange *x, int err)
 {
+    if (x->lodged_wait > 0 && (err == ECONNREFUSED || err == ENOENT)) {
+        return lodge_fail(x->r, HTTP_SERVICE_UNAVAILABLE, LODGE_LOGNO(00085)
+                          "cannot reach lodged at %s: %s, and Apache did "
+                          "not start it again within %d s", x->socket,
+                          lodge_errstr(x->r->pool, err), x->lodged_wait);
+    }
     return lodge_fail(x->r, HTTP_SERVICE_UNAVAILABLE, LODGE_LOGNO(00024)
                       "cannot reach lodged at %s: %s", x->socket,
                       lodge_errstr(x->r->pool, err));
+}
+
+/* A connection to lodged: kept, or new (waiting for a lodged being restarted). */
+static int reach_lodged(lodge_exchange *x, int fresh, lodge_conn **c)
+{
+    int rv = fresh ? lodge_conn_open(x->socket, c)
+                   : lodge_conn_take(x->socket, c);
+
+    if ((rv == -ECONNREFUSED || rv == -ENOENT || rv == -EACCES)
+        && x->lodged_wait > 0) {
+        rv = lodge_conn_open_within(x->socket, x->lodged_wait, c);
+    }
+    return rv;
 }
 
 /*
@@ -255,8 +286,7 @@ static int exchange(lodge_exchange *x)
     for (attempt = 0; ; attempt++) {
         lodge_conn *c;
 
-        rv = attempt == 0 ? lodge_conn_take(x->socket, &c)
-                          : lodge_conn_open(x->socket, &c);
+        rv = reach_lodged(x, attempt > 0, &c);
         if (rv != 0) {
             return unreachable(x, -rv);
         }
@@ -354,6 +384,7 @@ lodge_exchange *lodge_exchange_new(request_rec *r, const lodge_dir_conf *dir)
     x->socket = lodge_socket_path(s);
     /* A read from lodged: the app's time, and the grace (above). */
     x->timeout = app_timeout(dir, s) + LODGE_READ_GRACE;
+    x->lodged_wait = s->daemon != 0 ? LODGE_LODGED_RESTART_WAIT : 0;
     /* A tunnel to the app is idle past the time a request may take. */
     x->tunnel_idle = app_timeout(dir, s);
     x->declared = -1;

@@ -2,12 +2,23 @@
  * lodge_route.c: the apps' own sockets, as lodged told of them. See
  * lodge_route.h and PROTOCOL.md ("Straight to the app").
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE             /* struct ucred (SO_PEERCRED) */
+#endif
 #include "lodge_route.h"
 #include "lodge_response.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/un.h>
+
+/*
+ * A connection to an app's socket that no worker took within this many
+ * seconds is looked at: is the lodged that made the socket still there?
+ */
+#define LODGE_ACCEPT_CHECK 1
 
 /*
  * Routes one Apache process remembers; past it the least recently used
@@ -136,6 +147,31 @@ static size_t app_frame(const lodge_exchange *x, const unsigned char **key,
 }
 
 /*
+ * Whether the process that made the socket w is connected to (listen(): the
+ * lodged of its app, SO_PEERCRED) is gone. Its workers then finish the
+ * request each holds and leave, accepting nothing more, and a busy one keeps
+ * the socket open until then: a connection queued there would wait for it.
+ * The socket file may still lead there too, until the next lodged makes the
+ * app's socket anew. 0 when it cannot tell.
+ */
+static int maker_gone(const lodge_conn *w)
+{
+#ifdef SO_PEERCRED
+    struct ucred cred;
+    socklen_t n = sizeof(cred);
+
+    if (getsockopt(w->fd, SOL_SOCKET, SO_PEERCRED, &cred, &n) != 0
+        || cred.pid <= 0) {
+        return 0;
+    }
+    return kill(cred.pid, 0) != 0 && errno == ESRCH;
+#else
+    (void)w;
+    return 0;
+#endif
+}
+
+/*
  * The worker that accepts the connection says so first (ACCEPTED, its
  * pid): until then nobody has seen the request, so a connection closed
  * before it (the app's last worker left with it still queued) may go to
@@ -148,11 +184,20 @@ static int await_accept(lodge_exchange *x, lodge_conn *w)
     lodge_frame_head f;
     unsigned long pid;
 
+    lodge_conn_set_deadline(w, LODGE_ACCEPT_CHECK);
     while (w->end - w->pos < need) {
         long n = lodge_conn_fill(w, 1);
 
         if (n == 0 || n == -ECONNRESET || n == -EPIPE) {
             return LODGE_AGAIN;
+        }
+        if (n == -ETIMEDOUT && w->deadline != 0) {
+            /* Nobody took it yet: every worker busy, or a socket left behind. */
+            w->deadline = 0;
+            if (maker_gone(w)) {
+                return LODGE_AGAIN;
+            }
+            continue;
         }
         if (n == -ETIMEDOUT) {
             /* Every worker busy for as long as a request may take: as a full queue. */
@@ -176,6 +221,7 @@ static int await_accept(lodge_exchange *x, lodge_conn *w)
     }
     pid = ((unsigned long)lodge_get_u16(w->buf + w->pos + 8) << 16)
           | lodge_get_u16(w->buf + w->pos + 10);
+    w->deadline = 0;
     x->worker_pid = apr_psprintf(x->r->pool, "%lu", pid);
     x->direct_pid = pid;
     w->pos += need;
@@ -240,7 +286,7 @@ int lodge_route_try(lodge_exchange *x)
          * is 503 at once, as lodged answers past its queue (logged at info:
          * a flood must not fill the host's log a line per request).
          */
-        lodge_rlog(APLOG_INFO, x->r, LODGE_LOGNO(00085)
+        lodge_rlog(APLOG_INFO, x->r, LODGE_LOGNO(00086)
                    "the app's queue is full (app %s); 503", x->dir->root);
         apr_table_setn(x->r->err_headers_out, "Retry-After", "1");
         return HTTP_SERVICE_UNAVAILABLE;

@@ -16,6 +16,8 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Accept what strict HTTP/1.1 parsing refuses (Apache 1.3's padded chunk sizes). */
   lenient?: boolean;
+  /** A keep-alive agent to send it on; by default a connection of its own. */
+  agent?: http.Agent;
 }
 
 /** One HTTP request to 127.0.0.1:port with the Host header of a tenant. */
@@ -24,9 +26,11 @@ export function request(port: number, host: string, path: string, opts: RequestO
     const headers: Record<string, string> = { Host: `${host}:${port}`, ...opts.headers };
     const body = typeof opts.body === 'string' ? Buffer.from(opts.body) : opts.body;
     if (body && !opts.chunked) headers['Content-Length'] = String(body.length);
-    const req = http.request({ host: '127.0.0.1', port, path, method: opts.method ?? (body ? 'POST' : 'GET'), headers, agent: false, insecureHTTPParser: opts.lenient });
+    const req = http.request({ host: '127.0.0.1', port, path, method: opts.method ?? (body ? 'POST' : 'GET'), headers, agent: opts.agent ?? false, insecureHTTPParser: opts.lenient });
     req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(new Error(`no answer to ${path} within ${opts.timeoutMs ?? 30_000} ms`)));
-    req.on('error', reject);
+    // Whether it went on a kept-alive connection (the server may close one just as a
+    // request goes out on it: a client sends that request again, RFC 9112 9.3.1).
+    req.on('error', (err) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
     req.on('response', (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));

@@ -214,35 +214,39 @@ export class Cgroups implements GroupOwner {
   }
 
   /**
-   * Groups left by a lodged that died before it could clean up: their processes are
-   * killed and the folders removed. Another lodged's live groups are left alone.
+   * Groups left by a lodged that died before it could clean up. Its workers saw it go
+   * and leave by themselves, after the request each holds (one that came straight
+   * from Apache is answered so): an empty group is removed; with `kill`, so is every
+   * other, its processes killed (what is left once they had their time: a worker
+   * past it, what an app started). Another lodged's live groups are left alone.
+   * How many were removed and killed, and how many still have processes.
    */
-  sweep(): { groups: number; processes: number } {
+  sweep(kill: boolean): { groups: number; processes: number; waiting: number } {
     const stale = (leaf: string) => {
       const owner = Number(/^(\d+)-\d+$/.exec(path.basename(leaf))?.[1]);
       return owner > 0 && owner !== process.pid && !alive(owner);
     };
     let groups = 0;
     let processes = 0;
-    for (let i = 0; i < 100; i++) {
+    let waiting = 0;
+    for (let i = 0; i < (kill ? 100 : 1); i++) {
       let left = 0;
       for (const h of this.hierarchies) {
         for (const tenant of subdirs(h.base)) {
           for (const leaf of subdirs(tenant).filter(stale)) {
-            const killed = killListed(path.join(leaf, 'cgroup.procs'));
-            if (i === 0) {
-              groups++;
-              processes += killed;
-            }
-            if (!removeDir(leaf)) left++;
+            const killed = kill ? killListed(path.join(leaf, 'cgroup.procs')) : 0;
+            if (i === 0) processes += killed;
+            if (removeDir(leaf)) groups++;
+            else left++;
           }
           removeDir(tenant);
         }
       }
+      waiting = left;
       if (left === 0) break;
       sleepSync(20);
     }
-    return { groups, processes };
+    return { groups, processes, waiting };
   }
 
   /** lodged exits: every worker's tree is killed, and lodged's folders removed. */

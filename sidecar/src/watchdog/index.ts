@@ -10,6 +10,13 @@ export { WorkerGuard } from './guard';
 /** A tenant that keeps hitting its task limit is named in the host's log once a minute. */
 const TASK_NOTE_EVERY_MS = 60_000;
 
+/**
+ * How long the workers of a lodged that died may take to leave by themselves: the
+ * runtime gives the request a worker holds then LEAVE_GRACE (30 s, process.py), from
+ * the moment it saw lodged go, which was before this lodged started; and a second.
+ */
+const ORPHAN_GRACE_MS = 31_000;
+
 /** What every worker's guard shares: the cgroups, the sampler, the reaper. */
 export class Watchdogs {
   readonly sampler = new Sampler();
@@ -68,8 +75,15 @@ let instance: Watchdogs | undefined;
 export function initWatchdogs(mode: CgroupMode = currentSettings()?.cgroups ?? 'auto', asRoot = process.getuid!() === 0): Watchdogs {
   if (instance) return instance;
   const cgroups = Cgroups.detect(mode);
-  const swept = cgroups.sweep();
-  if (swept.groups > 0) log.warn(`removed ${swept.groups} worker cgroup(s) left by a lodged that is gone (${swept.processes} process(es) killed)`);
+  const swept = cgroups.sweep(false);
+  if (swept.groups > 0) log.info(`removed ${swept.groups} empty worker cgroup(s) left by a lodged that is gone`);
+  if (swept.waiting > 0) {
+    log.info(`${swept.waiting} worker cgroup(s) left by a lodged that is gone still have processes: their requests finish first`);
+    setTimeout(() => {
+      const late = cgroups.sweep(true);
+      if (late.groups > 0) log.warn(`removed ${late.groups} worker cgroup(s) left by a lodged that is gone (${late.processes} process(es) killed ${ORPHAN_GRACE_MS / 1000} s later)`);
+    }, ORPHAN_GRACE_MS).unref();
+  }
   const wd = new Watchdogs(cgroups, asRoot);
   wd.start();
   process.on('exit', () => cgroups.shutdown());

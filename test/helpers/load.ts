@@ -1,0 +1,106 @@
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import { Site, eventually } from './site';
+import { RequestOptions } from './http';
+
+/** One request of a load loop: when it ran, and how it ended. */
+export interface Outcome {
+  start: number;
+  end: number;
+  /** The HTTP status, or what went wrong below HTTP (or a 200 with the wrong body). */
+  status: number | string;
+  /** Which client sent it (ClientKind's name). */
+  client: string;
+}
+
+/**
+ * A kept-alive connection the server closed as the next request went out on it
+ * (Apache closes idle ones at a graceful restart): nothing of the request was
+ * answered, and a client sends it again on a new connection.
+ */
+export const CLOSED_IDLE = 'kept-alive connection closed before an answer';
+
+/** What one client of a load loop sends, one request after another. */
+export interface ClientKind {
+  name: string;
+  /** Kept-alive connection: one Apache process serves request after request. */
+  keepAlive?: boolean;
+  method?: 'GET' | 'POST';
+  body?: string;
+  /** The body a good answer has; from the request's body when a function. */
+  expect: string | ((sent: string) => string);
+}
+
+/**
+ * Clients that each send one request after another until stopped, and keep every
+ * outcome. The load of the tests that take lodged or Apache away under traffic.
+ */
+export function clientLoop(site: Site, tenant: string, kinds: ClientKind[]) {
+  const outcomes: Outcome[] = [];
+  let running = true;
+  const client = async (kind: ClientKind) => {
+    const agent = kind.keepAlive ? new http.Agent({ keepAlive: true, maxSockets: 1 }) : undefined;
+    let n = 0;
+    while (running) {
+      const start = Date.now();
+      const body = kind.body !== undefined ? `${kind.body}-${n++}` : undefined;
+      const want = typeof kind.expect === 'function' ? kind.expect(body ?? '') : kind.expect;
+      let status: number | string;
+      try {
+        const opts: RequestOptions = { method: kind.method, body, lenient: true, timeoutMs: 15_000, agent };
+        const r = await site.get(tenant, '/', opts);
+        status = r.status === 200 && r.text !== want ? `200 with '${r.text.slice(0, 40)}'` : r.status;
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException & { reusedSocket?: boolean };
+        status = e.reusedSocket && e.code === 'ECONNRESET' ? CLOSED_IDLE : e.message;
+      }
+      outcomes.push({ start, end: Date.now(), status, client: kind.name });
+    }
+    agent?.destroy();
+  };
+  const clients = kinds.map(client);
+  return {
+    outcomes,
+    async stop(): Promise<Outcome[]> {
+      running = false;
+      await Promise.all(clients);
+      return outcomes;
+    },
+  };
+}
+
+/** "12x 200, 3x 503": what a list of outcomes came to. */
+export function tally(outcomes: Outcome[]): string {
+  const counts = new Map<number | string, number>();
+  for (const o of outcomes) counts.set(o.status, (counts.get(o.status) ?? 0) + 1);
+  return [...counts].map(([s, n]) => `${n}x ${s}`).join(', ');
+}
+
+export function parentOf(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined; // gone
+  }
+}
+
+export function descendsFrom(pid: number, ancestor: number): boolean {
+  for (let p: number | undefined = pid; p !== undefined && p > 1; p = parentOf(p)) {
+    if (p === ancestor) return true;
+  }
+  return false;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** apachectl graceful, `times` times, each once Apache says it resumed from the last. */
+export async function gracefulRestarts(site: Site, times: number, pauseMs: number): Promise<void> {
+  const resumed = () => (site.errorLog().match(/resuming normal operations/g) ?? []).length;
+  for (let i = 0; i < times; i++) {
+    const before = resumed();
+    site.sb.apachectl('graceful');
+    await eventually(() => resumed() > before, 'Apache says it resumed after the graceful restart');
+    await sleep(pauseMs);
+  }
+}
