@@ -62,10 +62,12 @@ class Worker:
         ch = self.lodged
         if self.listener is not None:
             self.direct = Channel(self.listener, direct=True)
-            poller = select.poll()
-            poller.register(ch.sock.fileno(), select.POLLIN)
-            poller.register(self.listener.fileno(), select.POLLIN)
             listen_fd = self.listener.fileno()
+            # Every worker of the app waits on the same socket: EPOLLEXCLUSIVE wakes one
+            # of them per connection, not all (the others would only lose the accept).
+            poller = select.epoll()
+            poller.register(ch.sock.fileno(), select.EPOLLIN)
+            poller.register(listen_fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
         while True:
             # idle before the check: a SIGTERM between the two still ends the worker
             ch.idle = True
