@@ -25,6 +25,8 @@ def application(environ, start_response):
             pass
     if environ["PATH_INFO"] == "/nap":
         time.sleep(0.8)
+    if environ["PATH_INFO"] == "/long":
+        time.sleep(1.5)  # under the suite's LodgeTimeout 2
     if environ["PATH_INFO"] == "/die":
         os.kill(os.getpid(), signal.SIGKILL)
     body = environ["wsgi.input"].read()
@@ -141,6 +143,9 @@ forEachApache((apache) => {
       const now = requests();
       assert.equal(now.requests['2xx'] - before['2xx'], 11);
       assert.ok((now.latency.count ?? 0) > 0, 'with their latency');
+      const long = c.send('/long?x=1');
+      await eventually(() => requests().workers.some((w) => w.state === 'busy' && w.current?.method === 'GET' && w.current.path === '/long?x=1'), 'the request in hand is shown, from the board');
+      assert.equal((await long).status, 200);
       fs.writeFileSync(path.join(site.root, 'alpha', '.htaccess'), 'LodgeApp wsgi app.py\nLodgeProcesses 2\nLodgeTimeout 8\nLodgeCPU 1\n');
       for (let i = 0; i < 2; i++) assert.equal((await c.send('/')).status, 200);
       const t0 = Date.now();

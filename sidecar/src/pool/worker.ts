@@ -121,6 +121,8 @@ export class Worker implements WorkerHandle {
   /** The requestId (scoreboard) of the request from Apache the request watchdogs follow, and its line. */
   private boardRequest?: number;
   private boardLine?: string;
+  /** That request as the status shows it (wall-clock ms at its start). */
+  private boardNow?: { method: string; path: string; since: number };
   /** A watchdog's reason for killing the worker, whatever it was serving. */
   private killedFor?: LodgeError;
   /** Why the worker's exit ended a request, for a VERDICT LOST that asks after it. */
@@ -202,8 +204,13 @@ export class Worker implements WorkerHandle {
   }
 
   /** For the status: the REQ frame of the request in hand, whether lent, whether being stopped. */
-  statusView(): { req?: Buffer; lent: boolean; stopping: boolean } {
-    return { req: this.state === 'busy' ? this.reqFrame : undefined, lent: this.lend !== undefined, stopping: this.killedOnPurpose };
+  statusView(): { req?: Buffer; lent: boolean; stopping: boolean; direct?: { method: string; path: string; since: number } } {
+    return {
+      req: this.state === 'busy' ? this.reqFrame : undefined,
+      lent: this.lend !== undefined,
+      stopping: this.killedOnPurpose,
+      direct: this.state === 'idle' ? this.boardNow : undefined,
+    };
   }
 
   get timeoutSecs(): number {
@@ -353,6 +360,7 @@ export class Worker implements WorkerHandle {
     const was = this.boardRequest;
     if (was !== undefined && (!s.busy || s.requestId !== was)) {
       this.boardRequest = undefined;
+      this.boardNow = undefined;
       const why = this.guard.requestEnded();
       if (why) {
         this.log.info(`worker ${this.pid} (${this.app}) leaves after its request: ${why}`);
@@ -363,6 +371,7 @@ export class Worker implements WorkerHandle {
     if (this.boardRequest === undefined) {
       this.boardRequest = s.requestId;
       this.boardLine = `${s.method} ${s.path}`;
+      this.boardNow = { method: s.method, path: s.path, since: Date.now() - s.busyFor * 1000 };
       this.guard.requestStarted();
     }
     const secs = this.spec.limits.timeout;

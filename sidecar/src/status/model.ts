@@ -27,7 +27,8 @@ export interface WorkerLike {
   readonly startedAt: number;
   readonly requests: number;
   readonly servedAt: number;
-  statusView(): { req?: Buffer; lent: boolean; stopping: boolean };
+  /** `direct`: a request the worker took straight from Apache, as its scoreboard slot shows it. */
+  statusView(): { req?: Buffer; lent: boolean; stopping: boolean; direct?: { method: string; path: string; since: number } };
   kill(reason?: KillReason): void;
 }
 
@@ -241,13 +242,16 @@ export class StatusModel implements StatusSource {
     const view = w.statusView();
     const state: WorkerStatus['state'] =
       view.stopping || w.state === 'dead' ? 'stopping'
-        : w.state === 'busy' ? (view.lent ? 'lent' : 'busy')
+        : w.state === 'busy' || view.direct ? (view.lent ? 'lent' : 'busy')
           : w.state === 'idle' && retired ? 'stopping'
             : w.state;
     const out: WorkerStatus = { pid: w.pid, state, generation, startedAt: w.startedAt, requests: w.requests };
     if (view.req) {
       const line = requestLine(view.req);
       out.current = { ...line, elapsed: Math.max(0, (now - w.servedAt) / 1000) };
+    } else if (view.direct) {
+      const p = view.direct.path;
+      out.current = { method: view.direct.method.slice(0, 16), path: p.length > PATH_MAX ? `${p.slice(0, PATH_MAX - 1)}…` : p, elapsed: Math.max(0, (now - view.direct.since) / 1000) };
     }
     if (w.pid > 0) {
       const u = this.usage.of(w.pid, now);
