@@ -150,8 +150,9 @@ export class Pool implements ShareMember {
     const board = new AppBoard(path.join(path.dirname(dir), 'boards'), name, this.spec.limits.processes);
     let fd: number;
     try {
-      // The listen queue is the app's request queue, as long as lodged's (maxQueue).
-      fd = listenUnix(file, Math.max(1, this.opts.maxQueue), peerUid, peerGid, 0o600);
+      // The listen queue is the app's request queue, as long as lodged's (maxQueue): a
+      // unix socket's queue holds one more connection than its backlog.
+      fd = listenUnix(file, Math.max(0, this.opts.maxQueue - 1), peerUid, peerGid, 0o600);
     } catch (err) {
       board.close();
       throw err;

@@ -500,8 +500,9 @@ export class Worker implements WorkerHandle {
 
   private requestLine(): string {
     const f = this.reqFrame;
-    // A request from Apache straight to the app: as its scoreboard slot names it.
-    if (!f && this.state === 'idle' && this.boardLine) return this.boardLine;
+    // A request from Apache straight to the app: as its scoreboard slot names it (the
+    // REQ frame kept is then an older request's, one lodged carried).
+    if (this.state === 'idle' && this.boardRequest !== undefined && this.boardLine) return this.boardLine;
     if (!f || f[0] !== FrameType.REQ) return 'request';
     try {
       const pairs = decodePairs(f, 8);
