@@ -391,6 +391,7 @@ export class Pool implements ShareMember {
         // After the back-off is set: this app does not try again at once.
         this.opts.share.workerGone(this.identity.uid);
       },
+      lastLook: () => this.readBoard(),
       exited: (w) => this.exited(w),
     });
     this.gens.set(w, gen);

@@ -81,6 +81,8 @@ export interface WorkerEvents {
   carried(bytes: number): void;
   /** Before READY: the app could not be loaded. */
   startFailed(w: Worker, message: string): void;
+  /** Just before its exit is told: a last look at the app's scoreboard (boardSaw). */
+  lastLook?(w: Worker): void;
   exited(w: Worker): void;
 }
 
@@ -486,7 +488,7 @@ export class Worker implements WorkerHandle {
   private stopNow(err: LodgeError, tenant: string): void {
     if (this.state === 'dead') return;
     this.killedFor = err;
-    this.tellTenant(this.current ? `${this.requestLine()}: ${tenant}` : tenant);
+    this.tellTenant(this.current || this.boardRequest !== undefined ? `${this.requestLine()}: ${tenant}` : tenant);
     this.failCurrent(err);
     this.kill(killReasonOf(err));
   }
@@ -555,6 +557,9 @@ export class Worker implements WorkerHandle {
   }
 
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    // A request it took straight from Apache is named in the exit's lines, if the
+    // board shows one, even one begun since the pool's last read.
+    this.events.lastLook?.(this);
     const wasStarting = this.state === 'starting';
     this.state = 'dead';
     this.disarm();
@@ -576,7 +581,7 @@ export class Worker implements WorkerHandle {
       killedOnPurpose: this.killedOnPurpose,
       killedFor: this.exitReason,
       memoryCause: cause,
-      request: this.current ? this.requestLine() : undefined,
+      request: this.current || this.boardRequest !== undefined ? this.requestLine() : undefined,
       failMessage: this.failMessage,
       sentFail: this.sentFail,
       earlyStderr: this.earlyStderr,
