@@ -60,7 +60,7 @@ def application(environ, start_response):
 forEachApache((apache) => {
   let site: Site;
   before(async () => {
-    site = await startSite({ bw: { '.htaccess': 'LodgeApp wsgi app.py\nLodgeProcesses 1\nLodgeTimeout 2\nLodgeCPU 1\n', 'app.py': APP } }, undefined, apache);
+    site = await startSite({ bw: { '.htaccess': 'LodgeApp wsgi app.py\nLodgeProcesses 1\nLodgeTimeout 3\nLodgeCPU 1\n', 'app.py': APP } }, undefined, apache);
   });
   after(async () => site?.stop());
 
@@ -120,7 +120,7 @@ forEachApache((apache) => {
 
   test('an app that streams while it reads, or answers at length before reading: both ways flow at once', async () => {
     // Sending the whole body before reading the response would leave mod_lodge and
-    // the worker each waiting on the other, until LodgeTimeout (2 s) gave a 504.
+    // the worker each waiting on the other, until LodgeTimeout (3 s) gave a 504.
     const pid = await workerPid();
     const body = Buffer.alloc(16 * 1024 * 1024);
     for (let i = 0; i < body.length; i += 4096) body.writeUInt32BE(i, i);
@@ -158,7 +158,7 @@ forEachApache((apache) => {
     const pid = await workerPid();
     const r = await post('/sleep');
     assert.equal(r.status, 504);
-    await eventually(() => /POST \/sleep: took longer than LodgeTimeout 2 s/.test(site.tenantLog('bw')), 'the tenant log names the request and the limit');
+    await eventually(() => /POST \/sleep: took longer than LodgeTimeout 3 s/.test(site.tenantLog('bw')), 'the tenant log names the request and the limit');
     assert.notEqual(await workerPid(), pid);
   });
 
