@@ -83,7 +83,9 @@ def main():
 
     serve._ch = ch = Channel(sock)
     try:
-        sock.sendall(frame(READY, pairs(b'pid', str(os.getpid()).encode(), *own_modules(root))))
+        # accepts: it serves the app's socket, so lodged may send mod_lodge there.
+        accepts = (b'accepts', b'1') if listener is not None else ()
+        sock.sendall(frame(READY, pairs(b'pid', str(os.getpid()).encode(), *accepts, *own_modules(root))))
     except OSError:
         _exit(0)
     threading.Thread(target=watch_hangup, args=(WORKER_FD, serve.on_term), name='lodge-hangup',

@@ -40,7 +40,7 @@ FLAG_PATH_CUT = 1
 OFF = {
     'pid': 0, 'generation': 4, 'state': 8, 'methodLen': 9, 'pathLen': 10, 'flags': 12,
     'requestId': 16, 'sinceNs': 24, 'latencySumNs': 32, 'statusClass': 40,
-    'method': 88, 'path': 96, 'prom': 216, 'fine': 272, 'end': 440,
+    'method': 88, 'path': 96, 'prom': 216, 'fine': 272, 'end': 440, 'leave': 440,
 }
 # Header field offsets.
 HDR = {
@@ -236,6 +236,12 @@ class Slot:
             fine[:] = [0] * FINE_BUCKETS
 
         self.begin, self.end, self._change, self._reset = begin, end, change, reset
+
+    def told_to_leave(self):
+        """lodged wants this worker gone (a sibling app's turn, old code): true once it
+        wrote the slot's leave word. Read before each accept: a hang-up of fd 3 can
+        come a moment after the worker took one more connection."""
+        return self._i[(self._o + OFF['leave']) // 4] != 0
 
     def claim(self, pid, generation):
         """A new worker takes the slot: all zero but its pid and generation, state 'starting'."""

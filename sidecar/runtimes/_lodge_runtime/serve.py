@@ -68,10 +68,15 @@ class Worker:
             poller = select.epoll()
             poller.register(ch.sock.fileno(), select.EPOLLIN)
             poller.register(listen_fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+        board = self.board
         while True:
             # idle before the check: a SIGTERM between the two still ends the worker
             ch.idle = True
             if _term:
+                _exit(0)
+            # lodged's word on the board comes before its hang-up of fd 3, which may
+            # still be on its way while one more connection waits on the app's socket.
+            if board is not None and board.told_to_leave():
                 _exit(0)
             if self.listener is not None and ch.pos == ch.end:
                 lodged_has = False

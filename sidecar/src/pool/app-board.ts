@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BoardFile, createBoard, removeBoard } from '../scoreboard/board-file';
-import { MAX_SLOTS } from '../scoreboard/layout';
+import { MAX_SLOTS, SLOT, SLOT_SIZE } from '../scoreboard/layout';
 import { BoardReader, SlotView } from '../scoreboard/reader';
 import { BoardTally, SlotDelta } from '../scoreboard/tally';
 
@@ -61,6 +61,21 @@ export class AppBoard {
   /** The worker started in `slot` has this pid. */
   taken(slot: number, pid: number): void {
     this.pids[slot] = pid;
+    this.writeLeave(slot, 0);
+  }
+
+  /**
+   * Asks the worker of `slot` to take no more connections: it reads the word before
+   * each accept, so none slips in between its last request and lodged's hang-up.
+   */
+  tellLeave(slot: number): void {
+    this.writeLeave(slot, 1);
+  }
+
+  private writeLeave(slot: number, value: number): void {
+    const word = Buffer.alloc(4);
+    word.writeUInt32LE(value);
+    fs.writeSync(this.file.fd, word, 0, 4, this.file.geometry.slotsOffset + slot * SLOT_SIZE + SLOT.leave);
   }
 
   /** The worker of `slot` is gone: what it counted last is read first. */

@@ -45,8 +45,13 @@ interface Waiter {
  * response lent ran at 1.2× of one carried).
  */
 const LEND_AT_BYTES = 128 * 1024;
-/** How often an app reached on its own socket is looked at: edits (code-watch.ts throttles the stats), its board, its queue. */
-const ROUTE_TICK_MS = 200;
+/**
+ * How often an app reached on its own socket is looked at: edits (code-watch.ts
+ * throttles the stats to one pass in 500 ms), its board, its queue. A read of the
+ * board is one pread of a few KiB; 100 ms keeps an edit live within the second a
+ * carried request gets (the throttle plus a worker's start) and the status current.
+ */
+const ROUTE_TICK_MS = 100;
 /** One bodyless request in this many is still carried, to keep the average current. */
 const MEASURE_EVERY = 16;
 
@@ -99,6 +104,8 @@ export class Pool implements ShareMember {
   /** Workers that hold the app's socket (started while it had one), and those of them ready. */
   private readonly onSocket = new Set<Worker>();
   private readonly routedReady = new Set<Worker>();
+  /** 1 when the last read of the board found connections waiting on the app's socket and every worker busy. */
+  private socketWaiting = 0;
 
   constructor(
     readonly spec: AppSpec,
@@ -226,11 +233,19 @@ export class Pool implements ShareMember {
   // one more worker, within the app's and the tenant's caps, as acquire() starts one
   // for a request lodged queues.
   private spawnForQueue(busy: number): void {
+    this.socketWaiting = 0;
     const route = this.route;
     if (!route || this.candidate || this.retired || this.backoff.failed !== undefined) return;
     if (this.starting > 0 || busy < this.liveWorkers() || this.workers.size >= this.spec.limits.processes) return;
     if (!pending(route.fd)) return;
-    if (!this.opts.share.mayStart(this, this.opts.caps) || !this.stillOwned()) return;
+    // What the tenant's share counts as wanted, until the next read of the board.
+    this.socketWaiting = 1;
+    if (!this.opts.share.mayStart(this, this.opts.caps)) {
+      // The tenant's other apps hold its workers: an idle one of theirs makes room.
+      this.opts.share.reclaim(this);
+      return;
+    }
+    if (!this.stillOwned()) return;
     this.spawn();
   }
 
@@ -302,7 +317,8 @@ export class Pool implements ShareMember {
     // While a candidate loads, the old generation serves; more of the new code
     // starts only once it has shown that it loads.
     if (this.candidate) return;
-    const wanted = () => this.starting < this.queue.length && this.workers.size < this.spec.limits.processes;
+    // Waiting here, or on the app's socket (as the board last showed it).
+    const wanted = () => this.starting < this.queue.length + this.socketWaiting && this.workers.size < this.spec.limits.processes;
     if (wanted() && !this.stillOwned()) return;
     while (wanted()) {
       if (!this.opts.share.mayStart(this, this.opts.caps)) {
@@ -375,7 +391,7 @@ export class Pool implements ShareMember {
         log.info(`${this.name}: worker ${w.pid} ready (uid ${this.identity.uid}, generation ${gen})`);
         if (this.candidate?.worker === w) this.promote(files);
         else if (snap) this.watch.adopt(snap, files);
-        if (this.onSocket.has(w)) this.routedReady.add(w);
+        if (this.onSocket.has(w) && w.acceptsOnSocket) this.routedReady.add(w);
         this.free(w);
       },
       free: (w) => {
@@ -390,6 +406,14 @@ export class Pool implements ShareMember {
         this.startFailed(w, message);
         // After the back-off is set: this app does not try again at once.
         this.opts.share.workerGone(this.identity.uid);
+      },
+      endedDirect: (status, began) => {
+        this.stats.ended(status, began, false);
+        this.lastUsed = Date.now();
+      },
+      retiring: (w) => {
+        const slot = this.slotOf.get(w);
+        if (slot !== undefined) this.route?.board.tellLeave(slot);
       },
       lastLook: () => this.readBoard(),
       exited: (w) => this.exited(w),
@@ -521,7 +545,7 @@ export class Pool implements ShareMember {
   wanting(): number {
     if (this.candidate || this.backoff.failed !== undefined) return 0;
     const room = this.spec.limits.processes - this.workers.size;
-    return Math.max(0, Math.min(this.queue.length - this.starting, room));
+    return Math.max(0, Math.min(this.queue.length + this.socketWaiting - this.starting, room));
   }
 
   giveUpIdle(): boolean {

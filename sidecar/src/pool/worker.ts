@@ -16,6 +16,7 @@ import { confineReported } from './code-watch';
 import { Identity } from './ownership';
 import { appBook } from '../status/app-book';
 import { KillReason, killReasonOf } from '../status/kill-reason';
+import { releasedStatus } from '../status/request-hooks';
 import { SpawnOptions, WorkerProcess, startWorkerProcess } from './worker-process';
 import { classifyExit } from './exit-classification';
 
@@ -81,6 +82,10 @@ export interface WorkerEvents {
   carried(bytes: number): void;
   /** Before READY: the app could not be loaded. */
   startFailed(w: Worker, message: string): void;
+  /** A request it took straight from Apache failed (VERDICT): answered `status`, `began` from performance.now() (0: unknown). */
+  endedDirect?(status: number, began: number): void;
+  /** It is asked to leave: one taking connections on the app's socket is told on its board slot too. */
+  retiring?(w: Worker): void;
   /** Just before its exit is told: a last look at the app's scoreboard (boardSaw). */
   lastLook?(w: Worker): void;
   exited(w: Worker): void;
@@ -92,6 +97,8 @@ export class Worker implements WorkerHandle {
   readonly pid: number;
   readonly startedAt = Date.now();
   requests = 0;
+  /** Its READY said it takes connections on the app's socket (only then does mod_lodge go there). */
+  acceptsOnSocket = false;
   private readonly child: ChildProcess;
   private readonly socket: Socket;
   private readonly reader: FrameReader;
@@ -130,7 +137,7 @@ export class Worker implements WorkerHandle {
   /** Why the worker's exit ended a request, for a VERDICT LOST that asks after it. */
   private exitError?: LodgeError;
   /** Connections from Apache waiting to learn why a request it sent straight here was lost. */
-  private readonly directLost: Exchange[] = [];
+  private readonly directLost: Array<{ ex: Exchange; began: number }> = [];
   /** lodged's end of the worker's socket, which a GRANT lends to mod_lodge. */
   readonly fd: number;
   private readonly tenantLog: string;
@@ -261,15 +268,28 @@ export class Worker implements WorkerHandle {
    * (the app's own socket; a VERDICT frame): lodged saw only the failure. A LOST one is
    * answered once the worker's exit tells why; the others stop the worker.
    */
-  directVerdict(ex: Exchange, verdict: number): void {
-    if (verdict !== Release.LOST) return this.stopFor(verdict);
-    if (this.state === 'dead') return ex.fail(this.exitError ?? new WorkerDiedError(`${this.app}: worker ${this.pid} died during the request`));
-    this.directLost.push(ex);
+  directVerdict(ex: Exchange, verdict: number, status: number): void {
+    // The board never counts a request its worker did not finish: counted here, with
+    // what mod_lodge answered (for LOST, the ERROR it is about to get), from when the
+    // board first showed it.
+    const began = this.boardNow ? performance.now() - (Date.now() - this.boardNow.since) : 0;
+    if (verdict !== Release.LOST) {
+      this.events.endedDirect?.(releasedStatus(verdict, status), began);
+      return this.stopFor(verdict);
+    }
+    if (this.state === 'dead') return this.answerLost({ ex, began });
+    this.directLost.push({ ex, began });
     setTimeout(() => {
       if (this.state === 'dead') return;
       this.log.warn(`worker ${this.pid} (${this.app}) closed a connection from Apache mid-request but did not exit; killed`);
       this.kill('protocol');
     }, LOST_WAIT_MS).unref();
+  }
+
+  private answerLost({ ex, began }: { ex: Exchange; began: number }): void {
+    const err = this.exitError ?? new WorkerDiedError(`${this.app}: worker ${this.pid} died during the request`);
+    this.events.endedDirect?.(err.status, began);
+    ex.fail(err);
   }
 
   // What mod_lodge saw of a request gone wrong, said to both logs, and the worker stopped.
@@ -363,11 +383,7 @@ export class Worker implements WorkerHandle {
     if (was !== undefined && (!s.busy || s.requestId !== was)) {
       this.boardRequest = undefined;
       this.boardNow = undefined;
-      const why = this.guard.requestEnded();
-      if (why) {
-        this.log.info(`worker ${this.pid} (${this.app}) leaves after its request: ${why}`);
-        return this.retire();
-      }
+      if (this.recycleIfOver()) return;
     }
     if (!s.busy) return;
     if (this.boardRequest === undefined) {
@@ -385,6 +401,7 @@ export class Worker implements WorkerHandle {
 
   /** Asks an idle worker to leave: closing fd 3 makes it exit by itself. */
   retire(): void {
+    this.events.retiring?.(this);
     this.socket.end();
   }
 
@@ -431,15 +448,19 @@ export class Worker implements WorkerHandle {
     this.requestDone();
   }
 
-  private requestDone(): void {
+  // The request (carried, or taken straight from Apache) ended: a worker a sample found
+  // over a limit leaves now, and the pool replaces it on exit; true when it leaves.
+  private recycleIfOver(): boolean {
     const why = this.guard.requestEnded();
-    if (why) {
-      // Not handed back to the pool: it leaves, and the pool replaces it on exit.
-      this.log.info(`worker ${this.pid} (${this.app}) recycled after its request: ${why}`);
-      this.tellTenant(`worker ${this.pid} recycled after its request: ${why}`);
-      this.retire();
-      return;
-    }
+    if (!why) return false;
+    this.log.info(`worker ${this.pid} (${this.app}) recycled after its request: ${why}`);
+    this.tellTenant(`worker ${this.pid} recycled after its request: ${why}`);
+    this.retire();
+    return true;
+  }
+
+  private requestDone(): void {
+    if (this.recycleIfOver()) return;
     this.events.free(this);
   }
 
@@ -458,6 +479,7 @@ export class Worker implements WorkerHandle {
     const ready = parseReady(frame);
     this.disarm();
     this.state = 'idle';
+    this.acceptsOnSocket = ready.accepts === '1';
     this.guard.ready();
     const { files, outside, over } = confineReported(this.spec.root, ready.file);
     if ((outside > 0 || over > 0) && !toldFiles.has(this.spec)) {
@@ -503,8 +525,9 @@ export class Worker implements WorkerHandle {
   private requestLine(): string {
     const f = this.reqFrame;
     // A request from Apache straight to the app: as its scoreboard slot names it (the
-    // REQ frame kept is then an older request's, one lodged carried).
-    if (this.state === 'idle' && this.boardRequest !== undefined && this.boardLine) return this.boardLine;
+    // REQ frame kept is then an older request's, one lodged carried). Asked in onExit
+    // too, once the state is 'dead', so what counts is that lodged handed it none.
+    if (!this.current && this.boardRequest !== undefined && this.boardLine) return this.boardLine;
     if (!f || f[0] !== FrameType.REQ) return 'request';
     try {
       const pairs = decodePairs(f, 8);
@@ -595,7 +618,7 @@ export class Worker implements WorkerHandle {
     const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
     this.exitError = this.lentError ?? this.killedFor ?? cause?.err ?? new WorkerDiedError(`${this.app}: worker ${this.pid} ${how} during the request`);
     noteExit(this.pid, this.exitError);
-    for (const ex of this.directLost.splice(0)) ex.fail(this.exitError);
+    for (const lost of this.directLost.splice(0)) this.answerLost(lost);
     this.socket.destroy();
     appBook.get(this.spec.root)?.workerExited(this);
     this.events.exited(this);

@@ -150,6 +150,9 @@ export const readySchema = z
   .object({
     pid: intPair(1, PID_MAX),
     file: z.array(pathPair('a file path')),
+    // "1": the worker takes connections on the app's socket (LISTEN_FD); a worker
+    // that does not say so (its own frame loop, say) only ever gets requests from lodged.
+    accepts: z.literal('1').optional(),
   })
   .strict();
 

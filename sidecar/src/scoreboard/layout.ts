@@ -52,7 +52,8 @@ export const SLOT = {
   path: 96, // PATH_MAX bytes, pathLen of them meant
   prom: 216, // PROM_BUCKETS × u32
   fine: 272, // FINE_BUCKETS × u32
-  end: 440, // the rest of SLOT_SIZE is zero, for fields to come
+  end: 440, // the end of the worker's fields (claim() zeroes up to here)
+  leave: 440, // u32, lodged's to write: non-zero, take no more connections (after the request in hand, leave)
 } as const;
 
 export const FLAG_PATH_CUT = 1;

@@ -333,12 +333,12 @@ export class ApacheConn implements Exchange {
     const worker = this.registry.workerByPid(v.pid);
     this.pool = undefined;
     if (v.verdict !== Release.LOST) {
-      worker?.directVerdict(this, v.verdict);
+      worker?.directVerdict(this, v.verdict, v.status);
       return;
     }
     this.borrows = true; // nothing more comes for it: after the ERROR, idle
     this.state = 'verdict';
-    if (worker) return worker.directVerdict(this, v.verdict);
+    if (worker) return worker.directVerdict(this, v.verdict, v.status);
     this.fail(recentExitError(v.pid) ?? new WorkerDiedError(`worker ${v.pid} is not one of lodged's; it went away during a request`));
   }
 
