@@ -1,12 +1,17 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
+import { statusSnapshot } from '../sidecar/src/status/schema';
 import { Site, forEachApache, startSite } from './helpers/site';
 import { asWebUser, body, frame, pairs } from './helpers/web-user-frames';
 
 // lodged.json `direct: true` with a short queue (maxQueue 1): the app's listen queue is
 // its request queue, and a worker that does not hold the app's socket never makes
-// lodged send Apache there.
+// lodged send Apache there. Past the queue mod_lodge hands the request to lodged, which
+// answers 503 and counts it, as for a request past its own queue.
+
+const CLI = path.join(__dirname, '..', 'sidecar', 'src', 'cli', 'main.js');
 
 const APP = `
 import os, time
@@ -40,7 +45,7 @@ forEachApache((apache) => {
     }
   });
 
-  test('past the app\'s listen queue a request gets 503 with Retry-After; the others are served', async () => {
+  test('past the app\'s listen queue a request gets 503 with Retry-After, counted as turned away; the others are served', async () => {
     for (let i = 0; i < 2; i++) assert.equal((await site.get('q', '/')).status, 200);
     const answers = await Promise.all(Array.from({ length: 12 }, () => site.get('q', '/nap', { timeoutMs: 30_000 })));
     const refused = answers.filter((a) => a.status === 503);
@@ -48,6 +53,11 @@ forEachApache((apache) => {
     assert.equal(refused.length + served.length, 12, answers.map((a) => a.status).join(' '));
     assert.ok(refused.length >= 1, `some refused: ${answers.map((a) => a.status).join(' ')}`);
     assert.ok(served.length >= 2, `the worker and the queue's place served: ${answers.map((a) => a.status).join(' ')}`);
-    for (const r of refused) assert.equal(r.headers['retry-after'], '1');
+    for (const r of refused) assert.match(String(r.headers['retry-after']), /^[1-9]\d*$/);
+    const st = spawnSync(process.execPath, [CLI, 'status', '--socket', site.sb.socket, '--json'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(st.status, 0, st.stderr);
+    const app = statusSnapshot.parse(JSON.parse(st.stdout)).tenants[0].apps[0];
+    assert.equal(app.turnedAway, refused.length, 'lodged counted each request it turned away');
+    assert.ok(app.queue.peak >= 1 && app.capReached >= 1, JSON.stringify(app.queue));
   });
 });

@@ -282,14 +282,13 @@ int lodge_route_try(lodge_exchange *x)
     rv = lodge_conn_open_app(path, &w);
     if (rv == -EAGAIN) {
         /*
-         * The app's listen queue is its request queue, sized as lodged's: full
-         * is 503 at once, as lodged answers past its queue (logged at info:
-         * a flood must not fill the host's log a line per request).
+         * The app's listen queue is full: lodged serves this one itself, so
+         * one place answers past the queue (503 with Retry-After, counted in
+         * the status, the tenant's share applied) or queues it while a worker
+         * can still start. Only the overload path pays lodged's round trip.
          */
-        lodge_rlog(APLOG_INFO, x->r, LODGE_LOGNO(00086)
-                   "the app's queue is full (app %s); 503", x->dir->root);
-        apr_table_setn(x->r->err_headers_out, "Retry-After", "1");
-        return HTTP_SERVICE_UNAVAILABLE;
+        x->first.data[1] &= (unsigned char)~LODGE_APP_ROUTE;
+        return LODGE_AGAIN;
     }
     if (rv != 0) {
         forget(key, key_len);

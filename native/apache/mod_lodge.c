@@ -7,7 +7,7 @@
  * protocol) and lodge_daemon.c (Apache running lodged). lodge_compat.h
  * hides what differs between Apache 1.3 and 2.4.
  *
- * Log numbers: LG00001..LG00086 are taken (LG00014 retired); the next free
+ * Log numbers: LG00001..LG00086 are taken (LG00014 and LG00086 retired); the next free
  * one is LG00087.
  */
 #include "lodge_compat.h"

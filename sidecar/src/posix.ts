@@ -20,6 +20,7 @@ interface Addon {
   sendWithFd(sock: number, data: Buffer, fd: number): number;
   listenUnix(path: string, backlog: number, uid: number, gid: number, mode: number): number;
   pending(fd: number): boolean;
+  listenQueue(fd: number): number;
   RLIMIT: { NPROC: number; AS: number; CPU: number; CORE: number; NOFILE: number };
   CLK_TCK: number;
   PAGE_SIZE: number;
@@ -68,6 +69,9 @@ export const listenUnix = addon.listenUnix;
 
 /** Whether a listening socket has a connection waiting (poll, not waiting). */
 export const pending = addon.pending;
+
+/** Connections waiting in a listening unix socket's queue (-1: the kernel does not say). */
+export const listenQueue = addon.listenQueue;
 
 /** The descriptor under a net.Socket (unix sockets and pipes). */
 export function socketFd(socket: import('node:net').Socket): number {

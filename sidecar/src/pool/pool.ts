@@ -16,7 +16,7 @@ import { Worker } from './worker';
 import { SpawnOptions } from './worker-process';
 import { NoteGate, ShareMember, TenantCaps, TenantShare } from './tenant-share';
 import { appBook } from '../status/app-book';
-import { listenUnix, pending } from '../posix';
+import { listenQueue, listenUnix, pending } from '../posix';
 import type { AppRecord } from '../status/app-record';
 
 export interface PoolOptions extends SpawnOptions {
@@ -106,6 +106,8 @@ export class Pool implements ShareMember {
   private readonly routedReady = new Set<Worker>();
   /** 1 when the last read of the board found connections waiting on the app's socket and every worker busy. */
   private socketWaiting = 0;
+  /** The last read of the board found requests held back by the worker cap. */
+  private capHeld = false;
 
   constructor(
     readonly spec: AppSpec,
@@ -126,15 +128,19 @@ export class Pool implements ShareMember {
     this.lastUsed = Date.now();
     this.checkCode();
     if (!this.opts.share.admits(this, this.opts.caps)) return this.refuseForShare(ex);
-    const w = this.idle.pop();
+    // mod_lodge sends a request here when the app's own socket's queue is full (and
+    // on a route's first request): then no worker is idle, whatever lodged last saw.
+    const onSocket = this.route ? Math.max(0, listenQueue(this.route.fd)) : 0;
+    const w = onSocket < this.opts.maxQueue ? this.idle.pop() : undefined;
     if (w) return this.serveOn(w, ex, frames);
     if (this.workers.size >= this.spec.limits.processes) this.stats.capReached++;
     const failed = this.backoff.failed;
     if (failed !== undefined && this.liveWorkers() === 0 && !this.backoff.release(Date.now(), this.entryMtime())) {
       return ex.fail(new AppStartError(failed));
     }
-    if (this.queue.length >= this.opts.maxQueue + this.spawnRoom()) {
-      const err = new QueueFullError(`${this.name}: all ${this.spec.limits.processes} workers busy and ${this.queue.length} requests waiting`);
+    const waiting = this.queue.length + onSocket;
+    if (waiting >= this.opts.maxQueue + this.spawnRoom()) {
+      const err = new QueueFullError(`${this.name}: all ${this.spec.limits.processes} workers busy and ${waiting} requests waiting`);
       return ex.fail(err);
     }
     const timer = setTimeout(() => this.expire(waiter), this.opts.queueTimeoutMs);
@@ -235,9 +241,18 @@ export class Pool implements ShareMember {
   private spawnForQueue(busy: number): void {
     this.socketWaiting = 0;
     const route = this.route;
-    if (!route || this.candidate || this.retired || this.backoff.failed !== undefined) return;
-    if (this.starting > 0 || busy < this.liveWorkers() || this.workers.size >= this.spec.limits.processes) return;
-    if (!pending(route.fd)) return;
+    const held = this.capHeld;
+    this.capHeld = false;
+    if (!route || busy < this.liveWorkers() || !pending(route.fd)) return;
+    // Connections wait on the app's socket and every worker is busy.
+    this.stats.queued(Math.max(1, listenQueue(route.fd)));
+    if (this.workers.size >= this.spec.limits.processes) {
+      // Counted once each time the cap holds requests back, not at every read.
+      if (!held) this.stats.capReached++;
+      this.capHeld = true;
+      return;
+    }
+    if (this.candidate || this.retired || this.backoff.failed !== undefined || this.starting > 0) return;
     // What the tenant's share counts as wanted, until the next read of the board.
     this.socketWaiting = 1;
     if (!this.opts.share.mayStart(this, this.opts.caps)) {
@@ -306,7 +321,8 @@ export class Pool implements ShareMember {
 
   /** What the status model reads of the pool now (status/model.ts). */
   statusView(): { queue: number; starting: number; reloading: boolean; generationOf(w: Worker): number } {
-    return { queue: this.queue.length, starting: this.starting, reloading: this.candidate !== undefined, generationOf: (w) => this.gens.get(w) ?? 0 };
+    const onSocket = this.route ? Math.max(0, listenQueue(this.route.fd)) : 0;
+    return { queue: this.queue.length + onSocket, starting: this.starting, reloading: this.candidate !== undefined, generationOf: (w) => this.gens.get(w) ?? 0 };
   }
 
   private spawnRoom(): number {
