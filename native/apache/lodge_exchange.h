@@ -1,17 +1,26 @@
 /*
- * lodge_exchange.h: one request's exchange with lodged, as the files that
- * carry it share it (internal to mod_lodge):
+ * lodge_exchange.h: one request's exchange with lodged or the app, as the
+ * files that carry it share it (internal to mod_lodge). From the top down,
+ * each calling only files below it:
  *
- *   lodge_request.c   the handler, and the exchange tying the rest together
- *   lodge_environ.c   the APP and REQ frames, built from the request
- *   lodge_send.c      the first write, and the rest of the body after it
- *   lodge_response.c  HEAD DATA... END (or ERROR) from lodged, onto Apache
+ *   lodge_request.c   the handler: which requests are an app's
+ *   lodge_run.c       the exchange's steps in order, and the one place where
+ *                     it ends: the outcome they recorded becomes the answer,
+ *                     and what the request held is let go
+ *   lodge_response.c  HEAD DATA... END (or ERROR, GRANT, ROUTE), onto Apache
  *   lodge_head.c      the HEAD frame's status and headers, checked
- *   lodge_lease.c     the worker lodged lends (GRANT): feeding it the body,
- *                     its failures, and handing it back
  *   lodge_tunnel.c    after a 101: bytes both ways (BODY out, DATA in)
- *   lodge_status.c    the status location: the host's SetHandler only
- *   lodge_dashboard.c a tenant's dashboard: LodgeDashboard, behind auth
+ *   lodge_route.c     the apps' own sockets: a request straight to its app
+ *   lodge_lease.c     the worker lodged lends (GRANT): waiting on it while
+ *                     feeding it the body, and handing it back (RELEASE)
+ *   lodge_send.c      the first write, and the rest of the body after it
+ *   lodge_environ.c   the APP and REQ frames, built from the request
+ *   lodge_exchange.c  what they share: the outcome, and log text
+ *
+ * A step that ends the exchange records how (x->outcome, below) and returns
+ * the handler's value; none answers, closes or hands back what the exchange
+ * holds. The status location (lodge_status.c) and a dashboard
+ * (lodge_dashboard.c) start an exchange of their own (lodge_run).
  */
 #ifndef LODGE_EXCHANGE_H
 #define LODGE_EXCHANGE_H
@@ -33,6 +42,36 @@
 
 /* The longest message from lodged or an app copied into one log line. */
 #define LODGE_LOG_MESSAGE_MAX 2048
+
+/*
+ * What becomes of the worker held when the exchange ends
+ * (lodge_outcome.worker): a verdict (LODGE_RELEASE_*, lodge_protocol.h) it
+ * is handed back with, or LODGE_FINISH: still in step, it is told to stop
+ * and drained first (lodge_lease_finish).
+ */
+#define LODGE_FINISH (-1)
+
+/* What becomes of lodged's connection (lodge_outcome.lodged). */
+#define LODGE_CLOSE 0           /* its state unknown: closed */
+#define LODGE_KEEP 1            /* in step: the exchange ended cleanly */
+
+/*
+ * How the exchange ended, as the step that ended it recorded it, beside the
+ * handler's value it returned (OK or a status). lodge_run.c acts on it once.
+ * With lodged LODGE_KEEP the exchange is in step (END, ERROR, ROUTE, a
+ * tunnel ended): lodged's connection goes back to the free list and a worker
+ * back as DONE, unless what is left over says otherwise; else the worker
+ * goes as worker says and lodged's connection is closed (lodged stops a lent
+ * worker whose connection closes).
+ */
+typedef struct {
+    int lodged;                 /* LODGE_KEEP or LODGE_CLOSE */
+    int worker;                 /* a verdict, or LODGE_FINISH; unused when kept */
+    int level;                  /* of reason */
+    const char *reason;         /* the log line, or NULL (none, or logged) */
+    int cut;                    /* the client may have seen the start: cut it off */
+    const char *retry_after;    /* for a status answered, or NULL */
+} lodge_outcome;
 
 typedef struct {
     request_rec *r;
@@ -74,7 +113,11 @@ typedef struct {
     long long sent;             /* body bytes given to Apache */
     int bodyless;               /* 204, 304 or HEAD: a body is dropped */
     int overran;                /* a body came that the framing has no room for */
+
+    lodge_outcome outcome;      /* how it ended, for lodge_run.c */
 } lodge_exchange;
+
+/* lodge_exchange.c: log text. */
 
 /* Control characters replaced, at most LODGE_LOG_MESSAGE_MAX bytes. */
 const char *lodge_loggable(apr_pool_t *p, const unsigned char *s, size_t n);
@@ -82,7 +125,7 @@ const char *lodge_loggable(apr_pool_t *p, const unsigned char *s, size_t n);
 /* Who the response comes from, for the log. */
 const char *lodge_source(const lodge_exchange *x);
 
-/* The stream the response comes on: the lent worker's, else lodged's. */
+/* The stream the response comes on: the worker's, else lodged's. */
 #define LODGE_IN(x) ((x)->worker != NULL ? (x)->worker : (x)->conn)
 
 /* Decimal text of a 64-bit count, in p. */
@@ -91,46 +134,45 @@ const char *lodge_count_text(apr_pool_t *p, long long v);
 /* The length of an app root to compare paths with; 0 for "/". */
 size_t lodge_root_len(const char *root);
 
-/* Closes the connection held, if any: its state is unknown. */
-void lodge_drop(lodge_exchange *x);
-
 /* Logs one error line and returns status, for a return in one line. */
 int lodge_fail(request_rec *r, int status, const char *fmt, ...)
     LODGE_PRINTF(3, 4);
 
+/* lodge_exchange.c: recording the outcome (each returns the value given). */
+
 /*
- * lodged or the worker (or the stream from it) went wrong: logs, lets go
- * of both (lodged stops a lent worker), and returns status, or cuts the
- * client off if it may have seen the start.
+ * The exchange stops here: reason, the log line at level (the app's root
+ * appended; NULL: none, or logged already); what becomes of a worker held (a verdict, or LODGE_FINISH);
+ * lodged's connection closed; the client cut off if it may have seen the
+ * start.
  */
+int lodge_record(lodge_exchange *x, int status, int level, int worker,
+                 const char *reason);
+
+/* lodged or the worker (or the stream from it) went wrong: as BROKEN. */
 int lodge_broken(lodge_exchange *x, int status, const char *fmt, ...)
     LODGE_PRINTF(3, 4);
 
 /*
  * The app's response cannot be passed on, though its stream is in step
- * (a bad header, a wrong length): as lodge_broken, but the worker is told
- * to stop and handed back, not stopped.
+ * (a bad header, a wrong length): the worker is told to stop and handed
+ * back (LODGE_FINISH), not stopped.
  */
 int lodge_refused(lodge_exchange *x, int status, const char *fmt, ...)
     LODGE_PRINTF(3, 4);
 
-/* The client went away: the app is told (ABORT), the response cut off. */
+/* The client went away: the app is told (ABORT), the response cut off; OK. */
 int lodge_client_gone(lodge_exchange *x, const char *when);
 
-/* A TUNNEL request's BODY_END on c, once: 0, or -1 when it could not be sent. */
-int lodge_end_input(lodge_exchange *x, lodge_conn *c);
+/* The exchange ended in step (END, ERROR, ROUTE): all is handed back. */
+void lodge_in_step(lodge_exchange *x);
 
-/*
- * After a clean END or ERROR: a TUNNEL request's input is ended (BODY_END),
- * the lent worker handed back, the connection put back on the free list if
- * nothing is left over (else closed).
- */
-void lodge_give_back(lodge_exchange *x);
+/* lodge_run.c */
 
 /* A new exchange for r, to lodged at the server's LodgeSocket. */
 lodge_exchange *lodge_exchange_new(request_rec *r, const lodge_dir_conf *dir);
 
-/* Builds the request, carries it and the response, answers failures. */
+/* Builds the request, carries it and the response, answers how it ended. */
 int lodge_run(lodge_exchange *x);
 
 #endif /* LODGE_EXCHANGE_H */

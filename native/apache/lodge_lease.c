@@ -112,6 +112,13 @@ static size_t outcome_frame(lodge_exchange *x, int verdict, unsigned char *f)
     return LODGE_FRAME_HEADER_SIZE + LODGE_VERDICT_PAYLOAD_SIZE;
 }
 
+/* lodged's connection, out of step: closed (lodged stops a worker it lent). */
+static void close_lodged(lodge_exchange *x)
+{
+    lodge_conn_close(x->conn);
+    x->conn = NULL;
+}
+
 int lodge_lease_end(lodge_exchange *x, int verdict)
 {
     unsigned char f[LODGE_FRAME_HEADER_SIZE + LODGE_VERDICT_PAYLOAD_SIZE];
@@ -132,19 +139,18 @@ int lodge_lease_end(lodge_exchange *x, int verdict)
     c = x->conn;
     (void)lodge_conn_set_timeout(c, LODGE_VERDICT_WAIT);
     if (lodge_conn_send(c, f, n) != 0) {
-        /* lodged stops a lent worker whose connection closes. */
-        lodge_drop(x);
+        close_lodged(x);
         return 0;
     }
     if (verdict == LODGE_RELEASE_LOST) {
         status = read_verdict(x);
         if (status == 0) {
-            lodge_drop(x);
+            close_lodged(x);
             return 0;
         }
     }
     if (c->pos != c->end) {
-        lodge_drop(x);
+        close_lodged(x);
         return status;
     }
     x->conn = NULL;
@@ -342,34 +348,25 @@ long lodge_lease_fill(lodge_exchange *x, int *result)
 
 /*
  * A read from the lent worker failed: it closed its socket (lodged says
- * why: a crash, a watchdog), or it made no progress within its timeout.
+ * why: a crash, a watchdog; the line below is logged only if it does not),
+ * or it made no progress within its timeout.
  */
 int lodge_lease_failed(lodge_exchange *x, long n)
 {
-    int status;
-
     if (n == 0 || n == -ECONNRESET || n == -EPIPE) {
-        status = lodge_lease_end(x, LODGE_RELEASE_LOST);
-        if (status == 0) {
-            lodge_rlog(APLOG_ERR, x->r, LODGE_LOGNO(00053)
-                       "the app's worker (pid %s) went away during the "
-                       "request (app %s)", x->worker_pid, x->dir->root);
-            status = HTTP_BAD_GATEWAY;
-        }
-        lodge_drop(x);
-        if (x->committed) {
-            lodge_abort_client(x->r);
-            return OK;
-        }
-        return status;
+        return lodge_record(x, HTTP_BAD_GATEWAY, APLOG_ERR, LODGE_RELEASE_LOST,
+                            apr_psprintf(x->r->pool, LODGE_LOGNO(00053)
+                                         "the app's worker (pid %s) went "
+                                         "away during the request",
+                                         x->worker_pid));
     }
     if (n == -ETIMEDOUT) {
-        int secs = x->worker_timeout;
-
-        (void)lodge_lease_end(x, LODGE_RELEASE_TIMEOUT);
-        return lodge_broken(x, HTTP_GATEWAY_TIME_OUT, LODGE_LOGNO(00054)
-                            "the app made no progress for LodgeTimeout %d s; "
-                            "its worker is stopped", secs);
+        return lodge_record(x, HTTP_GATEWAY_TIME_OUT, APLOG_ERR,
+                            LODGE_RELEASE_TIMEOUT,
+                            apr_psprintf(x->r->pool, LODGE_LOGNO(00054)
+                                         "the app made no progress for "
+                                         "LodgeTimeout %d s; its worker is "
+                                         "stopped", x->worker_timeout));
     }
     return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00055)
                         "reading from the app's worker failed: %s",

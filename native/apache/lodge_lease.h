@@ -12,15 +12,17 @@
 
 #include "lodge_exchange.h"
 
-/* GRANT: takes the socket that came with it. OK, or a status (logged). */
+/* GRANT: takes the socket that came with it. OK, or a status (recorded). */
 int lodge_lease_begin(lodge_exchange *x, const unsigned char *payload,
                       size_t len);
 
 /*
- * Hands the worker back (RELEASE with verdict) and closes its socket; the
- * connection to lodged goes back to the free list when clean. For
- * LODGE_RELEASE_LOST it first reads lodged's ERROR telling why the worker
- * went, logs it and returns its status; otherwise returns 0.
+ * Hands the worker back (RELEASE with verdict; VERDICT for one that took the
+ * request on the app's socket, on a connection taken for it) and closes its
+ * socket; the connection to lodged goes back to the free list when clean.
+ * For LODGE_RELEASE_LOST it first reads lodged's ERROR telling why the worker
+ * went, logs it and returns its status; otherwise returns 0. Called once the
+ * exchange is over (lodge_run.c).
  */
 int lodge_lease_end(lodge_exchange *x, int verdict);
 
@@ -43,8 +45,8 @@ void lodge_lease_finish(lodge_exchange *x);
 long lodge_lease_fill(lodge_exchange *x, int *result);
 
 /*
- * A read from the lent worker failed with n (0: closed): hands it back as
- * LOST, TIMEOUT or BROKEN, and returns the handler's answer.
+ * A read from the lent worker failed with n (0: closed): records that it
+ * goes back LOST, TIMEOUT or BROKEN, and returns the status to answer.
  */
 int lodge_lease_failed(lodge_exchange *x, long n);
 

@@ -8,6 +8,12 @@
  *   ERROR   Apache's own error page, or a cut-off response
  *   GRANT   lodged lends the worker: the rest of the body goes to it, and
  *           the response above comes from it (lodge_lease.c)
+ *   ROUTE   lodged names the app's own socket instead (lodge_route.c)
+ *   101     a HEAD that opens a tunnel (lodge_tunnel.c)
+ *
+ * Each way out returns the handler's value with how the exchange ended
+ * recorded (lodge_exchange.h): in step after END, ERROR and ROUTE, else
+ * as the failure says; lodge_run.c answers and lets go.
  *
  * The response is flushed to the client whenever lodged has nothing more
  * for the moment, so server-sent events and slow streams are never held,
@@ -17,68 +23,7 @@
 #include "lodge_head.h"
 #include "lodge_lease.h"
 #include "lodge_route.h"
-#include "lodge_send.h"
 #include "lodge_tunnel.h"
-
-
-/*
- * A TUNNEL request's input ends with BODY_END however the exchange ends
- * (PROTOCOL.md), so the stream is in step for the next request. 0, or -1
- * when it could not be sent.
- */
-int lodge_end_input(lodge_exchange *x, lodge_conn *c)
-{
-    static const unsigned char body_end[LODGE_FRAME_HEADER_SIZE] = {
-        LODGE_FRAME_BODY_END, 0, 0, 0, 0, 0, 0, 0
-    };
-
-    if (!x->input_open) {
-        return 0;
-    }
-    x->input_open = 0;
-    return lodge_conn_send(c, body_end, sizeof(body_end)) == 0 ? 0 : -1;
-}
-
-void lodge_give_back(lodge_exchange *x)
-{
-    lodge_conn *c = LODGE_IN(x);
-
-    if (c == NULL) {
-        return;
-    }
-    if (lodge_end_input(x, c) != 0) {
-        x->conn_broken = 1;
-        x->worker_broken = 1;
-    }
-    if (c->pos != c->end) {
-        lodge_rlog(APLOG_WARNING, x->r, LODGE_LOGNO(00001)
-                   "%s sent %lu bytes after the end of the response "
-                   "(app %s); connection closed", lodge_source(x),
-                   (unsigned long)(c->end - c->pos), x->dir->root);
-        if (x->worker != NULL) {
-            (void)lodge_lease_end(x, LODGE_RELEASE_BROKEN);
-        }
-        lodge_drop(x);
-        return;
-    }
-    if (x->worker != NULL) {
-        /* An answer before the whole body: the rest goes, the idle worker drops it. */
-        if (!lodge_body_sent(x)) {
-            (void)lodge_stream_body(x);
-        }
-        if (x->worker != NULL) {
-            (void)lodge_lease_end(x, x->worker_broken ? LODGE_RELEASE_BROKEN
-                                                      : LODGE_RELEASE_DONE);
-        }
-        return;
-    }
-    if (x->conn_broken) {
-        lodge_drop(x);
-        return;
-    }
-    x->conn = NULL;
-    lodge_conn_give_back(c);
-}
 
 static void commit(lodge_exchange *x)
 {
@@ -286,7 +231,7 @@ static int at_end(lodge_exchange *x)
     }
     /* No body was passed on (204, 304, HEAD, empty): 1.3 still needs the headers sent. */
     commit(x);
-    lodge_give_back(x);
+    lodge_in_step(x);
     return OK;
 }
 
@@ -332,7 +277,7 @@ static int error_frame(lodge_exchange *x, size_t len)
      * refused request here would let a tenant's flood fill the host's log. */
     lodge_rlog(status == HTTP_SERVICE_UNAVAILABLE && retry_after > 0 ? APLOG_INFO : APLOG_ERR,
                r, LODGE_LOGNO(00020) "%s", lodge_loggable(r->pool, p + 4, len - 4));
-    lodge_give_back(x);
+    lodge_in_step(x);
     if (status < 400 || status > 599) {
         lodge_rlog(APLOG_ERR, r, LODGE_LOGNO(00021)
                    "%s sent ERROR status %u; answering 502 instead",
@@ -340,14 +285,13 @@ static int error_frame(lodge_exchange *x, size_t len)
         status = HTTP_BAD_GATEWAY;
     }
     if (x->committed) {
-        if (flush_client(x) == 0) {
-            lodge_abort_client(r);
-        }
-        return OK;
+        /* What the client was given goes out before the cut. */
+        (void)flush_client(x);
+        lodge_client_timeout_end(r);
+        x->outcome.cut = 1;
     }
-    if (retry_after > 0) {
-        apr_table_setn(r->err_headers_out, "Retry-After",
-                       apr_psprintf(r->pool, "%u", retry_after));
+    else if (retry_after > 0) {
+        x->outcome.retry_after = apr_psprintf(r->pool, "%u", retry_after);
     }
     return (int)status;
 }

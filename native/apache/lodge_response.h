@@ -7,9 +7,11 @@
 #include "lodge_exchange.h"
 
 /*
- * HEAD DATA... END or ERROR, passed on to the client. Returns the
- * handler's value, or LODGE_AGAIN when the connection died before any
- * byte of the response.
+ * HEAD DATA... END or ERROR, passed on to the client, from lodged or the
+ * worker (a lent one, or one on the app's socket). Returns the handler's
+ * value with how the exchange ended recorded in x->outcome; LODGE_ROUTED
+ * after a ROUTE (recorded in step); or LODGE_AGAIN when lodged's connection
+ * died before any byte of the response (nothing recorded).
  */
 int lodge_read_response(lodge_exchange *x);
 

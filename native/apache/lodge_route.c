@@ -6,7 +6,6 @@
 #define _GNU_SOURCE             /* struct ucred (SO_PEERCRED) */
 #endif
 #include "lodge_route.h"
-#include "lodge_response.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -228,7 +227,11 @@ static int await_accept(lodge_exchange *x, lodge_conn *w)
     return OK;
 }
 
-/* REQ [BODY_END] to the app's socket, then its answer as a lent worker's. */
+/*
+ * REQ [BODY_END] to the app's socket; once a worker took it, the exchange
+ * holds the worker as a lent one's. Before that the connection is this
+ * file's: closed on anything but OK.
+ */
 static int send_to_app(lodge_exchange *x, lodge_conn *w, int timeout,
                        int queue)
 {
@@ -236,8 +239,6 @@ static int send_to_app(lodge_exchange *x, lodge_conn *w, int timeout,
     size_t key_len, skip = app_frame(x, &key, &key_len);
     int rv;
 
-    x->worker = w;
-    x->worker_timeout = timeout;
     /* Until a worker takes it, the request waits as in lodged's queue. */
     (void)lodge_conn_set_timeout(w, queue);
     rv = lodge_conn_send(w, x->first.data + skip, x->first.len - skip);
@@ -247,21 +248,17 @@ static int send_to_app(lodge_exchange *x, lodge_conn *w, int timeout,
     else {
         rv = LODGE_AGAIN;  /* closed before it took anything: nobody saw it */
     }
-    if (rv == LODGE_AGAIN) {
-        lodge_conn_close(w);
-        x->worker = NULL;
-        forget(key, key_len);
-        return LODGE_AGAIN;
-    }
     if (rv != OK) {
-        if (x->worker != NULL) {
-            lodge_conn_close(x->worker);
-            x->worker = NULL;
+        lodge_conn_close(w);
+        if (rv == LODGE_AGAIN) {
+            forget(key, key_len);
         }
         return rv;
     }
+    x->worker = w;
+    x->worker_timeout = timeout;
     (void)lodge_conn_set_timeout(w, timeout);
-    return lodge_read_response(x);
+    return OK;
 }
 
 int lodge_route_try(lodge_exchange *x)
@@ -333,12 +330,10 @@ int lodge_route_take(lodge_exchange *x, const unsigned char *payload,
         return lodge_broken(x, HTTP_BAD_GATEWAY, LODGE_LOGNO(00079)
                             "lodged sent more after a ROUTE");
     }
-    x->conn = NULL;
-    lodge_conn_give_back(c);
-    if (!routing) {
-        return LODGE_AGAIN;
+    lodge_in_step(x);
+    if (routing) {
+        (void)app_frame(x, &key, &key_len);
+        learn(key, key_len, path, (int)timeout, (int)queue);
     }
-    (void)app_frame(x, &key, &key_len);
-    learn(key, key_len, path, (int)timeout, (int)queue);
     return LODGE_ROUTED;
 }

@@ -19,15 +19,17 @@
 int lodge_route_child_init(apr_pool_t *pchild);
 
 /*
- * The request straight to its app when a route is known: the handler's
- * value, or LODGE_AGAIN when lodged is to be asked.
+ * The request straight to its app when a route is known: OK once a worker
+ * took it (held as x->worker, its response read as a lent worker's), the
+ * status to answer, or LODGE_AGAIN when lodged is to be asked.
  */
 int lodge_route_try(lodge_exchange *x);
 
 /*
- * lodged's ROUTE (pairs socket, timeout): remembered, lodged's connection
- * given back; LODGE_ROUTED (lodge_route_try sends it there), or the status
- * of a ROUTE that could not be read.
+ * lodged's ROUTE (pairs socket, timeout, queue): remembered, the exchange
+ * with lodged in step (its connection goes back); LODGE_ROUTED
+ * (lodge_route_try sends it there), or the status of a ROUTE that could not
+ * be read.
  */
 int lodge_route_take(lodge_exchange *x, const unsigned char *payload, size_t len);
 

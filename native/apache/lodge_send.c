@@ -8,8 +8,6 @@
  */
 #include "lodge_send.h"
 #include "lodge_environ.h"
-#include "lodge_lease.h"
-#include "lodge_status.h"
 #include "lodge_tunnel.h"
 
 #include <poll.h>
@@ -83,16 +81,21 @@ static long read_body(lodge_exchange *x, char *to, size_t room, int *done)
 
 static int body_failed(lodge_exchange *x)
 {
-    /* The worker is told ABORT in place of BODY_END, or lodged sees the close. */
-    if (x->worker != NULL) {
-        lodge_lease_finish(x);
-    }
-    lodge_drop(x);
-    lodge_rlog(APLOG_INFO, x->r, LODGE_LOGNO(00004)
-               "the request body could not be read from the client "
-               "(after %s bytes); request dropped (app %s)",
-               lodge_count_text(x->r->pool, x->body_read), x->dir->root);
-    return HTTP_BAD_REQUEST;
+    /*
+     * The worker is told ABORT in place of BODY_END, or lodged sees the
+     * close. The client's side failed: it is answered 400, even after the
+     * response began.
+     */
+    int rv = lodge_record(x, HTTP_BAD_REQUEST, APLOG_INFO, LODGE_FINISH,
+                          apr_psprintf(x->r->pool, LODGE_LOGNO(00004)
+                                       "the request body could not be read "
+                                       "from the client (after %s bytes); "
+                                       "request dropped",
+                                       lodge_count_text(x->r->pool,
+                                                        x->body_read)));
+
+    x->outcome.cut = 0;
+    return rv;
 }
 
 /*
@@ -283,13 +286,13 @@ int lodge_stream_body(lodge_exchange *x)
         rv = lodge_conn_send(x->worker, x->chunk + x->out_off,
                              x->out_len - x->out_off);
         if (rv == -ETIMEDOUT) {
-            int secs = x->worker_timeout;
-
-            (void)lodge_lease_end(x, LODGE_RELEASE_TIMEOUT);
-            return lodge_broken(x, HTTP_GATEWAY_TIME_OUT, LODGE_LOGNO(00006)
-                                "the app took no request body for "
-                                "LodgeTimeout %d s; its worker is stopped",
-                                secs);
+            return lodge_record(x, HTTP_GATEWAY_TIME_OUT, APLOG_ERR,
+                                LODGE_RELEASE_TIMEOUT,
+                                apr_psprintf(x->r->pool, LODGE_LOGNO(00006)
+                                             "the app took no request body "
+                                             "for LodgeTimeout %d s; its "
+                                             "worker is stopped",
+                                             x->worker_timeout));
         }
         if (rv != 0) {
             stop_feeding(x);

@@ -15,7 +15,8 @@ int lodge_build_first(lodge_exchange *x);
 
 /*
  * x->first, to lodged. OK also when the send failed (the connection is
- * then marked broken): lodged may have answered early.
+ * then marked broken): lodged may have answered early. 504 (recorded) when
+ * lodged took nothing for its timeout.
  */
 int lodge_send_request(lodge_exchange *x);
 
@@ -23,7 +24,7 @@ int lodge_send_request(lodge_exchange *x);
  * One step of the body to the lent worker, without waiting on the worker:
  * the next piece is read from the client when the last one has gone (which
  * may wait on the client), then as much of it written as the socket takes.
- * OK, or the status to answer (the client failed). A failed write stops
+ * OK, or the status to answer (the client failed; recorded). A failed write stops
  * the feeding (x->worker_broken): reading the worker's socket tells why.
  */
 int lodge_feed_body(lodge_exchange *x);
@@ -33,7 +34,8 @@ int lodge_body_sent(const lodge_exchange *x);
 
 /*
  * The rest of the body, waiting on the worker as needed (after an early
- * END: the idle worker drops it). OK, or the status to answer.
+ * END: the idle worker drops it). OK, or the status to answer (recorded:
+ * the client failed, or the worker took nothing for its timeout).
  */
 int lodge_stream_body(lodge_exchange *x);
 

@@ -18,7 +18,6 @@
  * read (bounded by Apache's Timeout).
  */
 #include "lodge_tunnel.h"
-#include "lodge_lease.h"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -71,6 +70,19 @@ int lodge_wants_tunnel(request_rec *r)
         && r->proto_num == HTTP_VERSION(1, 1)
         && has_token(apr_table_get(r->headers_in, "Upgrade"), "websocket")
         && has_token(apr_table_get(r->headers_in, "Connection"), "upgrade");
+}
+
+int lodge_end_input(lodge_exchange *x, lodge_conn *c)
+{
+    static const unsigned char body_end[LODGE_FRAME_HEADER_SIZE] = {
+        LODGE_FRAME_BODY_END, 0, 0, 0, 0, 0, 0, 0
+    };
+
+    if (!x->input_open) {
+        return 0;
+    }
+    x->input_open = 0;
+    return lodge_conn_send(c, body_end, sizeof(body_end)) == 0 ? 0 : -1;
 }
 
 /* fmt takes who the backend is, detail, and the app. */
@@ -313,7 +325,7 @@ static void await_end(lodge_tunnel *t)
 
 /*
  * The backend ended: the rest of a BODY frame begun goes out (lodged drops
- * it, and what follows, up to BODY_END), and the stream is handed back.
+ * it, and what follows, up to BODY_END), and the exchange is in step.
  */
 static void finish_after_end(lodge_tunnel *t)
 {
@@ -326,16 +338,7 @@ static void finish_after_end(lodge_tunnel *t)
         x->worker_broken = 1;
     }
     x->out_off = x->out_len;
-    lodge_give_back(x);
-}
-
-/* Not cleanly ended: a lent worker goes back with verdict, lodged's connection closes. */
-static void let_go(lodge_exchange *x, int verdict)
-{
-    if (x->worker != NULL) {
-        (void)lodge_lease_end(x, verdict);
-    }
-    lodge_drop(x);
+    lodge_in_step(x);
 }
 
 int lodge_tunnel_relay(lodge_exchange *x)
@@ -357,12 +360,11 @@ int lodge_tunnel_relay(lodge_exchange *x)
     t.client_done = lodge_tunnel_open(r, &t.io) != 0 || t.client_fd < 0;
     lodge_client_timeout_end(r);
     if (relay(&t) != 0) {
-        lodge_rlog(APLOG_WARNING, r, LODGE_LOGNO(00071)
-                   "the tunnel carried nothing either way for %d s; both "
-                   "sides are closed (app %s)", x->tunnel_idle, x->dir->root);
-        let_go(x, LODGE_RELEASE_TIMEOUT);
-        lodge_abort_client(r);
-        return OK;
+        return lodge_record(x, OK, APLOG_WARNING, LODGE_RELEASE_TIMEOUT,
+                            apr_psprintf(r->pool, LODGE_LOGNO(00071)
+                                         "the tunnel carried nothing either "
+                                         "way for %d s; both sides are "
+                                         "closed", x->tunnel_idle));
     }
     if (t.client_done && !t.ended && !t.broken) {
         await_end(&t);
@@ -371,8 +373,10 @@ int lodge_tunnel_relay(lodge_exchange *x)
         finish_after_end(&t);
     }
     else {
-        let_go(x, t.stuck ? LODGE_RELEASE_STUCK : LODGE_RELEASE_BROKEN);
-        lodge_abort_client(r);
+        /* Cut off (committed), the reason logged where it was seen. */
+        (void)lodge_record(x, OK, APLOG_ERR, t.stuck ? LODGE_RELEASE_STUCK
+                                                     : LODGE_RELEASE_BROKEN,
+                           NULL);
     }
     lodge_close_after(r, 1);
     return OK;

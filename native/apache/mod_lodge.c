@@ -2,10 +2,10 @@
  * mod_lodge: tenants' Python and Node.js apps behind Apache, run by lodged.
  *
  * This file is the module record, the directive table and the hooks; the
- * work is in lodge_config.c (directives), lodge_request.c (the request
- * path), lodge_conn.c (connections to lodged), lodge_frame.c (the
- * protocol) and lodge_daemon.c (Apache running lodged). lodge_compat.h
- * hides what differs between Apache 1.3 and 2.4.
+ * work is in lodge_config.c (directives), lodge_request.c and lodge_run.c
+ * (the request path, lodge_exchange.h), lodge_conn.c (connections to
+ * lodged), lodge_frame.c (the protocol) and lodge_daemon.c (Apache running
+ * lodged). lodge_compat.h hides what differs between Apache 1.3 and 2.4.
  *
  * Log numbers: LG00001..LG00086 are taken (LG00014 and LG00086 retired); the next free
  * one is LG00087.
