@@ -13,7 +13,7 @@
 int fuzz_broken_calls;
 int fuzz_refused_calls;
 
-/* lodge_request.c: logs, lets go of lodged and the worker; here: counts. */
+/* lodge_exchange.c: records the outcome (lodge_run.c answers from it); here: counts. */
 int lodge_broken(lodge_exchange *x, int status, const char *fmt, ...)
 {
     (void)x;
