@@ -6,7 +6,7 @@ import { readLogTail } from './log-tail';
 import { StatusSnapshot, statusSnapshot } from './schema';
 import { CsrfGuard, sessionOf } from './web-csrf';
 import { StatusRequest } from './web-request';
-import { StatusAnswer, htmlPage, originMatches, response, text } from './web';
+import { StatusAnswer, htmlPage, originMatches, response, text } from './web-answer';
 
 /** What the dashboard reads and does: the status model, seen with the tenant's uid. */
 export interface DashboardSource {

@@ -1,8 +1,9 @@
 import { AppLimits } from '../config/schema';
 import { LodgeError } from '../errors';
 import { log } from '../log';
-import type { Watchdogs } from './index';
-import { WorkerGroup } from './cgroups';
+import type { Cgroups, WorkerGroup } from './cgroups';
+import type { Reaper } from './reaper';
+import type { Sampler } from './sampler';
 import { CpuLimitError, MemoryLimitError } from './errors';
 import { addressSpaceCap, applyRlimits, hardMemory } from './limits';
 import { Sampled, treePss, treeUsage } from './sampler';
@@ -11,6 +12,16 @@ import { Sampled, treePss, treeUsage } from './sampler';
 export interface Verdict {
   err: LodgeError;
   tenant: string;
+}
+
+/** What the guards of all workers share (index.ts's Watchdogs): the guard's view of it. */
+export interface GuardShared {
+  readonly cgroups: Cgroups;
+  readonly sampler: Sampler;
+  readonly reaper: Reaper;
+  readonly workers: Set<number>;
+  readonly asRoot: boolean;
+  taskLimitHit(uid: number, tasks: number): void;
 }
 
 /** What a guard asks of its worker. */
@@ -62,7 +73,7 @@ export class WorkerGuard implements Sampled {
   private peakMemory = 0;
 
   constructor(
-    private readonly wd: Watchdogs,
+    private readonly wd: GuardShared,
     readonly uid: number,
     private readonly limits: AppLimits,
     private readonly target: GuardTarget,
