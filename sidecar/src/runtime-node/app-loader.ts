@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
@@ -13,8 +14,30 @@ import { WATCHED_FILES_MAX } from '../protocol/constants';
 export function runEntry(root: string, entry: string): void {
   const file = path.join(root, entry);
   process.argv = [process.argv[0], file];
-  watchModules();
+  if (isModuleEntry(file)) watchModules();
   (require('node:module') as { runMain(main?: string): void }).runMain(file);
+}
+
+/**
+ * Whether node takes the entry as an ES module: `.mjs`, or `.js` under a package.json
+ * whose "type" is "module" (the nearest one, as node looks). Only then are the loader
+ * hooks registered: their thread costs each worker about 10 MiB (48 against 58 MiB for
+ * a hello app), which a CommonJS app, whose modules require.cache lists, need not pay.
+ */
+function isModuleEntry(file: string): boolean {
+  if (file.endsWith('.mjs')) return true;
+  if (!file.endsWith('.js')) return false;
+  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
+    const manifest = path.join(dir, 'package.json');
+    if (fs.existsSync(manifest)) {
+      try {
+        return (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { type?: unknown }).type === 'module';
+      } catch {
+        return false; // node itself refuses to load the app then; the error says why
+      }
+    }
+    if (dir === '/') return false;
+  }
 }
 
 /** ES modules loaded, as the loader hooks (esm-hooks.ts) report them. */
