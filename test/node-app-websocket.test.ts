@@ -25,40 +25,51 @@ wss.on('connection', (ws, req) => {
 server.listen(process.env.PORT || 8080);
 `;
 
-/** A client through Apache, open; its messages queued from the first (the app greets at once). */
-async function connect(site: Site, path: string): Promise<WebSocket> {
-  const ws = new WebSocket(`ws://127.0.0.1:${site.sb.port}${path}`, { headers: { Host: `ws.localhost:${site.sb.port}` } });
-  const queue: Array<{ data: Buffer; binary: boolean }> = [];
-  const waiting: Array<(m: { data: Buffer; binary: boolean }) => void> = [];
-  ws.on('message', (data, binary) => {
-    const m = { data: data as Buffer, binary };
-    const w = waiting.shift();
-    if (w) w(m);
-    else queue.push(m);
-  });
-  inbox.set(ws, { queue, waiting });
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`answered ${res.statusCode} instead of 101`)));
-  });
-  return ws;
+type Message = { data: Buffer; binary: boolean };
+
+/**
+ * A WebSocket client through Apache to the tenant `ws`: every message is queued from the
+ * first (the app greets at once, before a test could listen for it).
+ */
+class Client {
+  readonly ws: WebSocket;
+  private readonly queue: Message[] = [];
+  private readonly waiting: Array<(m: Message) => void> = [];
+  readonly opened: Promise<void>;
+  readonly closed: Promise<{ code: number; reason: string }>;
+
+  constructor(site: Site, path: string) {
+    this.ws = new WebSocket(`ws://127.0.0.1:${site.sb.port}${path}`, { headers: { Host: `ws.localhost:${site.sb.port}` } });
+    this.ws.on('message', (data, binary) => {
+      const m = { data: data as Buffer, binary };
+      const w = this.waiting.shift();
+      if (w) w(m);
+      else this.queue.push(m);
+    });
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', resolve);
+      this.ws.once('error', reject);
+      this.ws.once('unexpected-response', (_req, res) => reject(new Error(`the handshake got ${res.statusCode}, not 101`)));
+    });
+    this.closed = new Promise((resolve) => this.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  }
+
+  /** The next message, or a failure naming it (a safety net, not a timing). */
+  next(what: string): Promise<Message> {
+    const m = this.queue.shift();
+    if (m) return Promise.resolve(m);
+    return new Promise((resolve, reject) => {
+      this.waiting.push(resolve);
+      setTimeout(() => reject(new Error(`${what} never came`)), 20_000).unref();
+    });
+  }
 }
 
-/** p, or a failure naming what never came (a safety net, not a timing). */
-const within = <T>(p: Promise<T>, what: string, ms = 20_000): Promise<T> =>
-  Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} never came`)), ms).unref())]);
-
-const inbox = new WeakMap<WebSocket, { queue: Array<{ data: Buffer; binary: boolean }>; waiting: Array<(m: { data: Buffer; binary: boolean }) => void> }>();
-
-const nextMessage = (ws: WebSocket): Promise<{ data: Buffer; binary: boolean }> => {
-  const box = inbox.get(ws)!;
-  const m = box.queue.shift();
-  return m ? Promise.resolve(m) : new Promise((resolve) => box.waiting.push(resolve));
-};
-
-const closed = (ws: WebSocket): Promise<{ code: number; reason: string }> =>
-  new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+async function connect(site: Site, path: string): Promise<Client> {
+  const c = new Client(site, path);
+  await c.opened;
+  return c;
+}
 
 forEachApache((apache) => {
   let site: Site;
@@ -70,36 +81,33 @@ forEachApache((apache) => {
   test("a ws echo server: the app greets first, echoes text and a 1 MiB binary message, and the client's close ends it", async () => {
     const plain = await site.get('ws', '/');
     assert.match(plain.text, /^plain \d+$/);
-    const ws = await connect(site, '/chat?room=1');
-    const hello = JSON.parse((await within(nextMessage(ws), 'the greeting')).data.toString());
+    const c = await connect(site, '/chat?room=1');
+    const hello = JSON.parse((await c.next('the greeting')).data.toString());
     assert.deepEqual(hello, { hello: '/chat?room=1', from: '127.0.0.1', xff: '127.0.0.1' });
-    ws.send('ping 1');
-    const echo = await within(nextMessage(ws), 'the echo');
+    c.ws.send('ping 1');
+    const echo = await c.next('the echo');
     assert.equal(echo.data.toString(), 'ping 1');
     assert.equal(echo.binary, false);
     const big = crypto.randomBytes(1024 * 1024);
-    ws.send(big);
-    const back = await within(nextMessage(ws), 'the binary echo');
+    c.ws.send(big);
+    const back = await c.next('the binary echo');
     assert.equal(back.binary, true);
     assert.ok(back.data.equals(big), 'the 1 MiB message came back whole');
-    const end = closed(ws);
-    ws.close(1000, 'client done');
-    assert.equal((await within(end, 'the close')).code, 1000);
+    c.ws.close(1000, 'client done');
+    assert.equal((await c.closed).code, 1000);
     // The same (only) worker serves plain requests again.
     await eventually(async () => (await site.get('ws', '/')).text === plain.text, 'the worker is free again');
   });
 
   test("the server's close ends the tunnel with its code and reason; the next handshake works", async () => {
-    const ws = await connect(site, '/');
-    await within(nextMessage(ws), 'the greeting');
-    const end = closed(ws);
-    ws.send('bye');
-    assert.deepEqual(await within(end, "the server's close"), { code: 4000, reason: 'server says bye' });
+    const c = await connect(site, '/');
+    await c.next('the greeting');
+    c.ws.send('bye');
+    assert.deepEqual(await c.closed, { code: 4000, reason: 'server says bye' });
     const again = await connect(site, '/again');
-    assert.equal(JSON.parse((await within(nextMessage(again), 'the second greeting')).data.toString()).hello, '/again');
-    const end2 = closed(again);
-    again.close();
-    await within(end2, 'the second close');
+    assert.equal(JSON.parse((await again.next('the second greeting')).data.toString()).hello, '/again');
+    again.ws.close();
+    await again.closed;
     assert.equal((await site.get('ws', '/')).status, 200);
   });
 });
