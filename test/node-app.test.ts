@@ -49,6 +49,16 @@ const port = process.env.PORT || 3000;
 app.listen(port, () => console.log('express app listening on', port));
 `;
 
+const FASTIFY_APP = `
+const fastify = require('fastify')({ logger: false });
+fastify.get('/items/:id', async (req) => ({ id: req.params.id, ip: req.ip, host: req.hostname }));
+fastify.post('/items', async (req, reply) => reply.code(201).send({ created: req.body }));
+fastify.listen({ port: Number(process.env.PORT) || 3000 }, (err, address) => {
+  if (err) throw err;
+  console.log('fastify at', address);
+});
+`;
+
 const ESM_APP = {
   'package.json': '{ "type": "module" }\n',
   'server.js': `
@@ -76,6 +86,7 @@ forEachApache((apache) => {
     site = await startSite(
       {
         ex: { '.htaccess': 'LodgeApp node app.js\nLodgeProcesses 2\n', 'app.js': EXPRESS_APP, 'tmp/.keep': '', ...tenantModules(['express']) },
+        fy: { '.htaccess': 'LodgeApp node app.js\n', 'app.js': FASTIFY_APP, ...tenantModules(['fastify']) },
         esm: { '.htaccess': 'LodgeApp node server.js\n', ...ESM_APP },
         mjs: { '.htaccess': 'LodgeApp node main.mjs\n', 'main.mjs': MJS_APP },
         throws: { '.htaccess': 'LodgeApp node server.js\n', 'server.js': "const x = 1;\nthrow new TypeError('broken at start 9876');\n" },
@@ -165,6 +176,18 @@ forEachApache((apache) => {
     await eventually(() => /unhandled promise rejection during a request:\nError: nobody handles this 4321/.test(site.tenantLog('ex')), 'the stack in the tenant log');
     await eventually(() => /GET \/reject: worker \d+ exited with status 1 during the request/.test(site.tenantLog('ex')), "lodged's line for the request");
     assert.equal((await site.get('ex', '/hello/again')).status, 200);
+  });
+
+  test('a Fastify app routes and parses JSON; its listen() callback ran', async () => {
+    const r = await site.get('fy', '/items/42');
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(JSON.parse(r.text), { id: '42', ip: '127.0.0.1', host: `fy.localhost:${site.sb.port}` });
+    const c = await site.get('fy', '/items', { method: 'POST', body: '{"name":"x"}', headers: { 'Content-Type': 'application/json' } });
+    assert.equal(c.status, 201, c.text);
+    assert.deepEqual(JSON.parse(c.text), { created: { name: 'x' } });
+    const bad = await site.get('fy', '/items', { method: 'POST', body: '{not json', headers: { 'Content-Type': 'application/json' } });
+    assert.equal(bad.status, 400, "Fastify's own answer to a bad body");
+    assert.match(site.tenantLog('fy'), /fastify at http:\/\/127\.0\.0\.1:3000/);
   });
 
   test('an ES module app ("type": "module") loads its own modules; a second listen() is no error', async () => {
