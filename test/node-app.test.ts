@@ -24,7 +24,7 @@ app.get('/hello/:name', (req, res) => {
   res.json({ hello: req.params.name, q: req.query, url: req.originalUrl, method: req.method,
     remote: req.socket.remoteAddress, remotePort: req.socket.remotePort,
     xff: req.get('x-forwarded-for'), proto: req.get('x-forwarded-proto'), host: req.get('host'),
-    agent: req.get('user-agent'), main: require.main === module });
+    agent: req.get('user-agent'), main: require.main === module, greeting: process.env.GREETING });
 });
 app.post('/json', express.json(), (req, res) => res.status(201).json({ got: req.body, type: req.get('content-type') }));
 app.post('/upload', (req, res) => {
@@ -85,7 +85,7 @@ forEachApache((apache) => {
   before(async () => {
     site = await startSite(
       {
-        ex: { '.htaccess': 'LodgeApp node app.js\nLodgeProcesses 2\n', 'app.js': EXPRESS_APP, 'tmp/.keep': '', ...tenantModules(['express']) },
+        ex: { '.htaccess': 'LodgeApp node app.js\nLodgeProcesses 2\nLodgeEnv GREETING "hello café"\n', 'app.js': EXPRESS_APP, 'tmp/.keep': '', ...tenantModules(['express']) },
         fy: { '.htaccess': 'LodgeApp node app.js\n', 'app.js': FASTIFY_APP, ...tenantModules(['fastify']) },
         esm: { '.htaccess': 'LodgeApp node server.js\n', ...ESM_APP },
         mjs: { '.htaccess': 'LodgeApp node main.mjs\n', 'main.mjs': MJS_APP },
@@ -126,6 +126,7 @@ forEachApache((apache) => {
     assert.equal(j.xff, '203.0.113.9, 127.0.0.1', 'X-Forwarded-For: the client\'s, then the address Apache saw');
     assert.equal(j.proto, 'http');
     assert.equal(j.main, true, 'require.main is the app');
+    assert.equal(j.greeting, 'hello café', 'LodgeEnv in process.env');
     await eventually(() => /express app listening on 3000/.test(site.tenantLog('ex')), "the app's console.log in the tenant's log");
   });
 

@@ -168,7 +168,8 @@ function start(payload: Buffer): void {
     protocolError(`START: ${(err as Error).message}`);
   }
   for (const [k, v] of pairs) {
-    if (k.startsWith('env.')) env[k.slice(4)] = Buffer.from(v, 'latin1').toString('utf8');
+    // LodgeEnv values are lodged's strings sent as latin-1 (encodePairs), paths Apache's bytes.
+    if (k.startsWith('env.')) env[k.slice(4)] = v;
     else if (START_KEYS.has(k)) opts.set(k, Buffer.from(v, 'latin1').toString('utf8'));
     else protocolError(`START: unknown pair '${k}'`);
   }
