@@ -42,6 +42,17 @@ require('node:http').createServer((req, res) => {
 }).listen(3000);
 `;
 
+// Written for cluster: the primary forks, the workers listen.
+const CLUSTER_APP = `
+const cluster = require('node:cluster');
+const http = require('node:http');
+if (cluster.isPrimary) {
+  for (let i = 0; i < 4; i++) cluster.fork();
+} else {
+  http.createServer((req, res) => res.end('cluster worker ' + cluster.isWorker)).listen(3000);
+}
+`;
+
 const WSGI = 'def application(e, s):\n    s("200 OK", [])\n    return [b"wsgi"]\n';
 
 forEachApache((apache) => {
@@ -58,6 +69,7 @@ forEachApache((apache) => {
         raw: { '.htaccess': 'LodgeApp node server.js\n', 'server.js': NET_APP },
         endless: { '.htaccess': 'LodgeApp node server.js\nLodgeProcesses 1\n', 'server.js': ENDLESS_APP, 'tmp/.keep': '' },
         py: { '.htaccess': 'LodgeApp wsgi app.py\n', 'app.py': WSGI },
+        cl: { '.htaccess': 'LodgeApp node server.js\n', 'server.js': CLUSTER_APP },
       },
       { direct: true },
       apache,
@@ -97,6 +109,12 @@ forEachApache((apache) => {
     await eventually(() => fs.existsSync(path.join(site.root, 'endless', 'tmp', 'closed')), "the app's response saw 'close'");
     assert.equal(fs.readFileSync(path.join(site.root, 'endless', 'tmp', 'closed'), 'utf8'), 'closed false');
     assert.equal((await site.get('endless', '/')).text, pid, 'the same worker serves the next request');
+  });
+
+  test("an app written for cluster runs its worker's side (lodged is the primary)", async () => {
+    const r = await site.get('cl', '/');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.text, 'cluster worker true');
   });
 
   test('with direct on, a WSGI app beside them is served too', async () => {

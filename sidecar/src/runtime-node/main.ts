@@ -23,6 +23,7 @@ import { FRAME_MAX, MESSAGE_TEXT_MAX, START_MAX, WORKER_EXIT_FAIL, WORKER_EXIT_P
 import { describe, ownModules, runEntry } from './app-loader';
 import { Exchange, FrameOut } from './exchange';
 import { catchListen, firstListen, servingServer } from './listen-catch';
+import { singleProcessCluster } from './cluster-single';
 import { exitNow, log, openLog } from './process-io';
 import { requestHead } from './request-head';
 
@@ -218,6 +219,7 @@ function load(): void {
     }),
   );
   catchListen();
+  singleProcessCluster();
   runEntry(root, entry);
 }
 
