@@ -43,6 +43,7 @@ app.get('/stream', (req, res) => {
     res.end('last line\\n');
   }, 20);
 });
+app.post('/early', (req, res) => res.status(413).send('no thanks')); // answers before reading the body
 app.get('/reject', () => { Promise.reject(new Error('nobody handles this 4321')); });
 app.get('/pid', (req, res) => res.send(String(process.pid)));
 const port = process.env.PORT || 3000;
@@ -148,6 +149,16 @@ forEachApache((apache) => {
     const c = await site.get('ex', '/upload', { body, chunked: 100_003, timeoutMs: 60_000 });
     assert.equal(c.status, 200, c.text);
     assert.deepEqual(JSON.parse(c.text), { n: body.length, sha256: sha, chunked: 'chunked' });
+  });
+
+  test('an answer before the body was read: the client gets it, and the worker serves on', async () => {
+    const pid = (await site.get('ex', '/pid')).text;
+    const r = await site.get('ex', '/early', { body: crypto.randomBytes(10 * 1024 * 1024), timeoutMs: 60_000 });
+    assert.equal(r.status, 413);
+    assert.equal(r.text, 'no thanks');
+    const after = await site.get('ex', '/hello/x');
+    assert.equal(after.status, 200, after.text);
+    assert.ok(!site.tenantLog('ex').includes(`worker ${pid} stopped`), 'the worker was not stopped');
   });
 
   test('a streamed response reaches the client as it is written', async () => {
