@@ -55,6 +55,8 @@ export const configSchema = z
     socket: absolute.default('/run/lodge/lodged.sock'),
     apacheUser: z.string().min(1).default('www-data'),
     python: absolute.default('/usr/bin/python3'),
+    /** The node that runs tenants' Node apps (LodgeApp node): the host's, never the tenant's. */
+    node: absolute.default('/usr/bin/node'),
     /** Apps whose directory's owner uid, or group gid, is below this are refused. */
     minUid: z.number().int().min(1).default(1000),
     /**

@@ -156,7 +156,8 @@ export class Pool implements ShareMember {
    * by the web server's user `peerUid` alone. Workers started from now on accept on it.
    */
   ensureRoute(dir: string, peerUid: number, peerGid: number): void {
-    if (this.route || this.retired) return;
+    // The Node runtime takes no requests on an app socket (yet): its apps stay on lodged's path.
+    if (this.route || this.retired || this.spec.kind === 'node') return;
     const name = createHash('sha256').update(declarationKey(this.spec)).digest('hex').slice(0, 32);
     const file = path.join(dir, `${name}.sock`);
     fs.mkdirSync(dir, { recursive: true, mode: 0o711 });

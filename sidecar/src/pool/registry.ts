@@ -81,6 +81,7 @@ export class Registry {
     if (differs.includes('app')) tenantLog(identity.uid).warn(`${spec.config}: an APP frame named ${asked.entry}, the file declares ${spec.entry}; running what the file declares`);
     const pool = new Pool(spec, identity, {
       python: this.settings.python,
+      node: this.settings.node,
       tenantLog: this.settings.tenantLog,
       asRoot: this.asRoot,
       maxQueue: this.settings.maxQueue,

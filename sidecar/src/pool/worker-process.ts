@@ -11,6 +11,8 @@ import { Identity } from './ownership';
 // dist/sidecar/src/pool/worker-process.js -> <root>/sidecar/runtimes
 const RUNTIME_DIR = path.resolve(__dirname, '..', '..', '..', '..', 'sidecar', 'runtimes');
 export const WSGI_RUNTIME = path.join(RUNTIME_DIR, 'wsgi_worker.py');
+// dist/sidecar/src/pool/worker-process.js -> dist/sidecar/src/runtime-node/main.js (compiled with lodged)
+export const NODE_RUNTIME = path.resolve(__dirname, '..', 'runtime-node', 'main.js');
 // dist/sidecar/src/pool/worker-process.js -> <root>/build/Release/lodge-spawn
 export const SPAWN_HELPER = path.resolve(__dirname, '..', '..', '..', '..', 'build', 'Release', 'lodge-spawn');
 
@@ -27,6 +29,8 @@ const READ_SIZE = 64 * 1024;
 
 export interface SpawnOptions {
   python: string;
+  /** The host's node, for LodgeApp node (lodged.json `node`). */
+  node: string;
   tenantLog: string;
   asRoot: boolean;
   /** The app's listening socket (pool.ts), the worker's LISTEN_FD, when the app has one. */
@@ -64,7 +68,7 @@ export function startWorkerProcess(
 ): WorkerProcess {
   const args = cgroupDirs.flatMap((d) => ['--cgroup', d]);
   if (opts.asRoot) args.push('--uid', String(identity.uid), '--gid', String(identity.gid));
-  args.push('--', opts.python, '-I', WSGI_RUNTIME);
+  args.push('--', ...runtimeCommand(spec, opts));
   // A socket pair of our own rather than spawn's 'pipe': lodged's end must be a
   // socket whose reading stops the moment it is paused (onread), because while
   // mod_lodge borrows it the bytes on it are mod_lodge's to read.
@@ -103,6 +107,11 @@ export function startWorkerProcess(
     socket.write(startFrame(spec, opts));
   }
   return { child, socket, fd: mine };
+}
+
+/** The interpreter and runtime that host the app's kind, with lodged's arguments only. */
+export function runtimeCommand(spec: AppSpec, opts: SpawnOptions): string[] {
+  return spec.kind === 'node' ? [opts.node, NODE_RUNTIME] : [opts.python, '-I', WSGI_RUNTIME];
 }
 
 /** What the runtime is to load, and the tenant's environment for the app. */

@@ -253,8 +253,9 @@ export class ApacheConn implements Exchange {
         this.bodyDone = false;
         this.held = [frame];
         this.heldBytes = frame.length;
-        if (this.appFrame![1] & APP_TUNNEL) this.noTunnel();
-        return this.startRequest();
+        this.startRequest();
+        if (this.appFrame && this.appFrame[1] & APP_TUNNEL) this.tunnelRequest();
+        return;
       case 'waiting':
         // A borrowing peer sends its body to the worker, after the GRANT.
         if (this.borrows || (type !== FrameType.BODY && type !== FrameType.BODY_END)) return this.unexpected(type);
@@ -375,7 +376,18 @@ export class ApacheConn implements Exchange {
   }
 
   /**
-   * A WebSocket handshake to an app: its workers cannot tunnel (yet), so it is served as
+   * A WebSocket handshake to an app, once its pool is known: a Node app answers it on its
+   * worker's socket, lent (GRANT), where the tunnel then runs (PROTOCOL.md, "The tunnel");
+   * a WSGI app cannot tunnel.
+   */
+  private tunnelRequest(): void {
+    if (this.pool?.spec.kind !== 'node') return this.noTunnel();
+    this.borrows = true;
+    this.mayBorrow = false;
+  }
+
+  /**
+   * A WebSocket handshake to a WSGI app: its workers cannot tunnel, so it is served as
    * the bodyless request it is, and answered as any other (no 101, so mod_lodge opens no
    * tunnel). No BODY_END follows a TUNNEL REQ; the worker gets the one it waits for here.
    */
