@@ -32,22 +32,25 @@ def application(environ, start_response):
 
 // alice's password "wonderland" (`openssl passwd -apr1 -salt lodgesal wonderland`).
 const ALICE = 'alice:$apr1$lodgesal$A2oYU3tRMSYryL3L2gEnv1';
-const SETENV = 'SetEnv PARITY_SETENV "from the folder"';
+// A folder's SetEnv reaches the app; one that names what Apache itself sets does not
+// (REMOTE_USER comes only from Apache's authentication, wsgi.* only from the runtime).
+const SETENV = ['SetEnv PARITY_SETENV "from the folder"', 'SetEnv REMOTE_USER mallory', 'SetEnv wsgi.url_scheme https'];
 const AUTH = (file: string) => ['AuthType Basic', 'AuthName "staff"', `AuthUserFile "${file}"`, 'Require valid-user'];
 
 /**
  * Keys mod_wsgi gives that Lodge does not, on purpose. Everything else must be in
  * both, with the same value (REMOTE_PORT: both a port, each its own connection's).
  */
-const DIFFERENT: Array<[RegExp, string]> = [
+const DIFFERENT: Array<[RegExp, string, RegExp?]> = [
   [/^mod_wsgi\./, "mod_wsgi's own: its process group, application group, request id and timings; Lodge has none of these (its status page shows the workers and requests)"],
   [/^apache\.version$/, 'the Apache mod_wsgi was built for; a Lodge app runs apart from Apache, on 2.4 and 1.3 alike'],
+  [/^REMOTE_USER$/, "mod_wsgi takes a REMOTE_USER from SetEnv where Apache authenticated no one; Lodge only Apache's user, so that a line of .htaccess cannot pose as a login (only this made-up value is let differ)", /^mallory$/],
   [/^PATH_TRANSLATED$/, 'Apache computes it with a sub-request per request that maps PATH_INFO to a file (mod_wsgi shows the script\'s path with PATH_INFO behind it, a file that is not there); a CGI relic no WSGI app reads, not worth a sub-request on every request'],
 ];
 
 const used = new Set<RegExp>();
-const whyDifferent = (key: string) => {
-  const hit = DIFFERENT.find(([re]) => re.test(key));
+const whyDifferent = (key: string, value: unknown) => {
+  const hit = DIFFERENT.find(([re, , v]) => re.test(key) && (v === undefined || v.test(String(value))));
   if (hit) used.add(hit[0]);
   return hit?.[1];
 };
@@ -59,6 +62,8 @@ const CHECKS: Record<string, (e: Record<string, unknown>) => void> = {
     assert.equal(e.REQUEST_SCHEME, 'http');
     assert.equal(e.SERVER_ADDR, '127.0.0.1');
     assert.equal(e.PARITY_SETENV, 'from the folder', "the folder's SetEnv reaches the app");
+    assert.equal(e.REMOTE_USER, undefined, 'SetEnv REMOTE_USER is no login');
+    assert.equal(e['wsgi.url_scheme'], 'http', 'SetEnv wsgi.url_scheme is not the runtime\'s');
   },
   '10-header-underscore': (e) => assert.equal(e.HTTP_X_USER, 'alice'),
   '15-authorization-app': (e) => assert.equal(e.HTTP_AUTHORIZATION, 'Bearer token-for-the-app', 'Apache did not authenticate: the credentials are the app\'s'),
@@ -108,7 +113,7 @@ forEachApache((apache) => {
   const mine: Record<string, Seen> = (lodgeSeen[apache] = {});
   before(async () => {
     site = await startSite({
-      env: { '.htaccess': `LodgeApp wsgi app.py\n${SETENV}\n`, 'app.py': APP },
+      env: { '.htaccess': `LodgeApp wsgi app.py\n${SETENV.join('\n')}\n`, 'app.py': APP },
       nested: {
         'shop/.htaccess': 'LodgeApp wsgi app.py\n',
         'shop/app.py': APP,
@@ -125,7 +130,7 @@ forEachApache((apache) => {
     // (WSGIPassAuthorization On) and keeps it where Apache authenticates (its default).
     wsgi = await startModWsgi([
       { name: 'env.localhost', documentRoot: path.join(root, 'env'), mounts: [
-        { url: '/', script: path.join(root, 'env', 'app.py'), directives: ['Require all granted', 'WSGIPassAuthorization On', SETENV] },
+        { url: '/', script: path.join(root, 'env', 'app.py'), directives: ['Require all granted', 'WSGIPassAuthorization On', ...SETENV] },
       ] },
       { name: 'nested.localhost', documentRoot: path.join(root, 'nested'), mounts: [
         { url: '/shop', script: path.join(root, 'nested', 'shop', 'app.py'), directives: ['Require all granted', 'WSGIPassAuthorization On'] },
@@ -151,7 +156,7 @@ forEachApache((apache) => {
       const extra: string[] = [];
       const unequal: string[] = [];
       for (const [k, v] of Object.entries(ref.environ)) {
-        if (whyDifferent(k)) continue;
+        if (whyDifferent(k, v)) continue;
         if (!(k in got.environ)) missing.push(`${k}=${JSON.stringify(v)}`);
         else if (JSON.stringify(got.environ[k]) !== JSON.stringify(v)) unequal.push(`${k}: Lodge ${JSON.stringify(got.environ[k])}, mod_wsgi ${JSON.stringify(v)}`);
       }

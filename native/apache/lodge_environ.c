@@ -261,7 +261,7 @@ static void add_headers(lodge_buf *b, request_rec *r)
  * (SetEnv, SetEnvIf, mod_rewrite's E=, mod_ssl, mod_http2, REDIRECT_*) goes
  * to the app as CGI hands it to a script, but never in place of these: a
  * line of .htaccess cannot make up REMOTE_USER for the dashboard, nor a
- * header (HTTP_*), which only the client sends.
+ * header (HTTP_*), which only the client sends, nor a wsgi.* key.
  */
 static const char *const own_names[] = {
     "AUTH_TYPE", "CONTENT_LENGTH", "CONTENT_TYPE", "CONTEXT_DOCUMENT_ROOT",
@@ -276,7 +276,8 @@ static int own_name(const char *key)
 {
     size_t i;
 
-    if (strncmp(key, "HTTP_", 5) == 0) {
+    /* wsgi.* is the runtime's to set, as mod_wsgi sets it over Apache's table. */
+    if (strncmp(key, "HTTP_", 5) == 0 || strncmp(key, "wsgi.", 5) == 0) {
         return 1;
     }
     for (i = 0; i < sizeof(own_names) / sizeof(own_names[0]); i++) {
