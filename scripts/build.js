@@ -15,10 +15,12 @@ const say = (msg) => { if (!quiet) console.log(msg); };
 
 // What the tests, the demo and the module build need from Debian.
 // clang and libclang-rt-14-dev: the native fuzz targets (libFuzzer, ASan, UBSan runtimes);
-// chromium: the status page's browser tests; prometheus: promtool checks the metrics text.
-const APT_PACKAGES = ['apache2', 'apache2-dev', 'python3', 'python3-flask', 'curl', 'procps', 'clang', 'libclang-rt-14-dev', 'chromium', 'prometheus'];
+// chromium: the status page's browser tests; prometheus: promtool checks the metrics text;
+// libapache2-mod-wsgi-py3: the reference the environ parity test compares with; openssl:
+// the HTTP/2 test's throw-away certificate.
+const APT_PACKAGES = ['apache2', 'apache2-dev', 'python3', 'python3-flask', 'curl', 'procps', 'clang', 'libclang-rt-14-dev', 'chromium', 'prometheus', 'libapache2-mod-wsgi-py3', 'openssl'];
 // What `npm run bench` adds: the load generator and the peers Lodge is measured against.
-const BENCH_PACKAGES = ['wrk', 'libapache2-mod-wsgi-py3', 'libapache2-mod-passenger', 'passenger', 'uwsgi', 'uwsgi-plugin-python3', 'libapache2-mod-proxy-uwsgi'];
+const BENCH_PACKAGES = ['wrk', 'libapache2-mod-passenger', 'passenger', 'uwsgi', 'uwsgi-plugin-python3', 'libapache2-mod-proxy-uwsgi'];
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', ...opts, stdio: 'pipe' });

@@ -143,6 +143,36 @@ typedef const char *(*lodge_cmd_fn)();
 #define lodge_authn_required(r) ap_some_auth_required(r)
 #define lodge_auth_type(r) ((r)->connection->ap_auth_type)
 #define lodge_is_https(r) (strcmp(ap_http_method(r), "https") == 0)
+#define lodge_scheme(r) ap_http_method(r)
+#define lodge_server_software() ap_get_server_version()
+/* 1.3 has no context of an Alias: the prefix is empty, the root the site's. */
+#define lodge_context_prefix(r) ((void)(r), "")
+#define lodge_context_document_root(r) ap_document_root(r)
+
+/*
+ * 2.4 lower-cases the host name it takes from Host, and merges repeated
+ * slashes of the path into one (MergeSlashes); 1.3 does neither, so an app
+ * would see "//" on one and not the other.
+ */
+static LODGE_INLINE const char *lodge_server_name(request_rec *r)
+{
+    char *name = apr_pstrdup(r->pool, ap_get_server_name(r));
+
+    ap_str_tolower(name);
+    return name;
+}
+
+static LODGE_INLINE const char *lodge_merge_slashes(request_rec *r, const char *path)
+{
+    char *merged;
+
+    if (strstr(path, "//") == NULL) {
+        return path;
+    }
+    merged = apr_pstrdup(r->pool, path);
+    ap_no2slash(merged);
+    return merged;
+}
 #define lodge_is_regular_file(r) \
     ((r)->finfo.st_mode != 0 && S_ISREG((r)->finfo.st_mode))
 #define lodge_set_content_type(r, type) ((r)->content_type = (type))
@@ -477,6 +507,12 @@ static LODGE_INLINE int lodge_cmd_in_regex_section(cmd_parms *cmd)
 #define lodge_authn_required(r) ((void)(r), 1)
 #define lodge_auth_type(r) ((r)->ap_auth_type)
 #define lodge_is_https(r) (strcmp(ap_http_scheme(r), "https") == 0)
+#define lodge_scheme(r) ap_http_scheme(r)
+#define lodge_server_software() ap_get_server_banner()
+#define lodge_context_prefix(r) ap_context_prefix(r)
+#define lodge_context_document_root(r) ap_context_document_root(r)
+#define lodge_server_name(r) ap_get_server_name(r)
+#define lodge_merge_slashes(r, path) ((void)(r), (path))
 #define lodge_is_regular_file(r) ((r)->finfo.filetype == APR_REG)
 #define lodge_set_content_type(r, type) ap_set_content_type((r), (type))
 

@@ -17,6 +17,7 @@ void lodge_split_uri(request_rec *r, const lodge_dir_conf *d,
                      const char **script_name, const char **path_info)
 {
     size_t n = lodge_root_len(d->root);
+    const char *uri = lodge_merge_slashes(r, r->uri);
     const char *below = "";
     const char *rel;
     size_t ulen, rlen;
@@ -26,17 +27,18 @@ void lodge_split_uri(request_rec *r, const lodge_dir_conf *d,
     }
     rel = r->path_info && *r->path_info
           ? apr_pstrcat(r->pool, below, r->path_info, NULL) : below;
-    ulen = strlen(r->uri);
+    rel = lodge_merge_slashes(r, rel);
+    ulen = strlen(uri);
     rlen = strlen(rel);
     if ((rlen == 0 || rel[0] == '/') && rlen <= ulen
-        && strcmp(r->uri + ulen - rlen, rel) == 0) {
-        *script_name = apr_pstrmemdup(r->pool, r->uri, ulen - rlen);
+        && strcmp(uri + ulen - rlen, rel) == 0) {
+        *script_name = apr_pstrmemdup(r->pool, uri, ulen - rlen);
         *path_info = rel;
     }
     else {
         /* A rewrite made the two disagree; the whole URI is the app's. */
         *script_name = "";
-        *path_info = r->uri;
+        *path_info = uri;
     }
 }
 
@@ -193,6 +195,18 @@ static int cgi_name_length(const char *key, size_t *len)
     return *len > 0;
 }
 
+/*
+ * Credentials: Proxy-Authorization is for a proxy on the way, never the
+ * app's. Authorization is the app's (its own login, a bearer token) unless
+ * Apache itself checked it and set a user: then the password stays with
+ * Apache and the app has REMOTE_USER.
+ */
+static int header_withheld(request_rec *r, const char *key)
+{
+    return ap_cstr_casecmp(key, "Proxy-Authorization") == 0
+        || (ap_cstr_casecmp(key, "Authorization") == 0 && lodge_user(r) != NULL);
+}
+
 static void add_headers(lodge_buf *b, request_rec *r)
 {
     const apr_array_header_t *arr = apr_table_elts(r->headers_in);
@@ -209,7 +223,8 @@ static void add_headers(lodge_buf *b, request_rec *r)
             /* These have their own variables; HTTP_PROXY is "httpoxy". */
             || ap_cstr_casecmp(h[i].key, "Content-Type") == 0
             || ap_cstr_casecmp(h[i].key, "Content-Length") == 0
-            || ap_cstr_casecmp(h[i].key, "Proxy") == 0) {
+            || ap_cstr_casecmp(h[i].key, "Proxy") == 0
+            || header_withheld(r, h[i].key)) {
             continue;
         }
         /* A repeated header goes once, its values joined, at its first place. */
@@ -241,6 +256,62 @@ static void add_headers(lodge_buf *b, request_rec *r)
     }
 }
 
+/*
+ * The names REQ sets from the request itself. Apache's environment table
+ * (SetEnv, SetEnvIf, mod_rewrite's E=, mod_ssl, mod_http2, REDIRECT_*) goes
+ * to the app as CGI hands it to a script, but never in place of these: a
+ * line of .htaccess cannot make up REMOTE_USER for the dashboard, nor a
+ * header (HTTP_*), which only the client sends, nor a wsgi.* key.
+ */
+static const char *const own_names[] = {
+    "AUTH_TYPE", "CONTENT_LENGTH", "CONTENT_TYPE", "CONTEXT_DOCUMENT_ROOT",
+    "CONTEXT_PREFIX", "DOCUMENT_ROOT", "GATEWAY_INTERFACE", "HTTPS",
+    "PATH_INFO", "QUERY_STRING", "REMOTE_ADDR", "REMOTE_PORT", "REMOTE_USER",
+    "REQUEST_METHOD", "REQUEST_SCHEME", "REQUEST_URI", "SCRIPT_FILENAME",
+    "SCRIPT_NAME", "SERVER_ADDR", "SERVER_ADMIN", "SERVER_NAME",
+    "SERVER_PORT", "SERVER_PROTOCOL", "SERVER_SIGNATURE", "SERVER_SOFTWARE",
+};
+
+static int own_name(const char *key)
+{
+    size_t i;
+
+    /* wsgi.* is the runtime's to set, as mod_wsgi sets it over Apache's table. */
+    if (strncmp(key, "HTTP_", 5) == 0 || strncmp(key, "wsgi.", 5) == 0) {
+        return 1;
+    }
+    for (i = 0; i < sizeof(own_names) / sizeof(own_names[0]); i++) {
+        if (strcmp(key, own_names[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void add_subprocess_env(lodge_buf *b, request_rec *r)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        if (e[i].key != NULL && e[i].val != NULL && *e[i].key
+            && !own_name(e[i].key)) {
+            lodge_pair_add_str(b, e[i].key, e[i].val);
+        }
+    }
+}
+
+/* The app's file, for SCRIPT_FILENAME (the status page and dashboards have none). */
+static const char *script_filename(const lodge_exchange *x)
+{
+    if (x->status || x->dashboard || x->dir->root == NULL || x->dir->entry == NULL) {
+        return NULL;
+    }
+    return apr_pstrcat(x->r->pool, x->dir->root,
+                       lodge_root_len(x->dir->root) > 0 ? "/" : "", x->dir->entry, NULL);
+}
+
 /* REQ: the CGI variables of PEP 3333, as PROTOCOL.md lists them. */
 void lodge_add_req(lodge_exchange *x)
 {
@@ -263,6 +334,8 @@ void lodge_add_req(lodge_exchange *x)
         path_info += n;
     }
     at = lodge_frame_open(b, LODGE_FRAME_REQ);
+    add_subprocess_env(b, r);
+    lodge_pair_add_str(b, "GATEWAY_INTERFACE", "CGI/1.1");
     lodge_pair_add_str(b, "REQUEST_METHOD", r->method);
     lodge_pair_add_str(b, "SCRIPT_NAME", script_name);
     lodge_pair_add_str(b, "PATH_INFO", path_info);
@@ -274,9 +347,15 @@ void lodge_add_req(lodge_exchange *x)
         && apr_table_get(r->headers_in, "Transfer-Encoding") == NULL) {
         lodge_pair_add_str(b, "CONTENT_LENGTH", v);
     }
-    lodge_pair_add_str(b, "SERVER_NAME", ap_get_server_name(r));
+    lodge_pair_add_str(b, "SERVER_SOFTWARE", lodge_server_software());
+    lodge_pair_add_str(b, "SERVER_SIGNATURE", ap_psignature("", r));
+    lodge_pair_add_str(b, "SERVER_ADMIN", r->server->server_admin
+                                          ? r->server->server_admin : "");
+    lodge_pair_add_str(b, "SERVER_NAME", lodge_server_name(r));
+    lodge_pair_add_str(b, "SERVER_ADDR", r->connection->local_ip);
     lodge_pair_add_num(b, "SERVER_PORT", (long long)ap_get_server_port(r));
     lodge_pair_add_str(b, "SERVER_PROTOCOL", r->protocol);
+    lodge_pair_add_str(b, "REQUEST_SCHEME", lodge_scheme(r));
     lodge_pair_add_str(b, "REMOTE_ADDR", lodge_client_ip(r));
     lodge_pair_add_num(b, "REMOTE_PORT", (long long)lodge_client_port(r));
     if (lodge_user(r) != NULL) {
@@ -290,6 +369,11 @@ void lodge_add_req(lodge_exchange *x)
     }
     lodge_pair_add_str(b, "REQUEST_URI", r->unparsed_uri);
     lodge_pair_add_str(b, "DOCUMENT_ROOT", ap_document_root(r));
+    lodge_pair_add_str(b, "CONTEXT_PREFIX", lodge_context_prefix(r));
+    lodge_pair_add_str(b, "CONTEXT_DOCUMENT_ROOT", lodge_context_document_root(r));
+    if ((v = script_filename(x)) != NULL) {
+        lodge_pair_add_str(b, "SCRIPT_FILENAME", v);
+    }
     add_headers(b, r);
     lodge_frame_close(b, at);
 }

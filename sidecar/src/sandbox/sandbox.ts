@@ -331,7 +331,7 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   }
 }
 
-function portOpen(port: number): Promise<boolean> {
+export function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const c = net.connect(port, '127.0.0.1');
     c.once('connect', () => { c.destroy(); resolve(true); });
