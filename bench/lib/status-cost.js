@@ -36,7 +36,10 @@ const HTACCESS = 'LodgeApp wsgi app.py\nLodgeProcesses 1\nLodgeIdle 1\n';
 // snapshot (run.sh bounds the whole step).
 const REQUESTS_MS = 300_000;
 const REAP_MS = 60_000;
-const SETTLE_MS = 3000;
+// After the last worker is reaped: its pool is forgotten on the registry's next pass
+// (once a second), and lodged's collection after a wave of reaping comes on a later
+// pass, at most 10 s after the one before it (pool/registry.ts, heap-trim.ts).
+const SETTLE_MS = 12_000;
 const HEAP_MS = 60_000;
 
 const say = sayer('status cost');
@@ -192,7 +195,6 @@ async function reaped(uid) {
     if (Date.now() > until) throw new Error(`${processesOf(uid).length} workers of uid ${uid} still run ${REAP_MS / 1000} s after the last request`);
     await sleep(200);
   }
-  // A pool with no worker is forgotten on the registry's next pass (once a second).
   await sleep(SETTLE_MS);
 }
 
