@@ -52,8 +52,12 @@ def application(environ, start_response):
 // Bounds: one request, the reaping after it, the runtime's own start.
 const REQUEST_MS = 30_000;
 const REAP_MS = 30_000;
-/** A pool with no worker is forgotten on the registry's next pass, once a second. */
-const FORGET_MS = 1500;
+/**
+ * After the worker is reaped: its pool is forgotten on the registry's next pass (once a
+ * second), and lodged's collection after reaping (heap-trim.ts) comes on a pass 2 s
+ * after the last request; a try begun then would measure that collection too.
+ */
+const FORGET_MS = 3000;
 
 const say = sayer('cold start');
 /** The wall clock in ms, to the µs: the same clock as Python's time.time(). */

@@ -6,6 +6,6 @@
 # cold_start OUT WORK TRIES PORT (sandbox_step is status-cost.sh's)
 cold_start() {
   local out=$1 dir="$2/coldstart" tries=$3 port=$4 logs="$1/logs/coldstart"
-  say "cold start: $tries first requests of an idle Flask app on 127.0.0.1:$port, reaped between; about $((tries * 4)) s"
+  say "cold start: $tries first requests of an idle Flask app on 127.0.0.1:$port, reaped between; about $((tries * 6)) s"
   sandbox_step "cold start" cold-start.js "$out" "$dir" "$logs" 600 --out "$out/cold-start.json" --port "$port" --tries "$tries"
 }

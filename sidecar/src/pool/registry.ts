@@ -22,9 +22,14 @@ const REAP_INTERVAL_MS = 1000;
 /**
  * `afterReaping` (lodged: a full collection, heap-trim.ts) runs on the first pass that
  * forgets nothing after passes that forgot pools, at most this often: a wave of idle
- * apps reaped costs one collection, a steady trickle one per interval.
+ * apps reaped costs one collection, a steady trickle one per interval...
  */
 const TRIM_INTERVAL_MS = 10_000;
+/**
+ * ...and only while no request is in hand and none came for this long: the collection
+ * holds lodged for tens of ms, which a request arriving then would wait out.
+ */
+const TRIM_QUIET_MS = 2000;
 
 export class Registry {
   readonly pools = new Map<string, Pool>();
@@ -145,8 +150,12 @@ export class Registry {
   private reap(): void {
     const now = Date.now();
     const before = this.forgotten;
+    let lastAsked = 0;
+    let busy = 0;
     for (const [key, pool] of this.pools) {
       pool.reapIdle(now);
+      lastAsked = Math.max(lastAsked, pool.lastUsed);
+      busy += pool.busyWorkers();
       // A pool with no process and no recent request is forgotten: its memory
       // would otherwise grow with every tenant that ever had a request.
       if (pool.workers.size === 0 && (pool.isRetired || now - pool.lastUsed > pool.spec.limits.idle * 1000)) {
@@ -159,6 +168,7 @@ export class Registry {
       }
     }
     if (this.forgotten > before || this.forgotten === 0 || now - this.lastTrim < TRIM_INTERVAL_MS) return;
+    if (busy > 0 || now - lastAsked < TRIM_QUIET_MS) return;
     this.forgotten = 0;
     this.lastTrim = now;
     this.afterReaping?.();
