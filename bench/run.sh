@@ -8,10 +8,11 @@ BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$BENCH/.." && pwd)"
 source "$BENCH/lib/common.sh"
 source "$BENCH/lib/status-cost.sh"
+source "$BENCH/lib/cold-start.sh"
 
 usage() {
   cat <<'HELP'
-usage: bash bench/run.sh [-d SECONDS] [-w SECONDS] [-r ROUNDS] [-s "SYSTEMS"] [-a "APPS"] [-n APPS]
+usage: bash bench/run.sh [-d SECONDS] [-w SECONDS] [-r ROUNDS] [-s "SYSTEMS"] [-a "APPS"] [-n APPS] [-c TRIES]
 
   -d SECONDS   length of each measured wrk run (default 10)
   -w SECONDS   warm-up before each (default 3, not counted)
@@ -20,19 +21,21 @@ usage: bash bench/run.sh [-d SECONDS] [-w SECONDS] [-r ROUNDS] [-s "SYSTEMS"] [-
   -a APPS      subset of "hello flask stream upload"
   -n APPS      idle apps for the status model's cost, measured after the rounds
                when "lodge" is among the systems (default 1000; 0 skips it)
+  -c TRIES     cold starts of an idle Flask app, measured after the rounds when
+               "lodge" is among the systems (default 20; 0 skips them)
 
 Runs as root (Apache's children run as www-data, the tenant as its own user).
 Writes bench/results/<UTC date-time>/results.md (printed too), results.tsv, raw/, logs/.
 HELP
 }
 
-DURATION=10 WARMUP=3 ROUNDS=1 STATUS_APPS=1000
+DURATION=10 WARMUP=3 ROUNDS=1 STATUS_APPS=1000 COLD_TRIES=20
 SYSTEMS="modwsgi uwsgi passenger lodge"
 # mod_lodge in Apache 1.3 (prefork; built when APXS13 names a 1.3 apxs), compared with
 # mod_wsgi on 2.4 in the same run.
 [ -n "${APXS13:-}" ] && SYSTEMS+=" lodge-1.3"
 APPS="hello flask stream upload"
-while getopts 'd:w:r:s:a:n:h' opt; do
+while getopts 'd:w:r:s:a:n:c:h' opt; do
   case $opt in
     d) DURATION=$OPTARG ;;
     w) WARMUP=$OPTARG ;;
@@ -40,14 +43,16 @@ while getopts 'd:w:r:s:a:n:h' opt; do
     s) SYSTEMS=$OPTARG ;;
     a) APPS=$OPTARG ;;
     n) STATUS_APPS=$OPTARG ;;
+    c) COLD_TRIES=$OPTARG ;;
     h) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
 done
-for n in "$DURATION" "$WARMUP" "$ROUNDS" "$STATUS_APPS"; do
-  [[ $n =~ ^[0-9]+$ ]] || { echo "bench: -d, -w, -r and -n take whole numbers; got '$n'" >&2; exit 2; }
+for n in "$DURATION" "$WARMUP" "$ROUNDS" "$STATUS_APPS" "$COLD_TRIES"; do
+  [[ $n =~ ^[0-9]+$ ]] || { echo "bench: -d, -w, -r, -n and -c take whole numbers; got '$n'" >&2; exit 2; }
 done
 ((STATUS_APPS <= 5000)) || { echo "bench: -n takes at most 5000 apps" >&2; exit 2; }
+((COLD_TRIES <= 200)) || { echo "bench: -c takes at most 200 tries" >&2; exit 2; }
 ((DURATION > 0 && ROUNDS > 0)) || { echo "bench: -d and -r must be at least 1" >&2; exit 2; }
 for s in $SYSTEMS; do
   [ -f "$BENCH/systems/${s//[^a-z0-9]/}.sh" ] || { echo "bench: no system '$s' (known: modwsgi uwsgi passenger lodge lodge-direct lodge-1.3)" >&2; exit 2; }
@@ -86,6 +91,7 @@ cleanup() {
   fi
   # the status-cost step's sandbox, if it outlived the step
   [ -d "$WORK/statuscost" ] && status_cost_leftovers "$WORK/statuscost"
+  [ -d "$WORK/coldstart" ] && status_cost_leftovers "$WORK/coldstart"
   for s in $SETUP_DONE; do
     if declare -F "$(fn "$s" teardown)" >/dev/null; then "$(fn "$s" teardown)"; fi
   done
@@ -108,6 +114,7 @@ about rounds "$ROUNDS"
 about systems "$SYSTEMS"
 about apps "$APPS"
 about status_apps "$STATUS_APPS"
+about cold_tries "$COLD_TRIES"
 about wrk "$(wrk -v 2>&1 | head -1)"
 for s in $SYSTEMS; do
   about "desc.$s" "$("$(fn "$s" desc)")"
@@ -243,6 +250,16 @@ if ((STATUS_APPS > 0)) && [[ " $SETUP_DONE " == *" lodge "* ]]; then
     status_cost "$OUT" "$WORK" "$STATUS_APPS" "$port"
   else
     echo "status cost: not measured: no free port in 18000-18999" >>"$OUT/notes.txt"
+  fi
+fi
+
+# ---- an idle app's first request (bench/lib/cold-start.sh)
+if ((COLD_TRIES > 0)) && [[ " $SETUP_DONE " == *" lodge "* ]]; then
+  if port=$(first_free_port "$NEXT_PORT"); then
+    NEXT_PORT=$((port + 1))
+    cold_start "$OUT" "$WORK" "$COLD_TRIES" "$port"
+  else
+    echo "cold start: not measured: no free port in 18000-18999" >>"$OUT/notes.txt"
   fi
 fi
 

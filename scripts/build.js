@@ -115,6 +115,19 @@ function typescript() {
   fs.writeFileSync(stamp, new Date().toISOString() + '\n');
 }
 
+// The runtime's own modules compiled beside their sources, by the interpreter lodged
+// runs by default: a worker is already the tenant and may not write there, so without
+// them each worker start compiles them again (~15 ms of a cold start, python3 -X importtime).
+function runtimeBytecode() {
+  const python = '/usr/bin/python3';
+  const stamp = path.join(root, 'build', '.runtime-bytecode');
+  if (!fs.existsSync(python) || !stale(stamp, ['sidecar/runtimes'])) return;
+  say('lodge: compiling the Python runtime to bytecode');
+  run(python, ['-m', 'compileall', '-q', path.join(root, 'sidecar', 'runtimes')]);
+  fs.mkdirSync(path.dirname(stamp), { recursive: true });
+  fs.writeFileSync(stamp, new Date().toISOString() + '\n');
+}
+
 function apacheModule(apxs, outDir) {
   const out = path.join(root, outDir, 'mod_lodge.so');
   if (!stale(out, ['native/apache'])) return;
@@ -132,6 +145,7 @@ function main() {
   protocol();
   addon();
   typescript();
+  runtimeBytecode();
   apacheModule(process.env.APXS || 'apxs', 'build/apache24');
   if (process.env.APXS13) apacheModule(process.env.APXS13, 'build/apache13');
 }

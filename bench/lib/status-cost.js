@@ -26,7 +26,7 @@ const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
-const { startSandbox } = require(path.join(__dirname, '..', '..', 'dist', 'sidecar', 'src', 'sandbox', 'sandbox'));
+const { inSandbox, processesOf, sayer, sleep, stepArgs } = require('./sandbox-step');
 
 const HOST = 'cost.localhost';
 const CONCURRENCY = 4;
@@ -36,27 +36,52 @@ const HTACCESS = 'LodgeApp wsgi app.py\nLodgeProcesses 1\nLodgeIdle 1\n';
 // snapshot (run.sh bounds the whole step).
 const REQUESTS_MS = 300_000;
 const REAP_MS = 60_000;
-const SETTLE_MS = 3000;
+// After the last worker is reaped: its pool is forgotten on the registry's next pass
+// (once a second), and lodged's collection after a wave of reaping comes on a later
+// pass, at most 10 s after the one before it (pool/registry.ts, heap-trim.ts).
+const SETTLE_MS = 12_000;
 const HEAP_MS = 60_000;
 
-function args(argv) {
-  const out = {};
-  for (let i = 0; i < argv.length; i += 2) {
-    if (!argv[i].startsWith('--') || argv[i + 1] === undefined) throw new Error(`status-cost: bad arguments near '${argv[i]}'`);
-    out[argv[i].slice(2)] = argv[i + 1];
-  }
-  for (const k of ['work', 'out', 'user', 'port', 'apps']) if (!out[k]) throw new Error(`status-cost: --${k} is required`);
-  return { work: out.work, out: out.out, user: out.user, port: Number(out.port), apps: Number(out.apps) };
-}
+const say = sayer('status cost');
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const say = (msg) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] status cost: ${msg}\n`);
-
-/** Rss and Pss (KiB) of one process, from /proc/PID/smaps_rollup. */
+/**
+ * Rss and Pss (KiB) of one process, from /proc/PID/smaps_rollup, and Pss split: its
+ * anonymous part (lodged's own: heaps, stacks) and its file part (node's code, which
+ * other node processes on the machine share, so that it moves with them), and the
+ * malloc heap's Rss (the `[heap]` mapping of /proc/PID/smaps). A lodged that is the
+ * host's only node process has a Pss of about its Rss.
+ */
 function memory(pid) {
   const text = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
   const kib = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
-  return { rssKiB: kib('Rss'), pssKiB: kib('Pss') };
+  const maps = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  const brk = /\[heap\]\n(?:.*\n)*?Rss:\s+(\d+) kB/.exec(maps);
+  return { rssKiB: kib('Rss'), pssKiB: kib('Pss'), pssAnonKiB: kib('Pss_Anon'), pssFileKiB: kib('Pss_File'), anonKiB: kib('Anonymous'), mallocHeapKiB: brk ? Number(brk[1]) : 0 };
+}
+
+/**
+ * lodged's own view of its memory (status-probe.js, loaded into it): SIGWINCH makes
+ * it write one JSON file into dir; KiB of the V8 heap in use and as mapped, by space,
+ * and of ArrayBuffers' bytes outside it.
+ */
+async function probe(pid, dir) {
+  const before = new Set(fs.readdirSync(dir));
+  process.kill(pid, 'SIGWINCH');
+  const until = Date.now() + 10_000;
+  while (Date.now() < until) {
+    await sleep(100);
+    const file = fs.readdirSync(dir).find((f) => !before.has(f) && /^probe-.*\.json$/.test(f));
+    if (!file) continue;
+    const p = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'));
+    fs.rmSync(path.join(dir, file));
+    const k = (b) => Math.round(b / 1024);
+    return {
+      heapUsedKiB: k(p.memoryUsage.heapUsed), heapPhysicalKiB: k(p.heap.totalPhysical), arrayBuffersKiB: k(p.memoryUsage.arrayBuffers),
+      externalKiB: k(p.memoryUsage.external), spacesKiB: Object.fromEntries(Object.entries(p.spaces).map(([n, s]) => [n, k(s.physical)])),
+      modules: p.modules, resources: p.resources,
+    };
+  }
+  throw new Error(`lodged ${pid} wrote no probe file in 10 s (is bench/lib/status-probe.js loaded?)`);
 }
 
 /**
@@ -117,21 +142,6 @@ function cpuSeconds(pid) {
   return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ is 100 on Linux
 }
 
-/** Pids of the processes running as uid now. */
-function processesOf(uid) {
-  const out = [];
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const m = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${e}/status`, 'utf8'));
-      if (m && Number(m[1]) === uid) out.push(Number(e));
-    } catch {
-      // gone while we looked
-    }
-  }
-  return out;
-}
-
 function get(agent, port, host, p, timeoutMs = 30_000) {
   return new Promise((resolve) => {
     const req = http.get({ host: '127.0.0.1', port, path: p, headers: { Host: host }, agent, timeout: timeoutMs }, (res) => {
@@ -185,7 +195,6 @@ async function reaped(uid) {
     if (Date.now() > until) throw new Error(`${processesOf(uid).length} workers of uid ${uid} still run ${REAP_MS / 1000} s after the last request`);
     await sleep(200);
   }
-  // A pool with no worker is forgotten on the registry's next pass (once a second).
   await sleep(SETTLE_MS);
 }
 
@@ -209,8 +218,6 @@ async function statusJson(agent, port) {
 
 async function measure(o, sb, agent) {
   const lodged = sb.lodged.pid;
-  if (!lodged) throw new Error('lodged wrote no pid file');
-  fs.writeFileSync(path.join(o.work, 'pids'), `${sb.apache.pid}\n${lodged}\n`);
   const uid = Number(execFileSync('id', ['-u', o.user], { encoding: 'utf8' }).trim());
   const deadline = Date.now() + REQUESTS_MS;
   const failed = [];
@@ -223,21 +230,22 @@ async function measure(o, sb, agent) {
     return cpuMs;
   };
   const points = [];
-  const point = (name, apps, extra = {}) => {
-    const m = { name, apps, ...memory(lodged), ...extra };
+  const point = async (name, apps, extra = {}) => {
+    const m = { name, apps, ...memory(lodged), ...extra, probe: await probe(lodged, o.heapDir) };
     points.push(m);
-    say(`${name}: lodged RSS ${m.rssKiB} KiB, PSS ${m.pssKiB} KiB`);
+    say(`${name}: lodged RSS ${m.rssKiB} KiB, PSS ${m.pssKiB} KiB (anon ${m.pssAnonKiB}, file ${m.pssFileKiB}; malloc heap ${m.mallocHeapKiB}); ` +
+      `V8 heap ${m.probe.heapUsedKiB} KiB used of ${m.probe.heapPhysicalKiB} mapped ${JSON.stringify(m.probe.spacesKiB)}, ArrayBuffers ${m.probe.arrayBuffersKiB} KiB`);
   };
   await sleep(SETTLE_MS);
-  point('start', 0);
+  await point('start', 0);
   // A first tenth: what lodged loads once, for its first requests, is counted apart
   // from what each app adds.
   const warm = Math.max(1, Math.round(o.apps / 10));
   await round(0, warm);
-  point('warm', warm);
+  await point('warm', warm);
   const t0 = Date.now();
   const cpuMs = await round(warm, o.apps);
-  point('idle', o.apps, { askMs: Date.now() - t0, lodgedCpuMsPerColdRequest: o.apps > warm ? cpuMs / (o.apps - warm) : null });
+  await point('idle', o.apps, { askMs: Date.now() - t0, lodgedCpuMsPerColdRequest: o.apps > warm ? cpuMs / (o.apps - warm) : null });
   const json = await statusJson(agent, o.port);
   say(`the status JSON of ${json.apps} apps: ${json.bytes} bytes, ${json.workers} workers, states ${JSON.stringify(json.states)}`);
   // The live heap last: writing a snapshot leaves lodged's RSS larger for good, so
@@ -255,7 +263,7 @@ async function measure(o, sb, agent) {
 }
 
 async function main() {
-  const o = args(process.argv.slice(2));
+  const o = stepArgs('status-cost', process.argv.slice(2), 'apps');
   if (!Number.isInteger(o.apps) || o.apps < 1 || o.apps > 5000) throw new Error(`status-cost: --apps must be a whole number from 1 to 5000, got ${o.apps}`);
   // The live heap's slope is taken over a fifth more apps (see measure()).
   o.heapApps = Math.max(1, Math.round(o.apps / 5));
@@ -268,38 +276,17 @@ async function main() {
   o.heapDir = path.join(o.work, 'heap');
   fs.mkdirSync(o.heapDir);
   fs.chmodSync(o.heapDir, 0o700);
-  process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${o.heapDir}`.trim();
-  const sb = await startSandbox({
-    root, port: o.port, keep: true,
-    hostDirectives: ['<Location /lodge-status>', '  SetHandler lodge-status', '</Location>'],
-  });
-  let stopping;
-  const stop = () => (stopping ??= sb.stop());
-  const onSignal = (sig) => {
-    say(`${sig}: stopping the sandbox`);
-    stop().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${o.heapDir} --require ${path.join(__dirname, 'status-probe.js')}`.trim();
   // A connection per request: Apache closes a kept-alive one after 5 s idle (the
   // waits for reaping are longer), and a request sent on it as it closes would
   // fail for a reason that is no part of what is measured.
   const agent = new http.Agent({ keepAlive: false, maxSockets: CONCURRENCY });
-  let result;
+  const sandbox = { root, port: o.port, hostDirectives: ['<Location /lodge-status>', '  SetHandler lodge-status', '</Location>'] };
   try {
-    result = await measure(o, sb, agent);
+    await inSandbox({ work: o.work, out: o.out, prefix: 'statuscost', sandbox, logs: ['error.log', 'lodged.log', 'httpd.conf'], say }, (sb) => measure(o, sb, agent));
   } finally {
     agent.destroy();
-    for (const f of ['error.log', 'lodged.log', 'httpd.conf']) {
-      try {
-        fs.copyFileSync(path.join(sb.runDir, f), path.join(path.dirname(o.out), `statuscost-${f}`));
-      } catch {
-        // a log that was never written
-      }
-    }
-    await stop();
   }
-  fs.writeFileSync(o.out, JSON.stringify(result, null, 1) + '\n');
 }
 
 main().catch((err) => {

@@ -4,21 +4,30 @@
 # (status-hooks.js). Writes OUT/status-cost.json and OUT/status-hooks.json, which
 # report.py turns into a section of results.md; what failed goes to OUT/notes.txt.
 
+# sandbox_step TITLE SCRIPT OUT DIR LOGS SECONDS ARGS...: one of the steps in a real
+# sandbox (bench/lib/SCRIPT, sandbox-step.js), as the lodge tenant's user, in DIR,
+# bounded to SECONDS; its progress in LOGS (a file: a pipe to tee would break at
+# Ctrl-C before the step has stopped its sandbox), then printed; a failure noted.
+# The sandbox's logs (OUT/<DIR's name>-*) go to LOGS; what outlived the step is stopped.
+sandbox_step() {
+  local title=$1 script=$2 out=$3 dir=$4 logs=$5 limit=$6 rc
+  shift 6
+  mkdir -p "$dir" "$logs" && chmod 755 "$dir"
+  timeout --foreground -k 30 "$limit" node "$BENCH/lib/$script" --work "$dir" --user "$LODGE_USER" "$@" >"$logs/${script%.js}.out" 2>&1
+  rc=$?
+  cat "$logs/${script%.js}.out" >&2
+  ((rc == 0)) || echo "$title: the step failed (exit $rc): $(grep -v '^\s*at ' "$logs/${script%.js}.out" | tail -1 | cut -c1-300)" >>"$out/notes.txt"
+  mv "$out/${dir##*/}"-* "$logs/" 2>/dev/null
+  status_cost_leftovers "$dir"
+  return $rc
+}
+
 # status_cost OUT WORK APPS PORT
 status_cost() {
   local out=$1 dir="$2/statuscost" apps=$3 port=$4 logs="$1/logs/statuscost"
-  mkdir -p "$dir" "$logs" && chmod 755 "$dir"
   say "status cost: $apps idle apps (and a fifth more for the live heap) in a real lodged on 127.0.0.1:$port; about $((apps * 15 / 100)) s"
-  # Its own progress goes to a file: a pipe to tee would break at Ctrl-C before the
-  # step has stopped its sandbox.
-  timeout --foreground -k 30 900 node "$BENCH/lib/status-cost.js" --work "$dir" --out "$out/status-cost.json" \
-    --user "$LODGE_USER" --port "$port" --apps "$apps" >"$logs/status-cost.out" 2>&1
-  local rc=$?
-  cat "$logs/status-cost.out" >&2
-  mv "$out"/statuscost-* "$logs/" 2>/dev/null
+  sandbox_step "status cost" status-cost.js "$out" "$dir" "$logs" 900 --out "$out/status-cost.json" --port "$port" --apps "$apps"
   status_cost_trim "$logs/statuscost-lodged.log"
-  ((rc == 0)) || echo "status cost: the live step failed (exit $rc): $(grep -v '^\s*at ' "$logs/status-cost.out" | tail -1 | cut -c1-300)" >>"$out/notes.txt"
-  status_cost_leftovers "$dir"
   say "status cost: the model's hooks, $apps app records, in process"
   node --expose-gc "$BENCH/lib/status-hooks.js" "$apps" >"$out/status-hooks.json" 2>"$logs/status-hooks.out" ||
     { echo "status cost: the in-process step failed: $(tail -1 "$logs/status-hooks.out" | cut -c1-300)" >>"$out/notes.txt"; rm -f "$out/status-hooks.json"; }

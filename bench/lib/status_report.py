@@ -45,9 +45,18 @@ def live_lines(live):
              "3 s later. Failed requests: %d%s." % (
                  live["concurrency"], live["failures"],
                  (": " + "; ".join(live["failed"][:3])) if live["failures"] else ""),
-             "", "| point | idle apps | RSS MiB | PSS MiB |", "|---|---|---|---|"]
+             "", "| point | idle apps | RSS MiB | PSS MiB | of it anon | of it file | malloc heap | V8 heap used / mapped | ArrayBuffers |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    mib = lambda p, k: ("%.1f" % (p[k] / 1024)) if k in p else "-"
     for p in (start, warm, idle):
-        lines.append("| %s | %d | %.1f | %.1f |" % (p["name"], p["apps"], p["rssKiB"] / 1024, p["pssKiB"] / 1024))
+        pr = p.get("probe", {})
+        lines.append("| %s | %d | %.1f | %.1f | %s | %s | %s | %s | %s |" % (
+            p["name"], p["apps"], p["rssKiB"] / 1024, p["pssKiB"] / 1024, mib(p, "pssAnonKiB"), mib(p, "pssFileKiB"),
+            mib(p, "mallocHeapKiB"), ("%s / %s" % (mib(pr, "heapUsedKiB"), mib(pr, "heapPhysicalKiB"))) if pr else "-",
+            mib(pr, "arrayBuffersKiB")))
+    lines += ["", "PSS's file part is node's code, shared with the other node processes on the machine "
+              "(it moves with them); the anonymous part is lodged's own. A lodged that is the host's only "
+              "node process has a PSS of about its RSS (a bare `node` has an RSS of ~40 MiB, 6 MiB of it anonymous)."]
     heap = live["heap"]
     per_heap = (heap[1]["kib"] - heap[0]["kib"]) / (heap[1]["apps"] - heap[0]["apps"])
     g = heap[1]["growth"]
@@ -104,14 +113,36 @@ def hook_lines(hooks, lodged):
     return lines
 
 
+def cold_start_lines(cold):
+    """cold-start.json (bench/lib/cold-start.js) -> its section."""
+    m, x = cold["median"], cold["max"]
+    return ["", "## An idle app's first request (cold start)", "",
+            "A Flask app (`bench/apps/flask_app.py` behind a wrapper that notes its import) with no "
+            "worker, its pool forgotten, asked once through Apache + mod_lodge; %d tries, the app reaped "
+            "between; load average %.1f at the end." % (cold["tries"], cold["load1"]), "",
+            "| ms | first request | before the app's import | the app's import | after it | the same app warm |",
+            "|---|---|---|---|---|---|",
+            "| median (goal ≤ 150) | **%s** | %s | %s | %s | %s |" % (m["totalMs"], m["beforeImportMs"], m["importMs"], m["afterImportMs"], m["warmMs"]),
+            "| max | %s | %s | %s | %s | %s |" % (x["totalMs"], x["beforeImportMs"], x["importMs"], x["afterImportMs"], x["warmMs"]),
+            "",
+            "Before the app's import: Apache, mod_lodge, lodged, lodge-spawn, then the interpreter's start "
+            "with the runtime's own imports, which take %s ms alone (as the tenant, `python3 -I "
+            "wsgi_worker.py` with no channel); so Apache + lodged + spawning take about %s ms. After the "
+            "import: READY, the request handed over, Flask's first answer, the way back." % (
+                cold["runtimeStartMs"], cold["lodgedAndSpawnMs"])]
+
+
 def status_cost_lines(out):
     live = load(out, "status-cost.json")
     hooks = load(out, "status-hooks.json")
-    if not live and not hooks:
-        return []
-    lines = ["", "## What keeping the status model costs lodged", ""]
+    cold = load(out, "cold-start.json")
+    lines = []
+    if live or hooks:
+        lines += ["", "## What keeping the status model costs lodged", ""]
     if live:
         lines += live_lines(live) + [""]
     if hooks:
         lines += hook_lines(hooks, lodged_us(out))
+    if cold:
+        lines += cold_start_lines(cold)
     return lines

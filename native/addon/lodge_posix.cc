@@ -10,6 +10,9 @@
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <poll.h>
 #include <signal.h>
 #include <string>
@@ -110,6 +113,17 @@ Napi::Value SetChildSubreaper(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1) return ThrowErrno(env, errno, "prctl(PR_SET_CHILD_SUBREAPER)");
   return env.Undefined();
+}
+
+// mallocTrim() -> whether memory was given back: malloc_trim(3), glibc's own call that
+// returns the free pages inside the malloc heap to the kernel (free() gives back only
+// the heap's top). false where the C library has none.
+Napi::Value MallocTrim(const Napi::CallbackInfo& info) {
+#ifdef __GLIBC__
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) == 1);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
 }
 
 // reapChild(pid) -> pid when it was reaped, 0 while it runs, -1 when it is not (or no
@@ -415,6 +429,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setLimit", Napi::Function::New(env, SetLimit));
   exports.Set("setChildSubreaper", Napi::Function::New(env, SetChildSubreaper));
   exports.Set("reapChild", Napi::Function::New(env, ReapChild));
+  exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim));
   exports.Set("openAppendAs", Napi::Function::New(env, OpenAppendAs));
   exports.Set("socketPair", Napi::Function::New(env, SocketPair));
   exports.Set("sendWithFd", Napi::Function::New(env, SendWithFd));

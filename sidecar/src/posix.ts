@@ -15,6 +15,7 @@ interface Addon {
   setLimit(pid: number, resource: number, soft: number, hard: number): void;
   setChildSubreaper(): void;
   reapChild(pid: number): number;
+  mallocTrim(): boolean;
   openAppendAs(dir: string, rel: string, uid: number, gid: number): number;
   socketPair(): [number, number];
   sendWithFd(sock: number, data: Buffer, fd: number): number;
@@ -51,6 +52,9 @@ export function reapChild(pid: number): 'reaped' | 'running' | 'not-child' {
  * `dir`. Returns the descriptor; the caller checks with fstat what it opened.
  */
 export const openAppendAs = addon.openAppendAs;
+
+/** malloc_trim(3): the malloc heap's free pages back to the kernel; false when none were (or no such call). */
+export const mallocTrim = addon.mallocTrim;
 
 /** A connected unix stream pair, both ends close-on-exec. */
 export const socketPair = addon.socketPair;

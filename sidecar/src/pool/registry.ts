@@ -19,6 +19,17 @@ import { ShareAsked, TenantShare, tenantCaps } from './tenant-share';
  */
 /** Idle reaping runs this often; a pass over pools with no workers costs next to nothing. */
 const REAP_INTERVAL_MS = 1000;
+/**
+ * `afterReaping` (lodged: a full collection, heap-trim.ts) runs on the first pass that
+ * forgets nothing after passes that forgot pools, at most this often: a wave of idle
+ * apps reaped costs one collection, a steady trickle one per interval...
+ */
+const TRIM_INTERVAL_MS = 10_000;
+/**
+ * ...and only while no request is in hand and none came for this long: the collection
+ * holds lodged for tens of ms, which a request arriving then would wait out.
+ */
+const TRIM_QUIET_MS = 2000;
 
 export class Registry {
   readonly pools = new Map<string, Pool>();
@@ -32,7 +43,15 @@ export class Registry {
   /** Set on SIGTERM: requests in flight finish, new ones are turned away. */
   stopping = false;
 
-  constructor(private readonly settings: Settings, private readonly asRoot: boolean) {
+  /** Pools forgotten since afterReaping last ran, and when it did. */
+  private forgotten = 0;
+  private lastTrim = 0;
+
+  constructor(
+    private readonly settings: Settings,
+    private readonly asRoot: boolean,
+    private readonly afterReaping?: () => void,
+  ) {
     this.reaper = setInterval(() => this.reap(), REAP_INTERVAL_MS);
     this.reaper.unref();
   }
@@ -131,17 +150,28 @@ export class Registry {
 
   private reap(): void {
     const now = Date.now();
+    const before = this.forgotten;
+    let lastAsked = 0;
+    let busy = 0;
     for (const [key, pool] of this.pools) {
       pool.reapIdle(now);
+      lastAsked = Math.max(lastAsked, pool.lastUsed);
+      busy += pool.busyWorkers();
       // A pool with no process and no recent request is forgotten: its memory
       // would otherwise grow with every tenant that ever had a request.
       if (pool.workers.size === 0 && (pool.isRetired || now - pool.lastUsed > pool.spec.limits.idle * 1000)) {
         this.pools.delete(key);
+        this.forgotten++;
         pool.forget();
         if (this.byRoot.get(pool.spec.root) === pool) this.byRoot.delete(pool.spec.root);
         const declKey = declarationKey(pool.spec);
         if (this.byDeclaration.get(declKey) === pool) this.byDeclaration.delete(declKey);
       }
     }
+    if (this.forgotten > before || this.forgotten === 0 || now - this.lastTrim < TRIM_INTERVAL_MS) return;
+    if (busy > 0 || now - lastAsked < TRIM_QUIET_MS) return;
+    this.forgotten = 0;
+    this.lastTrim = now;
+    this.afterReaping?.();
   }
 }

@@ -26,6 +26,15 @@ const RUNTIME_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' };
 
 /** Bytes read from a worker's socket at a time (READY, FAIL; responses lodged carries). */
 const READ_SIZE = 64 * 1024;
+/**
+ * One buffer every worker's socket reads into, what came copied out at once (the frame
+ * reader keeps slices): cheaper than a fresh 64 KiB buffer per read for the small
+ * responses lodged carries (apps with large responses lend their workers instead), and
+ * one for all rather than one per worker: reads run one at a time on lodged's thread,
+ * and a buffer per worker was 64 KiB of garbage for each worker a burst of cold
+ * starts spawned, which the malloc heap kept after the collector freed it.
+ */
+const readBuffer = Buffer.allocUnsafe(READ_SIZE);
 
 export interface SpawnOptions {
   python: string;
@@ -92,15 +101,11 @@ export function startWorkerProcess(
   } finally {
     fs.closeSync(theirs);
   }
-  // One buffer read into again and again, what came copied out (the frame reader
-  // keeps slices): cheaper than a fresh 64 KiB buffer per read for the small
-  // responses lodged carries; apps with large responses lend their workers instead.
-  const into = Buffer.allocUnsafe(READ_SIZE);
   const socket = new Socket({
     fd: mine,
     readable: true,
     writable: true,
-    onread: { buffer: into, callback: (n: number) => onData(Buffer.from(into.subarray(0, n))) },
+    onread: { buffer: readBuffer, callback: (n: number) => onData(Buffer.from(readBuffer.subarray(0, n))) },
   } as ConstructorParameters<typeof Socket>[0]);
   if (child.pid !== undefined) {
     started(child.pid);

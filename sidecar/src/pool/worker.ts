@@ -41,8 +41,17 @@ export function recentExitError(pid: number): LodgeError | undefined {
 }
 
 function noteExit(pid: number, err: LodgeError): void {
+  // Its stack made text now: a stack not yet read holds every frame's objects (the
+  // worker, its child process, its socket and that socket's 64 KiB read buffer) for as
+  // long as the error is kept, ~65 KiB an exit, 16 MiB for the 256 kept (measured).
+  void err.stack;
+  const now = Date.now();
+  for (const [old, e] of recentExits) {
+    if (now - e.at < RECENT_EXIT_MS) break;
+    recentExits.delete(old);
+  }
   recentExits.delete(pid);
-  recentExits.set(pid, { err, at: Date.now() });
+  recentExits.set(pid, { err, at: now });
   if (recentExits.size > RECENT_EXITS_MAX) recentExits.delete(recentExits.keys().next().value!);
 }
 
