@@ -17,8 +17,10 @@ usage: bash bench/run.sh [-d SECONDS] [-w SECONDS] [-r ROUNDS] [-s "SYSTEMS"] [-
   -d SECONDS   length of each measured wrk run (default 10)
   -w SECONDS   warm-up before each (default 3, not counted)
   -r ROUNDS    rounds (default 1); even rounds run the systems in reverse order
-  -s SYSTEMS   subset of "modwsgi uwsgi passenger lodge" (ratios need modwsgi)
-  -a APPS      subset of "hello flask stream upload"
+  -s SYSTEMS   subset of "modwsgi uwsgi passenger lodge" (ratios need modwsgi), or of the
+               node systems "proxynode passengernode lodgenode" (ratios need proxynode)
+  -a APPS      subset of "hello flask stream upload" (the WSGI systems') and "node-hello"
+               (the node systems'); default: all the chosen systems serve
   -n APPS      idle apps for the status model's cost, measured after the rounds
                when "lodge" is among the systems (default 1000; 0 skips it)
   -c TRIES     cold starts of an idle Flask app, measured after the rounds when
@@ -34,7 +36,8 @@ SYSTEMS="modwsgi uwsgi passenger lodge"
 # mod_lodge in Apache 1.3 (prefork; built when APXS13 names a 1.3 apxs), compared with
 # mod_wsgi on 2.4 in the same run.
 [ -n "${APXS13:-}" ] && SYSTEMS+=" lodge-1.3"
-APPS="hello flask stream upload"
+ALL_APPS="hello flask stream upload node-hello"
+APPS=
 while getopts 'd:w:r:s:a:n:c:h' opt; do
   case $opt in
     d) DURATION=$OPTARG ;;
@@ -55,18 +58,26 @@ done
 ((COLD_TRIES <= 200)) || { echo "bench: -c takes at most 200 tries" >&2; exit 2; }
 ((DURATION > 0 && ROUNDS > 0)) || { echo "bench: -d and -r must be at least 1" >&2; exit 2; }
 for s in $SYSTEMS; do
-  [ -f "$BENCH/systems/${s//[^a-z0-9]/}.sh" ] || { echo "bench: no system '$s' (known: modwsgi uwsgi passenger lodge lodge-direct lodge-1.3)" >&2; exit 2; }
+  [ -f "$BENCH/systems/${s//[^a-z0-9]/}.sh" ] || { echo "bench: no system '$s' (known: modwsgi uwsgi passenger lodge lodge-direct lodge-1.3 proxynode passengernode lodgenode)" >&2; exit 2; }
   source "$BENCH/systems/${s//[^a-z0-9]/}.sh"
 done
+fn() { echo "${1//[^a-z0-9]/}_$2"; }   # fn lodge-1.3 start -> lodge13_start
+# serves SYSTEM: the apps the system serves (a system without NAME_apps serves the WSGI apps).
+serves() { if declare -F "$(fn "$1" apps)" >/dev/null; then "$(fn "$1" apps)"; else echo hello flask stream upload; fi; }
+# apps_of SYSTEM: those of APPS it serves, in APPS's order.
+apps_of() { local a mine; mine=" $(serves "$1") "; for a in $APPS; do [[ $mine == *" $a "* ]] && echo "$a"; done; }
 for a in $APPS; do
-  case $a in hello | flask | stream | upload) ;; *) echo "bench: no app '$a' (known: hello flask stream upload)" >&2; exit 2 ;; esac
+  [[ " $ALL_APPS " == *" $a "* ]] || { echo "bench: no app '$a' (known: $ALL_APPS)" >&2; exit 2; }
 done
+if [ -z "$APPS" ]; then
+  served=" $(for s in $SYSTEMS; do serves "$s"; done | tr '\n' ' ') "
+  for a in $ALL_APPS; do [[ $served == *" $a "* ]] && APPS+="${APPS:+ }$a"; done
+fi
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (Apache's User www-data, the tenant's own user)" >&2; exit 1; }
 for tool in wrk "$APACHE_BIN" "$PY" node; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
 done
 
-fn() { echo "${1//[^a-z0-9]/}_$2"; }   # fn lodge-1.3 start -> lodge13_start
 apache_version() { "$APACHE_BIN" -v | sed -n 's/^Server version: //p'; }
 python_version() { "$PY" -c 'import sys; print("Python", sys.version.split()[0])'; }
 
@@ -126,7 +137,7 @@ COLUMNS_TSV="round position system app status rps requests p50_ms p90_ms p99_ms 
 tr ' ' '\t' <<<"$COLUMNS_TSV" >"$OUT/results.tsv"
 point() { local IFS=$'\t'; echo "$*" >>"$OUT/results.tsv"; }
 
-declare -A PATHS=([hello]=/hello [flask]=/flask/ [stream]=/stream [upload]=/upload)
+declare -A PATHS=([hello]=/hello [flask]=/flask/ [stream]=/stream [upload]=/upload [node-hello]=/hello)
 HOST=bench.localhost   # the lodge tenant's name; the other systems ignore it
 
 # reason_from RUN SYSTEM: the telling lines of the system's logs, for the report:
@@ -156,11 +167,11 @@ keep_logs() {
   [ -s "$1/notes" ] && cat "$1/notes" >>"$OUT/notes.txt"
 }
 
-# fail_all ROUND POS SYSTEM REASON: one failed row per app.
+# fail_all ROUND POS SYSTEM REASON: one failed row per app it serves.
 fail_all() {
   local a
   say "$3 FAILED: $4"
-  for a in $APPS; do point "$1" "$2" "$3" "$a" failed "" "" "" "" "" "" "" "" "" "" "" "" "${4//$'\t'/ }"; done
+  for a in $(apps_of "$3"); do point "$1" "$2" "$3" "$a" failed "" "" "" "" "" "" "" "" "" "" "" "" "${4//$'\t'/ }"; done
 }
 
 # measure ROUND POS SYSTEM RUN PORT APP
@@ -214,6 +225,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
   ((round % 2 == 0)) && order=$(tr ' ' '\n' <<<"$SYSTEMS" | grep -v '^$' | tac | tr '\n' ' ')
   pos=0
   for s in $order; do
+    sys_apps=$(apps_of "$s" | tr '\n' ' ')
+    [ -n "$sys_apps" ] || continue   # serves none of the apps asked for
     pos=$((pos + 1))
     if [[ " $SETUP_DONE " != *" $s "* ]]; then
       if declare -F "$(fn "$s" setup)" >/dev/null && ! "$(fn "$s" setup)"; then
@@ -232,10 +245,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
       fail_all "$round" "$pos" "$s" "did not start: $(reason_from "$run" "$s")"
     elif ! why=$("$PY" "$BENCH/lib/probe.py" wait "$port" "$HOST" /hello 60); then
       fail_all "$round" "$pos" "$s" "not answering: $why; $(reason_from "$run" "$s")"
-    elif ! why=$("$PY" "$BENCH/lib/probe.py" check "$port" "$HOST" $APPS); then
+    elif ! why=$("$PY" "$BENCH/lib/probe.py" check "$port" "$HOST" $sys_apps); then
       fail_all "$round" "$pos" "$s" "wrong response: $why; $(reason_from "$run" "$s")"
     else
-      for a in $APPS; do measure "$round" "$pos" "$s" "$run" "$port" "$a"; done
+      for a in $sys_apps; do measure "$round" "$pos" "$s" "$run" "$port" "$a"; done
     fi
     say "stopping $s"
     "$(fn "$s" stop)" "$run"

@@ -134,3 +134,32 @@ apache_stop() {
   for p in "${tree[@]}"; do wait_gone "$p" 5 || break; done
   kill_leftovers "${tree[@]}"
 }
+
+# wait_socket PIDFILE SOCKET OUT: 0 once the backend of PIDFILE has made SOCKET
+# (within 20 s); 1 if it exits first or takes longer (said in OUT).
+wait_socket() {
+  local i
+  for ((i = 0; i < 400; i++)); do
+    [ -S "$2" ] && return 0
+    kill -0 "$(cat "$1")" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  echo "bench: no socket $2 in 20 s" >>"$3"
+  return 1
+}
+
+# stop_backend PIDFILE NAME: SIGTERM to the backend of PIDFILE (a backend started
+# beside Apache: its clean shutdown, its workers with it), then whatever of its tree
+# is still alive a few seconds later is killed by pid.
+stop_backend() {
+  local pid
+  pid=$(cat "$1" 2>/dev/null) || return 0
+  kill -0 "$pid" 2>/dev/null || return 0
+  local tree
+  mapfile -t tree < <(descendants "$pid")
+  kill -TERM "$pid"
+  wait_gone "$pid" 15 || say "$2 $pid did not stop in 15 s"
+  local p
+  for p in "${tree[@]}"; do wait_gone "$p" 5 || break; done
+  kill_leftovers "${tree[@]}"
+}

@@ -22,6 +22,8 @@ EXPECTED = {
               b'{"message":"Hello, world!","ok":true}\n'),
     "stream": ("GET", "/stream", None, "application/octet-stream", b"x" * MIB),
     "upload": ("POST", "/upload", b"u" * MIB, "text/plain", b"%d\n" % MIB),
+    # apps/node/server.js: hello's bytes, from Node
+    "node-hello": ("GET", "/hello", None, "text/plain", b"Hello, world!\n"),
 }
 
 

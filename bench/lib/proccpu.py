@@ -6,8 +6,10 @@
                                            between two samples, N requests
 
 Kinds by the process's name: apache (Apache's parent and children), daemon
-(mod_wsgi's daemon processes), lodged (node), worker (python), passenger (its
-agents), uwsgi (uWSGI's master and workers); any other name stands for itself. A process that exited between the two
+(mod_wsgi's daemon processes), lodged (node running lodged's main.js), worker
+(python), passenger (its agents), uwsgi (uWSGI's master and workers), node (the
+node processes that run a Node app: Lodge's node workers, proxynode's backend,
+Passenger's "Passenger NodeApp" processes); any other name stands for itself. A process that exited between the two
 samples takes its CPU with it, so short-lived ones count less than they cost.
 """
 import os
@@ -18,13 +20,16 @@ from procmem import tree
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def kind(comm):
+def kind(comm, argv):
     if comm.startswith("(wsgi") or comm.startswith("wsgi:"):
         return "daemon"
     if comm in ("apache2", "httpd"):
         return "apache"
     if comm == "node":
-        return "lodged"
+        # lodged and the app's node processes share the name; lodged is its main.js
+        return "lodged" if any(a.endswith("/sidecar/src/main.js") for a in argv) else "node"
+    if comm.startswith("Passenger NodeA"):  # the kernel's 15 bytes of Passenger's title
+        return "node"
     if comm.startswith("python"):
         return "worker"
     if comm.lower().startswith("passenger"):
@@ -43,17 +48,18 @@ def sample(roots):
         except OSError:
             continue  # gone while we looked
         comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        argv = []
         try:
-            # mod_wsgi's display-name rewrites argv, not the kernel's comm
             with open("/proc/%d/cmdline" % pid, "rb") as f:
-                argv0 = f.read().split(b"\0")[0].decode("latin1")
-            if argv0.startswith("(wsgi"):
-                comm = argv0
+                argv = f.read().decode("latin1").split("\0")
+            # mod_wsgi's display-name rewrites argv, not the kernel's comm
+            if argv[0].startswith("(wsgi"):
+                comm = argv[0]
         except OSError:
             pass
         fields = stat.rsplit(")", 1)[1].split()
         ticks = int(fields[11]) + int(fields[12])  # utime + stime
-        k = kind(comm)
+        k = kind(comm, argv)
         out[k] = out.get(k, 0) + ticks
     return out
 

@@ -2,9 +2,9 @@
 
   report.py OUT_DIR
 
-Ratios: per round, system req/s / modwsgi req/s in that same round; then the
-geometric mean over the rounds where both answered. Latency and memory are means
-over rounds.
+Ratios: per round, system req/s / the app's reference's req/s in that same round
+(modwsgi; proxynode for node-hello); then the geometric mean over the rounds where
+both answered. Latency and memory are means over rounds.
 """
 import csv
 import math
@@ -14,6 +14,12 @@ import sys
 from status_report import status_cost_lines
 
 REF = "modwsgi"
+# The apps only other systems serve, and the column their ratios are to.
+REF_OF = {"node-hello": "proxynode"}
+
+
+def ref_of(app):
+    return REF_OF.get(app, REF)
 
 
 def load_tsv(path):
@@ -88,16 +94,23 @@ def main(out):
         lines.append("| %s | %s | %s |" % (s, cell(about.get("desc." + s, "")), cell(about.get("version." + s, ""))))
 
     ratios = {}
+    refs = list(dict.fromkeys(ref_of(app) for app in apps))  # in the apps' order
+    ref_text = REF if refs == [REF] else "the reference's (%s)" % ", ".join(
+        "%s for %s" % (r, " ".join(a for a in apps if ref_of(a) == r)) for r in refs)
     lines += ["", "## req/s, latency, memory (c=16)", "",
               "ratio = geometric mean over rounds of (req/s ÷ %s req/s in the same round). "
               "Memory: all serving processes right after the point (RSS double-counts pages "
-              "shared after fork; PSS splits them)." % REF, "",
+              "shared after fork; PSS splits them)." % ref_text, "",
               "| app | system | req/s per round | req/s mean | × %s | p50 ms | p99 ms | "
-              "socket errors / non-2xx | procs | RSS MiB | PSS MiB |" % REF,
+              "socket errors / non-2xx | procs | RSS MiB | PSS MiB |" % (REF if refs == [REF] else "ref"),
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     failures = {}  # (system, round, why) -> apps
+    served = {(r["app"], r["system"]) for r in rows}
     for app in apps:
+        ref = ref_of(app)
         for s in systems:
+            if (app, s) not in served:
+                continue  # a system that does not serve the app (node-hello, the WSGI apps)
             pts = [point.get((rnd, s, app)) for rnd in rounds]
             ok = [p for p in pts if p and p["status"] == "ok"]
             for rnd, p in zip(rounds, pts):
@@ -109,8 +122,8 @@ def main(out):
                 why = next((p["note"] for p in pts if p), "not run")
                 lines.append("| %s | %s | **FAILED**: %s | | | | | | | | |" % (app, s, cell(why[:160] + ("..." if len(why) > 160 else ""))))
                 continue
-            quotients = [rps(r, s, app) / rps(r, REF, app) for r in rounds
-                         if rps(r, s, app) and rps(r, REF, app)]
+            quotients = [rps(r, s, app) / rps(r, ref, app) for r in rounds
+                         if rps(r, s, app) and rps(r, ref, app)]
             ratio = math.exp(sum(map(math.log, quotients)) / len(quotients)) if quotients else None
             ratios[(app, s)] = ratio
             errs = "%d / %d" % (sum(int(p["sock_errors"]) for p in ok), sum(int(p["non2xx"]) for p in ok))
@@ -123,13 +136,16 @@ def main(out):
                 fmt(mean(num(p["rss_kib"]) / 1024 for p in ok), ".1f"),
                 fmt(mean(num(p["pss_kib"]) / 1024 for p in ok), ".1f")))
 
-    lines += ["", "## Ratios to %s" % REF, "",
-              "| app | " + " | ".join(systems) + " |", "|---|" + "---|" * len(systems)]
-    for app in apps:
-        lines.append("| %s | %s |" % (app, " | ".join(
-            fmt(ratios[(app, s)], ".2f") + "×" if ratios.get((app, s)) else
-            ("failed" if any(p["status"] != "ok" for p in rows if p["system"] == s and p["app"] == app) else "n/a")
-            for s in systems)))
+    for ref in refs:
+        ref_apps = [a for a in apps if ref_of(a) == ref]
+        cols = [s for s in systems if any((a, s) in served for a in ref_apps)]
+        lines += ["", "## Ratios to %s" % ref, "",
+                  "| app | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        for app in ref_apps:
+            lines.append("| %s | %s |" % (app, " | ".join(
+                fmt(ratios[(app, s)], ".2f") + "×" if ratios.get((app, s)) else
+                ("failed" if any(p["status"] != "ok" for p in rows if p["system"] == s and p["app"] == app) else "n/a")
+                for s in cols)))
 
     lines += cpu_table(out, systems, apps)
     lines += status_cost_lines(out)

@@ -39,15 +39,21 @@ lodge_teardown() {
 
 # lodge_start RUN PORT APPS
 lodge_start() {
-  local run=$1 port=$2 apps=$3
+  local tenant="$1/root/bench"
+  mkdir -p "$tenant"
+  cp "$3"/*.py "$tenant/"
+  printf 'LodgeApp wsgi wsgi_entry.py\nLodgeProcesses 2\n' >"$tenant/.htaccess"
+  lodge_sandbox "$1" "$2"
+}
+
+# lodge_sandbox RUN PORT: the tenant RUN/root/bench holds its files and .htaccess;
+# gives it to the tenant's user and starts the sandbox on RUN/root.
+lodge_sandbox() {
+  local run=$1 port=$2 tenant="$1/root/bench"
   if [ ! -f "$LODGE_CLI" ]; then
     echo "not built: $LODGE_CLI is missing (cd $REPO && node scripts/build.js)" >"$run/sandbox.out"
     return 1
   fi
-  local tenant="$run/root/bench"
-  mkdir -p "$tenant"
-  cp "$apps"/*.py "$tenant/"
-  printf 'LodgeApp wsgi wsgi_entry.py\nLodgeProcesses 2\n' >"$tenant/.htaccess"
   chown -R "$LODGE_USER:$LODGE_USER" "$tenant"
   chmod -R go-w "$tenant"
   chmod 755 "$run/root" "$tenant"

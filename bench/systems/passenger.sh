@@ -11,8 +11,19 @@ passenger_version() {
 
 # passenger_start RUN PORT APPS
 passenger_start() {
-  local run=$1 port=$2 apps=$3
-  local own="$run/passenger" app="$apps/passenger"
+  passenger_conf "$1" "$2" "$3/passenger" <<CONF
+PassengerAppType wsgi
+PassengerStartupFile passenger_wsgi.py
+PassengerSpawnMethod direct
+CONF
+  apache_start "$1"
+}
+
+# passenger_conf RUN PORT APP: writes RUN/httpd.conf: Passenger's settings, pool 2,
+# prestarted, with the app in the folder APP; the app's own lines on stdin.
+passenger_conf() {
+  local run=$1 port=$2 app=$3
+  local own="$run/passenger"
   # Without user switching the core agent runs as www-data: its registry, buffers
   # and log must be www-data's.
   mkdir -p "$own/registry" "$own/buffers" "$app/public"
@@ -46,13 +57,10 @@ DocumentRoot "$app/public"
   Options -MultiViews
 </Directory>
 PassengerAppRoot "$app"
-PassengerAppType wsgi
-PassengerStartupFile passenger_wsgi.py
 PassengerMinInstances 2
-PassengerSpawnMethod direct
 CONF
+    cat
   } >"$run/httpd.conf"
-  apache_start "$run"
 }
 
 passenger_roots() { cat "$1/httpd.pid" 2>/dev/null; }

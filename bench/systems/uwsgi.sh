@@ -27,7 +27,7 @@ uwsgi_setup() {
 
 # uwsgi_start RUN PORT APPS
 uwsgi_start() {
-  local run=$1 port=$2 apps=$3 sock="$1/uwsgi.sock" i
+  local run=$1 port=$2 apps=$3 sock="$1/uwsgi.sock"
   # Own session, as the sandbox's: a Ctrl-C reaches run.sh, whose trap stops it.
   setsid "$UWSGI_BIN" --plugin python3 \
     --master --processes 2 \
@@ -37,12 +37,7 @@ uwsgi_start() {
     --disable-logging --die-on-term --vacuum \
     --pidfile "$run/uwsgi.pid" >"$run/uwsgi.out" 2>&1 </dev/null &
   echo $! >"$run/uwsgi-master.pid"
-  for ((i = 0; i < 400; i++)); do
-    [ -S "$sock" ] && break
-    kill -0 "$(cat "$run/uwsgi-master.pid")" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  [ -S "$sock" ] || { echo "bench: uWSGI made no socket $sock in 20 s" >>"$run/uwsgi.out"; return 1; }
+  wait_socket "$run/uwsgi-master.pid" "$sock" "$run/uwsgi.out" || return 1
   apache_app_conf "$run" "$port" "$apps" <<CONF
 LoadModule proxy_module $MODDIR/mod_proxy.so
 LoadModule proxy_uwsgi_module $MODDIR/mod_proxy_uwsgi.so
@@ -55,18 +50,9 @@ CONF
 uwsgi_roots() { cat "$1/httpd.pid" "$1/uwsgi-master.pid" 2>/dev/null; }
 
 uwsgi_stop() {
-  local run=$1 pid
-  apache_stop "$run"
-  pid=$(cat "$run/uwsgi-master.pid" 2>/dev/null) || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  local tree
-  mapfile -t tree < <(descendants "$pid")
+  apache_stop "$1"
   # --die-on-term: SIGTERM is the master's clean shutdown, workers with it.
-  kill -TERM "$pid"
-  wait_gone "$pid" 15 || say "uWSGI master $pid did not stop in 15 s"
-  local p
-  for p in "${tree[@]}"; do wait_gone "$p" 5 || break; done
-  kill_leftovers "${tree[@]}"
+  stop_backend "$1/uwsgi-master.pid" "uWSGI master"
 }
 
 uwsgi_logs() { echo "$1/apache-start.out $1/error.log $1/uwsgi.out"; }
