@@ -1,18 +1,21 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
-import { Site, eventually, forEachApache, startSite } from './helpers/site';
-import { FRAMES_PY } from './helpers/raw';
+import { Site, eventually, startSite } from './helpers/site';
+import { FRAMES_PY, assertCameOn, forEachApacheAndPath, untilOnPath } from './helpers/raw';
 
 // Once its client has left, or its response was refused, a lent worker is told ABORT
 // and what it still sends is read and dropped. An app that ignores ABORT and keeps
 // writing (a byte at a time, slower than any per-read timer; or without end) must
 // not keep the Apache child: the drain has a deadline and a byte cap, then the
 // worker goes back STUCK and lodged replaces it. One worker (LodgeProcesses 1): the
-// next request is only served once the stuck one is gone.
+// next request is only served once the stuck one is gone. On lodged's path the POST
+// borrows the worker; straight to the app (lodged.json direct) mod_lodge has a
+// connection of its own to it, drained the same way, and tells lodged its VERDICT.
 const APP = `${FRAMES_PY}
 def application(environ, start_response):
     path = environ["PATH_INFO"]
+    came_on(path)
     environ["wsgi.input"].read()
     if path == "/trickle":
         send(head(200, [(b"Content-Type", b"text/plain")]), frame(DATA, b"x" * 100))
@@ -33,10 +36,10 @@ def application(environ, start_response):
     return [str(os.getpid()).encode()]
 `;
 
-forEachApache((apache) => {
+forEachApacheAndPath((apache, via) => {
   let site: Site;
   before(async () => {
-    site = await startSite({ ld: { '.htaccess': 'LodgeApp wsgi app.py\nLodgeProcesses 1\nLodgeTimeout 60\n', 'app.py': APP } }, undefined, apache);
+    site = await startSite({ ld: { '.htaccess': 'LodgeApp wsgi app.py\nLodgeProcesses 1\nLodgeTimeout 60\n', 'app.py': APP } }, via.lodged, apache);
   });
   after(async () => site?.stop());
 
@@ -44,6 +47,12 @@ forEachApache((apache) => {
     const r = await site.get('ld', '/pid', { body: 'x', timeoutMs: 60_000 });
     assert.equal(r.status, 200, r.text);
     return r.text;
+  };
+  /** The worker's pid, once a request takes the path under test (after a kill, lodged serves until a new worker is ready). */
+  const pidOnPath = async () => {
+    let seen = '';
+    await untilOnPath(site, 'ld', '/pid', via, async () => (seen = await pid()));
+    return seen;
   };
   const stuckLines = () => (site.lodgedLog().match(/did not stop within \d+ s of its client leaving; killed/g) ?? []).length;
 
@@ -62,28 +71,31 @@ forEachApache((apache) => {
   }
 
   test('a worker that trickles a byte at a time after its client left is handed back STUCK, and replaced', async () => {
-    const before = await pid();
+    const before = await pidOnPath();
     const seen = stuckLines();
     await leaveEarly('/trickle');
+    assertCameOn(site, 'ld', '/trickle', via);
     await eventually(() => stuckLines() > seen, 'lodged was told the worker is stuck, and killed it', 30_000);
     assert.match(site.errorLog(), /LG00052: lodge: the app's worker did not end its response within 5 s of being told to stop/);
     assert.notEqual(await pid(), before, 'a fresh worker serves the next request');
   });
 
   test('a worker that sends endless DATA after its client left is cut off at the byte cap, STUCK, and replaced', async () => {
-    const before = await pid();
+    const before = await pidOnPath();
     const seen = stuckLines();
     await leaveEarly('/flood');
+    assertCameOn(site, 'ld', '/flood', via);
     await eventually(() => stuckLines() > seen, 'lodged was told the worker is stuck, and killed it', 30_000);
     assert.match(site.errorLog(), /LG00056: lodge: the app's worker sent more than \d+ bytes after being told to stop/);
     assert.notEqual(await pid(), before, 'a fresh worker serves the next request');
   });
 
   test('a refused response whose worker then trickles: the client gets its 502, the worker goes back STUCK', async () => {
-    const before = await pid();
+    const before = await pidOnPath();
     const seen = stuckLines();
     const r = await site.get('ld', '/refused-trickle', { body: 'x', timeoutMs: 60_000 });
     assert.equal(r.status, 502);
+    assertCameOn(site, 'ld', '/refused-trickle', via);
     await eventually(() => stuckLines() > seen, 'lodged was told the worker is stuck, and killed it', 30_000);
     assert.notEqual(await pid(), before, 'a fresh worker serves the next request');
   });
