@@ -1,13 +1,15 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { Site, forEachApache, startSite } from './helpers/site';
-import { FRAMES_PY, firstResponse, rawExchange } from './helpers/raw';
+import { Site, startSite } from './helpers/site';
+import { FRAMES_PY, assertCameOn, firstResponse, forEachApacheAndPath, rawExchange, untilOnPath } from './helpers/raw';
 
 // A response that must have no body (1xx, 204, 304, any answer to HEAD) but comes
 // with one: written on a kept connection, those bytes would be read as the next
 // response, one the tenant chose (behind a shared cache: for another site's name).
-// The app writes its frames itself (serve_raw). POST requests borrow the worker, so
-// those frames reach mod_lodge straight; GET requests go through lodged.
+// The app writes its frames itself (serve_raw). On lodged's path POST requests borrow
+// the worker, so those frames reach mod_lodge straight, and GET requests go through
+// lodged; straight to the app (lodged.json direct) both come on mod_lodge's own
+// connection to the app's socket.
 const APP = `${FRAMES_PY}
 FORGED = b"HTTP/1.1 200 OK\\r\\nX-Forged: yes\\r\\nContent-Length: 6\\r\\n\\r\\nforged"
 def respond(path):
@@ -24,10 +26,11 @@ def application(environ, start_response):
     serve_raw(respond, environ)
 `;
 
-forEachApache((apache) => {
+forEachApacheAndPath((apache, via) => {
   let site: Site;
   before(async () => {
-    site = await startSite({ fr: { '.htaccess': 'LodgeApp wsgi app.py\n', 'app.py': APP } }, undefined, apache);
+    site = await startSite({ fr: { '.htaccess': 'LodgeApp wsgi app.py\n', 'app.py': APP } }, via.lodged, apache);
+    await untilOnPath(site, 'fr', '/warm', via, async () => assert.equal((await site.get('fr', '/warm')).text, 'real'));
   });
   after(async () => site?.stop());
 
@@ -59,6 +62,7 @@ forEachApache((apache) => {
       const rest = await pipelined(first, status);
       assert.equal(rest.length, 0, `the connection was kept after a response that broke its framing: ${rest.toString('latin1')}`);
     }
+    for (const p of ['/lent204', '/lent304', '/carried204', '/carried304']) assertCameOn(site, 'fr', p, via);
     assert.match(site.errorLog(), /LG00057: lodge: the app sent a body with status 204/);
     // The app serves on, on a fresh connection.
     const r = await site.get('fr', '/real');
@@ -70,12 +74,16 @@ forEachApache((apache) => {
     const rest = await pipelined(get('/any', 'HEAD'), 200);
     assert.ok(rest.length > 0, 'a HEAD answered with a body is ordinary: the connection is kept');
     realOrNothing(rest);
+    assertCameOn(site, 'fr', '/any', via);
   });
 
   test('more body than its Content-Length: the client never reads the excess as a response', async () => {
     for (const first of [post('/long'), get('/long')]) {
       const stream = await rawExchange(site.sb.port, first + last());
       assert.ok(!stream.includes('X-Forged') && !stream.includes('forged'), stream.toString('latin1'));
+      assertCameOn(site, 'fr', '/long', via);
     }
+    // Its response was whole, END included: the worker goes back (on either path) and is not stopped.
+    assert.doesNotMatch(site.lodgedLog(), /closed a connection from Apache mid-request/);
   });
 });

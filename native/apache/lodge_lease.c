@@ -268,6 +268,14 @@ void lodge_lease_finish(lodge_exchange *x)
     }
     if (!x->worker_done && !x->worker_broken) {
         rv = lodge_conn_send(x->worker, abort_frame, sizeof(abort_frame));
+        /*
+         * Straight to the app, a worker closes the connection once its
+         * response is out: the ABORT finds no reader, yet that response may
+         * be whole in the socket, END included. Read it to tell which.
+         */
+        if (rv == -EPIPE || rv == -ECONNRESET) {
+            rv = 0;
+        }
     }
     if (x->worker_done) {
         verdict = x->worker->pos == x->worker->end && !x->worker_broken
