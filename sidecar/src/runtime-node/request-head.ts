@@ -15,8 +15,8 @@ import { PeerInfo } from './socket-pair';
  *   `X-Forwarded-Host`: the client's Host. The last two replace what the client sent;
  *   the socket's remoteAddress/remotePort are the client's too, and `encrypted` is
  *   set for TLS, so an app that trusts no proxy header still sees the client;
- * - hop-by-hop headers are the connection's, not the request's: `Connection: close`
- *   (one request per in-process connection), `Expect` dropped (Apache answered the
+ * - hop-by-hop headers are the connection's, not the request's: `Connection: keep-alive`
+ *   (the in-process connection serves one request after another, app-connection.ts), `Expect` dropped (Apache answered the
  *   100-continue), and `Upgrade`/`Connection: upgrade` only on a WebSocket handshake
  *   that mod_lodge tunnels.
  */
@@ -76,7 +76,7 @@ export function requestHead(pairs: Array<[string, string]>): RequestHead {
     headers.Connection = 'Upgrade';
     headers.Upgrade = get('HTTP_UPGRADE')!;
   } else {
-    headers.Connection = 'close';
+    headers.Connection = 'keep-alive';
   }
   const port = Number(get('SERVER_PORT') ?? 0);
   return {
