@@ -34,13 +34,21 @@ export interface RequestHead {
 // Hop-by-hop (RFC 9110 7.6.1) or set by us; never passed on from the client.
 const DROPPED = new Set(['CONNECTION', 'KEEP_ALIVE', 'PROXY_CONNECTION', 'TE', 'TRAILER', 'TRANSFER_ENCODING', 'UPGRADE', 'EXPECT', 'X_FORWARDED_PROTO', 'X_FORWARDED_HOST', 'X_FORWARDED_FOR', 'HOST']);
 
+// Spelled once per name: every request brings the same few dozen.
+const NAMES = new Map<string, string>();
+const NAMES_MAX = 1000;
+
 /** `USER_AGENT` -> `User-Agent`. */
 function headerName(cgi: string): string {
-  return cgi
+  let name = NAMES.get(cgi);
+  if (name !== undefined) return name;
+  name = cgi
     .toLowerCase()
     .split('_')
     .map((w) => (w ? w[0].toUpperCase() + w.slice(1) : w))
     .join('-');
+  if (NAMES.size < NAMES_MAX) NAMES.set(cgi, name);
+  return name;
 }
 
 const hasToken = (value: string | undefined, token: string) =>
