@@ -36,12 +36,36 @@ server.keepAliveTimeout = 50;
 server.listen(3000);
 `;
 
+// Responses the worker's parser must take as Node's client would: a head written in
+// pieces, 103 Early Hints before the answer, HEAD's Content-Length with no body.
+const PIECES_APP = `
+const http = require('node:http');
+const server = http.createServer((req, res) => {
+  if (req.url === '/hints') {
+    res.writeEarlyHints({ link: '</a.css>; rel=preload' });
+    return setImmediate(() => res.end('after hints'));
+  }
+  if (req.method === 'HEAD') return res.writeHead(200, { 'Content-Length': '12345' }).end();
+  res.end('plain');
+});
+server.listen(3000);
+`;
+
+const SPLIT_APP = `
+require('node:net').createServer((sock) => {
+  sock.once('data', () => {
+    sock.write('HTTP/1.1 200 OK\\r\\nX-First: 1\\r\\nX-Sec');
+    setTimeout(() => sock.end('ond: 2\\r\\nContent-Length: 6\\r\\n\\r\\npieces'), 20);
+  });
+}).listen(4000);
+`;
+
 const ONE = 'LodgeApp node server.js\nLodgeProcesses 1\n';
 
 forEachApache((apache) => {
   let site: Site;
   before(async () => {
-    site = await startSite({ kept: { '.htaccess': ONE, 'server.js': COUNTING_APP }, idle: { '.htaccess': ONE, 'server.js': SHORT_IDLE_APP } }, {}, apache);
+    site = await startSite({ kept: { '.htaccess': ONE, 'server.js': COUNTING_APP }, idle: { '.htaccess': ONE, 'server.js': SHORT_IDLE_APP }, pieces: { '.htaccess': ONE, 'server.js': PIECES_APP }, split: { '.htaccess': ONE, 'server.js': SPLIT_APP } }, {}, apache);
   });
   after(async () => site?.stop());
 
@@ -87,5 +111,27 @@ forEachApache((apache) => {
     const r = await site.get('idle', '/');
     assert.equal(r.status, 200, r.text);
     assert.ok(Number(r.text) > first, `a new connection (${r.text} after ${first})`);
+  });
+
+  test('a response head written in pieces is read whole', async () => {
+    const r = await site.get('split', '/');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers['x-first'], '1');
+    assert.equal(r.headers['x-second'], '2');
+    assert.equal(r.text, 'pieces');
+  });
+
+  test('103 Early Hints before the answer: the client gets the answer', async () => {
+    const r = await site.get('pieces', '/hints');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.text, 'after hints');
+  });
+
+  test("HEAD: the app's Content-Length with no body, and the next request is whole", async () => {
+    const h = await site.get('pieces', '/', { method: 'HEAD' });
+    assert.equal(h.status, 200);
+    assert.equal(h.headers['content-length'], '12345');
+    assert.equal(h.body.length, 0);
+    assert.equal((await site.get('pieces', '/')).text, 'plain');
   });
 });
