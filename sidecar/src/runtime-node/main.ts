@@ -170,9 +170,7 @@ function request(frame: Buffer): void {
     // The client's request line or a header is one Node's http client refuses to write.
     log(`${head.line}: cannot be given to the app: ${(err as Error).message}`);
     sock.write(encodeError(400, 0, `${head.line}: ${(err as Error).message}`));
-    return;
   }
-  current.start();
 }
 
 function answered(): void {
