@@ -28,7 +28,7 @@ test('method, the URL as sent, the headers back in HTTP spelling, the client as 
   assert.deepEqual(h.peer, { remoteAddress: '198.51.100.7', remotePort: 40123, localAddress: '127.0.0.1', localPort: 8080, encrypted: false });
   assert.equal(h.line, 'GET /sub/a%20b?x=1');
   assert.equal(h.tunnel, false);
-  assert.equal(h.headers.Connection, 'close', 'one request per in-process connection');
+  assert.equal(h.headers.Connection, 'keep-alive', 'the in-process connection serves the next request too');
 });
 
 test("X-Forwarded-For appends the address Apache saw to the client's; -Proto and -Host are replaced", () => {
@@ -68,6 +68,6 @@ test("a WebSocket handshake (mod_lodge's TUNNEL rule) keeps Upgrade; anything el
     const n = requestHead(other);
     assert.equal(n.tunnel, false);
     assert.equal(n.headers.Upgrade, undefined);
-    assert.equal(n.headers.Connection, 'close');
+    assert.equal(n.headers.Connection, 'keep-alive');
   }
 });

@@ -3,10 +3,10 @@ import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FRAME_CHUNK_MAX, MESSAGE_TEXT_MAX } from '../protocol/constants';
 import { END_FRAME, FrameType, encodeError, encodeFrame, encodeHead } from '../protocol/frames';
-import { connectionEvent } from './listen-catch';
+import { AppConnection } from './app-connection';
 import { log } from './process-io';
 import { RequestHead } from './request-head';
-import { PairEnd, socketPair } from './socket-pair';
+import type { PairEnd } from './socket-pair';
 
 /** Where an exchange's frames go (lodged's socket, or mod_lodge's while it borrows it). */
 export interface FrameOut {
@@ -30,9 +30,10 @@ const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encodi
 const TUNNEL_CLOSE_WAIT_MS = 1000;
 
 /**
- * One request, fed into the app's server as a real HTTP/1.1 connection: the server gets
- * an in-process socket ('connection', or 'secureConnection' for an https server) and
- * reads the request from it with Node's own parser; the runtime writes that request with
+ * One request, fed into the app's server on a real HTTP/1.1 connection: the server has
+ * an in-process socket (app-connection.ts: 'connection', or 'secureConnection' for an
+ * https server, kept alive across requests) and reads the request from it with Node's
+ * own parser; the runtime writes that request with
  * Node's own http client (method, URL, headers, the body as BODY frames come) and reads
  * the server's answer with the client's parser, so neither direction is parsed or written
  * by hand. The answer goes out as HEAD, DATA… and END, or ERROR. A WebSocket handshake
@@ -46,18 +47,20 @@ export class Exchange {
   private readonly conn: PairEnd;
   private tunnel?: Duplex;
   private headSent = false;
+  /** The response ended as HTTP/1.1 ends one on a connection that stays open. */
+  private clean = false;
   private finished = false;
   private status = 0;
 
   constructor(
     private readonly head: RequestHead,
     server: net.Server,
+    private readonly connection: AppConnection,
     private readonly out: FrameOut,
     private readonly done: (status: number) => void,
   ) {
-    const { app, runtime } = socketPair(head.peer);
+    const runtime = connection.take(server, head.peer);
     this.conn = runtime;
-    server.emit(connectionEvent(server), app);
     this.req = http.request({
       method: head.method,
       path: head.url,
@@ -70,6 +73,9 @@ export class Exchange {
     this.req.on('error', (err) => this.onError(err));
     // A handshake has no body: its headers go now, and the app's 101 opens the tunnel.
     if (head.tunnel) this.req.flushHeaders();
+    // A request without a body is whole now: the app's answer may come before BODY_END
+    // does, and the connection is still fit for the next request.
+    else if (head.headers['Content-Length'] === undefined && head.headers['Transfer-Encoding'] === undefined) this.req.end();
   }
 
   /** A BODY frame's bytes: the request body (or, in a tunnel, the client's bytes). */
@@ -79,6 +85,7 @@ export class Exchange {
       if (!this.tunnel.write(bytes)) this.holdInput(this.tunnel);
       return;
     }
+    if (this.req.writableEnded) return;
     if (!this.req.write(bytes)) this.holdInput(this.req);
   }
 
@@ -91,7 +98,7 @@ export class Exchange {
       setTimeout(() => t.destroy(), TUNNEL_CLOSE_WAIT_MS).unref();
       return;
     }
-    this.req.end();
+    if (!this.req.writableEnded) this.req.end();
   }
 
   /** ABORT: the client is gone. The app's connection closes (its request sees 'close'); END says the worker stopped. */
@@ -114,7 +121,14 @@ export class Exchange {
     }
     this.status = res.statusCode ?? 502;
     this.sendHead(this.status, headers);
-    this.stream(res, () => this.finish(END_FRAME));
+    this.stream(res, () => {
+      // The client's parser saw the whole response and the server keeping the connection
+      // (no `Connection: close`), and the whole request went to the app: the next request
+      // may follow on the same connection. An app that answered before reading all of
+      // the body gets a new one (the rest of that body is no request).
+      this.clean = !this.head.tunnel && this.req.shouldKeepAlive && this.req.writableFinished;
+      this.finish(END_FRAME);
+    });
     res.on('aborted', () => this.cut('the app closed the connection in the middle of its response'));
     res.on('error', (err) => this.cut(`the app's response broke off: ${err.message}`));
   }
@@ -189,7 +203,7 @@ export class Exchange {
     // The rest of the body (if the app answered before reading it) is not the app's any more.
     this.req.removeAllListeners('drain');
     this.tunnel?.destroy();
-    this.conn.destroy();
+    this.connection.release(this.conn, this.clean);
     this.out.resumeInput();
     this.done(this.status);
   }

@@ -9,7 +9,8 @@
  * WSGI worker does: refuses root, applies LodgeEnv, changes to the app's directory, opens
  * the tenant's log, loads the entry (app-loader.ts) with listen() caught (listen-catch.ts),
  * and sends READY once the app has listened (FAIL if it throws first, or never listens);
- * each REQ then becomes a connection to the app's server (exchange.ts).
+ * each REQ then becomes a request on the worker's connection to the app's server
+ * (exchange.ts, app-connection.ts).
  *
  * Node built-ins and the protocol's own modules only: nothing here may come from the
  * tenant's node_modules.
@@ -21,6 +22,7 @@ import { FrameError, FrameReader } from '../protocol/frame-reader';
 import { FrameType, decodePairs, encodeError, encodeFrame, encodePairs, frameName } from '../protocol/frames';
 import { FRAME_MAX, MESSAGE_TEXT_MAX, START_MAX, WORKER_EXIT_FAIL, WORKER_EXIT_PROTOCOL, WORKER_FD } from '../protocol/constants';
 import { describe, ownModules, runEntry } from './app-loader';
+import { AppConnection } from './app-connection';
 import { Exchange, FrameOut } from './exchange';
 import { catchListen, firstListen, servingServer } from './listen-catch';
 import { singleProcessCluster } from './cluster-single';
@@ -46,8 +48,25 @@ let leaving = false;
 
 const sock = new net.Socket({ fd: WORKER_FD, readable: true, writable: true });
 
+const connection = new AppConnection();
+
+// The frames of one turn of the loop (a small response's HEAD, DATA and END) go out in
+// one write: lodged reads them at once instead of waking for each.
+let corked = false;
+function uncork(): void {
+  corked = false;
+  sock.uncork();
+}
+
 const out: FrameOut = {
-  send: (frame) => sock.write(frame),
+  send: (frame) => {
+    if (!corked) {
+      corked = true;
+      sock.cork();
+      setImmediate(uncork);
+    }
+    return sock.write(frame);
+  },
   onDrain: (fn) => sock.once('drain', fn),
   pauseInput: () => sock.pause(),
   resumeInput: () => sock.resume(),
@@ -146,7 +165,7 @@ function request(frame: Buffer): void {
     return;
   }
   try {
-    current = new Exchange(head, server, out, answered);
+    current = new Exchange(head, server, connection, out, answered);
   } catch (err) {
     // The client's request line or a header is one Node's http client refuses to write.
     log(`${head.line}: cannot be given to the app: ${(err as Error).message}`);

@@ -15,8 +15,8 @@ import { PeerInfo } from './socket-pair';
  *   `X-Forwarded-Host`: the client's Host. The last two replace what the client sent;
  *   the socket's remoteAddress/remotePort are the client's too, and `encrypted` is
  *   set for TLS, so an app that trusts no proxy header still sees the client;
- * - hop-by-hop headers are the connection's, not the request's: `Connection: close`
- *   (one request per in-process connection), `Expect` dropped (Apache answered the
+ * - hop-by-hop headers are the connection's, not the request's: `Connection: keep-alive`
+ *   (the in-process connection serves one request after another, app-connection.ts), `Expect` dropped (Apache answered the
  *   100-continue), and `Upgrade`/`Connection: upgrade` only on a WebSocket handshake
  *   that mod_lodge tunnels.
  */
@@ -34,13 +34,21 @@ export interface RequestHead {
 // Hop-by-hop (RFC 9110 7.6.1) or set by us; never passed on from the client.
 const DROPPED = new Set(['CONNECTION', 'KEEP_ALIVE', 'PROXY_CONNECTION', 'TE', 'TRAILER', 'TRANSFER_ENCODING', 'UPGRADE', 'EXPECT', 'X_FORWARDED_PROTO', 'X_FORWARDED_HOST', 'X_FORWARDED_FOR', 'HOST']);
 
+// Spelled once per name: every request brings the same few dozen.
+const NAMES = new Map<string, string>();
+const NAMES_MAX = 1000;
+
 /** `USER_AGENT` -> `User-Agent`. */
 function headerName(cgi: string): string {
-  return cgi
+  let name = NAMES.get(cgi);
+  if (name !== undefined) return name;
+  name = cgi
     .toLowerCase()
     .split('_')
     .map((w) => (w ? w[0].toUpperCase() + w.slice(1) : w))
     .join('-');
+  if (NAMES.size < NAMES_MAX) NAMES.set(cgi, name);
+  return name;
 }
 
 const hasToken = (value: string | undefined, token: string) =>
@@ -76,7 +84,7 @@ export function requestHead(pairs: Array<[string, string]>): RequestHead {
     headers.Connection = 'Upgrade';
     headers.Upgrade = get('HTTP_UPGRADE')!;
   } else {
-    headers.Connection = 'close';
+    headers.Connection = 'keep-alive';
   }
   const port = Number(get('SERVER_PORT') ?? 0);
   return {

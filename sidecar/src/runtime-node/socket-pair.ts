@@ -127,6 +127,12 @@ export function socketPair(peer: PeerInfo): { app: PairEnd; runtime: PairEnd } {
   const runtime = new PairEnd();
   app.other = runtime;
   runtime.other = app;
+  setPeer(app, runtime, peer);
+  return { app, runtime };
+}
+
+/** Who each end says its peer is: set again for each request on a kept connection. */
+export function setPeer(app: PairEnd, runtime: PairEnd, peer: PeerInfo): void {
   app.remoteAddress = peer.remoteAddress;
   app.remotePort = peer.remotePort;
   app.remoteFamily = peer.remoteAddress.includes(':') ? 'IPv6' : 'IPv4';
@@ -135,5 +141,4 @@ export function socketPair(peer: PeerInfo): { app: PairEnd; runtime: PairEnd } {
   app.encrypted = peer.encrypted || undefined;
   runtime.remoteAddress = peer.localAddress;
   runtime.remotePort = peer.localPort;
-  return { app, runtime };
 }
