@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import { portOpen, stopChild } from '../../sidecar/src/sandbox/sandbox';
 import { freePort } from './site';
 
@@ -92,7 +92,15 @@ export async function startModWsgi(hosts: WsgiHost[]): Promise<ModWsgiServer> {
   }
   const conf = path.join(runDir, 'httpd.conf');
   fs.writeFileSync(conf, lines.join('\n') + '\n');
-  const httpd = spawn('/usr/sbin/apache2', ['-f', conf, '-DFOREGROUND'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  // Its output to a file, not to this test's: a daemon process that outlived its Apache
+  // would hold the test runner's pipe open, and the runner wait for it.
+  const out = fs.openSync(path.join(runDir, 'console.log'), 'a');
+  let httpd: ChildProcess;
+  try {
+    httpd = spawn('/usr/sbin/apache2', ['-f', conf, '-DFOREGROUND'], { stdio: ['ignore', out, out] });
+  } finally {
+    fs.closeSync(out);
+  }
   const stop = async () => {
     await stopChild(httpd, 15_000);
     fs.rmSync(runDir, { recursive: true, force: true });

@@ -17,7 +17,7 @@ import { Identity } from './ownership';
 import { appBook } from '../status/app-book';
 import { KillReason, killReasonOf } from '../status/kill-reason';
 import { releasedStatus } from '../status/request-hooks';
-import { SpawnOptions, WorkerProcess, startWorkerProcess } from './worker-process';
+import { SPAWN_HELPER, SpawnOptions, WorkerProcess, startWorkerProcess } from './worker-process';
 import { classifyExit } from './exit-classification';
 
 /**
@@ -185,7 +185,8 @@ export class Worker implements WorkerHandle {
     this.socket.on('error', (err) => this.log.debug(`worker ${this.pid}: socket: ${err.message}`));
     this.socket.on('drain', () => this.current?.resumeApache());
     this.child.on('error', (err) => {
-      this.failMessage = `cannot start ${opts.python}: ${err.message}`;
+      // lodge-spawn itself did not start (an exec failure of the runtime is its own word, on stderr)
+      this.failMessage = `cannot start ${SPAWN_HELPER}: ${err.message}`;
       if (this.pid < 0) this.guard.exited();
     });
     this.child.on('exit', (code, signal) => this.onExit(code, signal));

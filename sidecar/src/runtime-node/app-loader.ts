@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel } from 'node:worker_threads';
+import { MessageChannel, MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import { WATCHED_FILES_MAX } from '../protocol/constants';
 
 /**
@@ -42,18 +42,27 @@ function isModuleEntry(file: string): boolean {
 
 /** ES modules loaded, as the loader hooks (esm-hooks.ts) report them. */
 const esmFiles = new Set<string>();
+let esmReports: MessagePort | undefined;
 
-// The module loader's hooks run on a thread of their own: they post each file: URL they
-// load, and the files of the app's tree are among those READY reports.
+// The module loader's hooks run on a thread of their own: they post each file: URL
+// before they load it, and the files of the app's tree are among those READY reports.
+// A posted message reaches this thread's event loop only some turns later (later still
+// on a busy machine), so ownModules() takes what is waiting itself instead of listening.
 function watchModules(): void {
   const mod = require('node:module') as { register?: (spec: string, parent: string, opts: object) => void };
   if (typeof mod.register !== 'function') return;
   const { port1, port2 } = new MessageChannel();
-  port1.on('message', (url: unknown) => {
-    if (typeof url === 'string' && url.startsWith('file:')) esmFiles.add(fileURLToPath(url));
-  });
   port1.unref();
+  esmReports = port1;
   mod.register(require.resolve('./esm-hooks'), `file://${__filename}`, { data: { port: port2 }, transferList: [port2] });
+}
+
+function takeEsmReports(): void {
+  if (!esmReports) return;
+  for (let m = receiveMessageOnPort(esmReports); m !== undefined; m = receiveMessageOnPort(esmReports)) {
+    const url: unknown = m.message;
+    if (typeof url === 'string' && url.startsWith('file:')) esmFiles.add(fileURLToPath(url));
+  }
 }
 
 /**
@@ -63,6 +72,7 @@ function watchModules(): void {
 export function ownModules(root: string): string[] {
   const prefix = root.endsWith('/') ? root : `${root}/`;
   const out = new Set<string>();
+  takeEsmReports();
   const all = [...Object.keys(require.cache), ...esmFiles];
   for (const f of all) {
     if (out.size >= WATCHED_FILES_MAX) break;

@@ -171,10 +171,23 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     accessLog: opts.accessLog ?? true,
   }));
 
+  // What Apache and lodged print goes to a file of the run, not to our own output: a
+  // process of theirs that outlives the sandbox (an Apache child, a lodged finishing its
+  // requests) would hold that open, and whoever reads our output (a test runner) would
+  // wait for it.
+  const consoleLog = path.join(runDir, 'console.log');
+  const spawnQuiet = (bin: string, args: string[]): ChildProcess => {
+    const out = fs.openSync(consoleLog, 'a');
+    try {
+      return spawn(bin, args, { stdio: ['ignore', out, out] });
+    } finally {
+      fs.closeSync(out);
+    }
+  };
   const children: ChildProcess[] = [];
   const startLodged = async (): Promise<ChildProcess> => {
     const [node, ...args] = lodgedCommand;
-    const child = spawn(node, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawnQuiet(node, args);
     children.push(child);
     await waitFor(() => fs.existsSync(socket) && child.exitCode === null, 10_000, () => `lodged did not start (see ${lodgedLog})`);
     return child;
@@ -184,14 +197,14 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   let apache: ChildProcess | undefined;
   try {
     if (daemon === 'sandbox') lodged = await startLodged();
-    const httpd = spawn(server.bin, server.args(conf), { stdio: ['ignore', 'inherit', 'inherit'] });
+    const httpd = spawnQuiet(server.bin, server.args(conf));
     apache = httpd;
     children.push(httpd);
     await waitFor(async () => {
-      if (httpd.exitCode !== null) throw new Error(`Apache ${server.version} exited at start (status ${httpd.exitCode}): ${tail(errorLog)}`);
+      if (httpd.exitCode !== null) throw new Error(`Apache ${server.version} exited at start (status ${httpd.exitCode}): ${tail(errorLog)}\n${tail(consoleLog)}`);
       if (daemon === 'apache' && !isAlive(lodgedPid())) return false;
       return portOpen(opts.port);
-    }, 15_000, () => `Apache ${server.version} did not start${daemon === 'apache' ? ' with lodged' : ''}: ${tail(errorLog)}\n${tail(lodgedLog)}`);
+    }, 15_000, () => `Apache ${server.version} did not start${daemon === 'apache' ? ' with lodged' : ''}: ${tail(errorLog)}\n${tail(lodgedLog)}\n${tail(consoleLog)}`);
   } catch (err) {
     if (apache) await stopApache(apache, server.version);
     for (const c of children) await stopChild(c);
