@@ -36,6 +36,12 @@ test('lodged: --config and an absolute --socket, nothing else', () => {
   usage(() => lodged(['--config']), /--config/);
 });
 
+test('lodged: --python and --node (the host\'s LodgeRuntimes) are absolute paths', () => {
+  assert.deepEqual(lodged(['--python', '/opt/py/bin/python3', '--node', '/opt/node/bin/node']), { help: false, python: '/opt/py/bin/python3', node: '/opt/node/bin/node' });
+  usage(() => lodged(['--node', 'node']), /--node takes an absolute path, got 'node'/);
+  usage(() => lodged(['--python', 'python3']), /--python takes an absolute path, got 'python3'/);
+});
+
 test('lodge sandbox --no-access-log: the generated Apache configuration has no CustomLog, on 2.4 and 1.3', () => {
   const o = { runDir: '/run/x', port: 8080, modulePath: '/m.so', socket: '/run/x/s', tenants: [], indexDir: '/run/x/i' };
   for (const conf of [apache24Conf, apache13Conf]) {

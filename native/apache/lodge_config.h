@@ -67,7 +67,10 @@ typedef struct {
     int daemon;             /* LodgeDaemon: LODGE_UNSET, 0 or 1 */
     /* LodgeDaemonCommand: the program, then its arguments; NULL: the default */
     apr_array_header_t *daemon_command;
-    const char *runtimes;   /* LodgeRuntimes */
+    /* LodgeRuntimes python|node PATH: the interpreter of that kind's apps, given
+       to the lodged Apache starts; NULL: lodged's own setting */
+    const char *runtime_python;
+    const char *runtime_node;
 
     /* LodgeLimit: the host's caps, which lodged applies. */
     int limit_timeout;
@@ -105,7 +108,8 @@ const char *lodge_set_limit(cmd_parms *cmd, void *conf, const char *what,
 const char *lodge_set_daemon(cmd_parms *cmd, void *conf, int on);
 const char *lodge_set_daemon_command(cmd_parms *cmd, void *conf,
                                      const char *args);
-const char *lodge_set_runtimes(cmd_parms *cmd, void *conf, const char *arg);
+const char *lodge_set_runtimes(cmd_parms *cmd, void *conf, const char *kind,
+                               const char *path);
 
 const char *lodge_socket_path(const lodge_server_conf *s);
 

@@ -413,6 +413,12 @@ void lodge_daemon_config(apr_pool_t *pconf, server_rec *s)
     lodge_at_parent_exit(s, d, daemon_parent_exit);
 
     if (conf->daemon == 0) {
+        if (conf->runtime_python != NULL || conf->runtime_node != NULL) {
+            lodge_slog(APLOG_WARNING, s, LODGE_LOGNO(00087)
+                       "LodgeRuntimes reaches only the lodged Apache starts "
+                       "(LodgeDaemon on); with LodgeDaemon off, set "
+                       "\"python\" and \"node\" in lodged.json");
+        }
         if (d->proc.pid != 0) {
             daemon_log(d, APLOG_NOTICE, LODGE_LOGNO(00045)
                        "LodgeDaemon off: stopping the lodged Apache started");
@@ -435,8 +441,8 @@ void lodge_daemon_config(apr_pool_t *pconf, server_rec *s)
         }
         else if (d->line == NULL || strcmp(d->line, line) != 0) {
             daemon_log(d, APLOG_NOTICE, LODGE_LOGNO(00046)
-                       "LodgeDaemonCommand or LodgeSocket changed: "
-                       "restarting lodged");
+                       "LodgeDaemonCommand, LodgeSocket or LodgeRuntimes "
+                       "changed: restarting lodged");
             daemon_stop(d);
         }
         else {

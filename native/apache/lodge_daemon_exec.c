@@ -39,6 +39,15 @@ char **lodge_daemon_argv(apr_pool_t *p, const lodge_server_conf *conf)
     /* Whatever the command says, lodged listens where mod_lodge connects. */
     *(char **)apr_array_push(argv) = "--socket";
     *(char **)apr_array_push(argv) = (char *)lodge_socket_path(conf);
+    /* The host's LodgeRuntimes win over lodged's own settings. */
+    if (conf->runtime_python != NULL) {
+        *(char **)apr_array_push(argv) = "--python";
+        *(char **)apr_array_push(argv) = (char *)conf->runtime_python;
+    }
+    if (conf->runtime_node != NULL) {
+        *(char **)apr_array_push(argv) = "--node";
+        *(char **)apr_array_push(argv) = (char *)conf->runtime_node;
+    }
     *(char **)apr_array_push(argv) = NULL;
     return (char **)argv->elts;
 }

@@ -8,6 +8,7 @@
 #include "lodge_directive.h"
 
 #include <limits.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -134,22 +135,46 @@ const char *lodge_set_daemon_command(cmd_parms *cmd, void *conf,
     return NULL;
 }
 
-const char *lodge_set_runtimes(cmd_parms *cmd, void *conf, const char *arg)
+/*
+ * Which interpreter runs tenants' code is the host's: an absolute path to an
+ * executable file, checked when the configuration is read so that a typo is
+ * a configtest error, not every app's 502.
+ */
+const char *lodge_set_runtimes(cmd_parms *cmd, void *conf, const char *kind,
+                               const char *path)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    const char *path;
+    struct stat st;
+    const char **slot;
 
     (void)conf;
     if (err != NULL) {
         return err;
     }
-    path = ap_server_root_relative(cmd->pool, (char *)arg);
-    if (path == NULL || *arg == '\0') {
-        return apr_psprintf(cmd->pool,
-                            "LodgeRuntimes takes the directory that holds "
-                            "the Lodge runtimes, got '%s'", arg);
+    if (strcmp(kind, "python") == 0) {
+        slot = &server_conf(cmd)->runtime_python;
     }
-    server_conf(cmd)->runtimes = path;
+    else if (strcmp(kind, "node") == 0) {
+        slot = &server_conf(cmd)->runtime_node;
+    }
+    else {
+        return apr_psprintf(cmd->pool,
+                            "LodgeRuntimes takes python or node, then the "
+                            "interpreter (e.g. LodgeRuntimes node "
+                            "/usr/bin/node), got '%s'", kind);
+    }
+    if (path[0] != '/') {
+        return apr_psprintf(cmd->pool,
+                            "LodgeRuntimes %s: the interpreter is an absolute "
+                            "path, got '%s'", kind, path);
+    }
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)
+        || access(path, X_OK) != 0) {
+        return apr_psprintf(cmd->pool,
+                            "LodgeRuntimes %s: '%s' is not an executable "
+                            "file", kind, path);
+    }
+    *slot = path;
     return NULL;
 }
 
@@ -177,7 +202,10 @@ void *lodge_merge_server_conf(apr_pool_t *p, void *basev, void *overv)
     lodge_server_conf *m = apr_palloc(p, sizeof(*m));
 
     m->socket = over->socket ? over->socket : base->socket;
-    m->runtimes = over->runtimes ? over->runtimes : base->runtimes;
+    m->runtime_python = over->runtime_python ? over->runtime_python
+                                             : base->runtime_python;
+    m->runtime_node = over->runtime_node ? over->runtime_node
+                                         : base->runtime_node;
     m->daemon_command = over->daemon_command ? over->daemon_command
                                              : base->daemon_command;
     LODGE_MERGE(daemon);

@@ -7,8 +7,8 @@
  * lodged), lodge_frame.c (the protocol) and lodge_daemon.c (Apache running
  * lodged). lodge_compat.h hides what differs between Apache 1.3 and 2.4.
  *
- * Log numbers: LG00001..LG00086 are taken (LG00014 and LG00086 retired); the next free
- * one is LG00087.
+ * Log numbers: LG00001..LG00087 are taken (LG00014 and LG00086 retired); the next free
+ * one is LG00088.
  */
 #include "lodge_compat.h"
 #include "lodge_config.h"
@@ -61,8 +61,9 @@ static const command_rec lodge_cmds[] = {
     LODGE_RAW_ARGS("LodgeDaemonCommand", lodge_set_daemon_command, RSRC_CONF,
                    "the program that runs lodged, then its arguments "
                    "(--socket LodgeSocket is added)"),
-    LODGE_TAKE1("LodgeRuntimes", lodge_set_runtimes, RSRC_CONF,
-                "the directory holding the Lodge worker runtimes"),
+    LODGE_TAKE2("LodgeRuntimes", lodge_set_runtimes, RSRC_CONF,
+                "python or node, then the interpreter that runs that kind's "
+                "apps (the host's choice: lodged gets it as --python/--node)"),
     LODGE_CMD_END
 };
 

@@ -16,13 +16,16 @@ import { StatusWeb } from './status/web';
 import { DashboardWeb } from './status/dashboard-web';
 import { LODGED_OPTIONS, UsageError, lodgedArgs, readArgs } from './cli/args';
 
-const HELP = `usage: lodged [--config FILE] [--socket PATH]
+const HELP = `usage: lodged [--config FILE] [--socket PATH] [--python PATH] [--node PATH]
 
 The Lodge process manager: takes requests from mod_lodge on a unix socket and runs
 each app in its own worker processes, as the app's owner.
 
   --config FILE   lodged's JSON settings (every key has a default)
   --socket PATH   listen here instead of the settings' "socket"
+  --python PATH   the interpreter of WSGI apps, instead of the settings' "python"
+  --node PATH     the node of Node.js apps, instead of the settings' "node"
+                  (mod_lodge gives both from the host's LodgeRuntimes)
 `;
 
 export async function lodgedMain(argv: string[]): Promise<number> {
@@ -38,7 +41,7 @@ export async function lodgedMain(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const { config: configFile, socket: socketOverride } = args;
+  const { config: configFile, socket: socketOverride, python, node } = args;
   let settings;
   try {
     settings = loadConfig(configFile);
@@ -50,6 +53,8 @@ export async function lodgedMain(argv: string[]): Promise<number> {
     throw err;
   }
   if (socketOverride) settings.socket = socketOverride;
+  if (python) settings.python = python;
+  if (node) settings.node = node;
   openLog(settings.log);
   const wd = initWatchdogs();
   const asRoot = process.getuid!() === 0;

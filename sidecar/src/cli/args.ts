@@ -38,6 +38,8 @@ export const LODGED_OPTIONS: OptionKinds = {
   help: { type: 'boolean', short: 'h' },
   config: { type: 'string' },
   socket: { type: 'string' },
+  python: { type: 'string' },
+  node: { type: 'string' },
 };
 
 export const lodgedArgs = z
@@ -45,6 +47,8 @@ export const lodgedArgs = z
     help: z.boolean().default(false),
     config: path.optional(),
     socket: z.string().startsWith('/', { error: 'an absolute path' }).optional(),
+    python: z.string().startsWith('/', { error: 'an absolute path' }).optional(),
+    node: z.string().startsWith('/', { error: 'an absolute path' }).optional(),
   })
   .strict();
 
