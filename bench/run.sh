@@ -18,9 +18,11 @@ usage: bash bench/run.sh [-d SECONDS] [-w SECONDS] [-r ROUNDS] [-s "SYSTEMS"] [-
   -w SECONDS   warm-up before each (default 3, not counted)
   -r ROUNDS    rounds (default 1); even rounds run the systems in reverse order
   -s SYSTEMS   subset of "modwsgi uwsgi passenger lodge" (ratios need modwsgi), or of the
-               node systems "proxynode passengernode lodgenode" (ratios need proxynode)
-  -a APPS      subset of "hello flask stream upload" (the WSGI systems') and "node-hello"
-               (the node systems'); default: all the chosen systems serve
+               node systems "proxynode passengernode lodgenode" (ratios need proxynode), or
+               of the ASGI systems "uvicorn lodgeasgi" (ratios need uvicorn)
+  -a APPS      subset of "hello flask stream upload" (the WSGI systems'), "node-hello"
+               (the node systems') and "asgi-hello" (the ASGI systems'); default: all
+               the chosen systems serve
   -n APPS      idle apps for the status model's cost, measured after the rounds
                when "lodge" is among the systems (default 1000; 0 skips it)
   -c TRIES     cold starts of an idle Flask app, measured after the rounds when
@@ -36,7 +38,7 @@ SYSTEMS="modwsgi uwsgi passenger lodge"
 # mod_lodge in Apache 1.3 (prefork; built when APXS13 names a 1.3 apxs), compared with
 # mod_wsgi on 2.4 in the same run.
 [ -n "${APXS13:-}" ] && SYSTEMS+=" lodge-1.3"
-ALL_APPS="hello flask stream upload node-hello"
+ALL_APPS="hello flask stream upload node-hello asgi-hello"
 APPS=
 while getopts 'd:w:r:s:a:n:c:h' opt; do
   case $opt in
@@ -58,7 +60,7 @@ done
 ((COLD_TRIES <= 200)) || { echo "bench: -c takes at most 200 tries" >&2; exit 2; }
 ((DURATION > 0 && ROUNDS > 0)) || { echo "bench: -d and -r must be at least 1" >&2; exit 2; }
 for s in $SYSTEMS; do
-  [ -f "$BENCH/systems/${s//[^a-z0-9]/}.sh" ] || { echo "bench: no system '$s' (known: modwsgi uwsgi passenger lodge lodge-direct lodge-1.3 proxynode passengernode lodgenode)" >&2; exit 2; }
+  [ -f "$BENCH/systems/${s//[^a-z0-9]/}.sh" ] || { echo "bench: no system '$s' (known: modwsgi uwsgi passenger lodge lodge-direct lodge-1.3 proxynode passengernode lodgenode uvicorn lodgeasgi)" >&2; exit 2; }
   source "$BENCH/systems/${s//[^a-z0-9]/}.sh"
 done
 fn() { echo "${1//[^a-z0-9]/}_$2"; }   # fn lodge-1.3 start -> lodge13_start
@@ -137,7 +139,7 @@ COLUMNS_TSV="round position system app status rps requests p50_ms p90_ms p99_ms 
 tr ' ' '\t' <<<"$COLUMNS_TSV" >"$OUT/results.tsv"
 point() { local IFS=$'\t'; echo "$*" >>"$OUT/results.tsv"; }
 
-declare -A PATHS=([hello]=/hello [flask]=/flask/ [stream]=/stream [upload]=/upload [node-hello]=/hello)
+declare -A PATHS=([hello]=/hello [flask]=/flask/ [stream]=/stream [upload]=/upload [node-hello]=/hello [asgi-hello]=/hello)
 HOST=bench.localhost   # the lodge tenant's name; the other systems ignore it
 
 # reason_from RUN SYSTEM: the telling lines of the system's logs, for the report:

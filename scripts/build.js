@@ -20,7 +20,7 @@ const say = (msg) => { if (!quiet) console.log(msg); };
 // the HTTP/2 test's throw-away certificate.
 const APT_PACKAGES = ['apache2', 'apache2-dev', 'python3', 'python3-flask', 'curl', 'procps', 'clang', 'libclang-rt-14-dev', 'chromium', 'prometheus', 'libapache2-mod-wsgi-py3', 'openssl'];
 // What `npm run bench` adds: the load generator and the peers Lodge is measured against.
-const BENCH_PACKAGES = ['wrk', 'libapache2-mod-passenger', 'passenger', 'uwsgi', 'uwsgi-plugin-python3', 'libapache2-mod-proxy-uwsgi'];
+const BENCH_PACKAGES = ['wrk', 'libapache2-mod-passenger', 'passenger', 'uwsgi', 'uwsgi-plugin-python3', 'libapache2-mod-proxy-uwsgi', 'python3-uvicorn', 'nghttp2-client'];
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', ...opts, stdio: 'pipe' });

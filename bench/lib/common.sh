@@ -140,12 +140,37 @@ apache_stop() {
 wait_socket() {
   local i
   for ((i = 0; i < 400; i++)); do
-    [ -S "$2" ] && return 0
+    # Listening, not only there: a server binds (the file appears) before it listens.
+    [ -S "$2" ] && "$PY" -c 'import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' "$2" 2>/dev/null && return 0
     kill -0 "$(cat "$1")" 2>/dev/null || return 1
     sleep 0.05
   done
   echo "bench: no socket $2 in 20 s" >>"$3"
   return 1
+}
+
+# backend_as_www RUN NAME COMMAND...: COMMAND as www-data (so the socket it makes is
+# Apache's children's to connect to), in a session of its own (a Ctrl-C reaches run.sh,
+# whose trap stops it), its output in RUN/NAME.out, its pid in RUN/NAME.pid.
+backend_as_www() {
+  local run=$1 name=$2
+  shift 2
+  setsid setpriv --reuid=www-data --regid=www-data --clear-groups "$@" >"$run/$name.out" 2>&1 </dev/null &
+  echo $! >"$run/$name.pid"
+}
+
+# proxy_http_start RUN PORT APPS SOCKET: Apache's mod_proxy_http in front of the
+# backend on the unix SOCKET, reusing its connections (keep-alive, Apache's default);
+# ttl=4 closes an idle one before the backend's own 5 s keep-alive timeout does (else a
+# request could go out on a connection the backend is closing).
+proxy_http_start() {
+  apache_app_conf "$1" "$2" "$3" <<CONF
+LoadModule proxy_module $MODDIR/mod_proxy.so
+LoadModule proxy_http_module $MODDIR/mod_proxy_http.so
+ProxyRequests Off
+ProxyPass / "unix:$4|http://localhost/" ttl=4
+CONF
+  apache_start "$1"
 }
 
 # stop_backend PIDFILE NAME: SIGTERM to the backend of PIDFILE (a backend started

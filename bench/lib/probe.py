@@ -24,6 +24,7 @@ EXPECTED = {
     "upload": ("POST", "/upload", b"u" * MIB, "text/plain", b"%d\n" % MIB),
     # apps/node/server.js: hello's bytes, from Node
     "node-hello": ("GET", "/hello", None, "text/plain", b"Hello, world!\n"),
+    "asgi-hello": ("GET", "/hello", None, "text/plain", b"Hello, world!\n"),
 }
 
 

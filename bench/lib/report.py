@@ -3,7 +3,7 @@
   report.py OUT_DIR
 
 Ratios: per round, system req/s / the app's reference's req/s in that same round
-(modwsgi; proxynode for node-hello); then the geometric mean over the rounds where
+(modwsgi; proxynode for node-hello, uvicorn for asgi-hello); then the geometric mean over the rounds where
 both answered. Latency and memory are means over rounds.
 """
 import csv
@@ -15,7 +15,7 @@ from status_report import status_cost_lines
 
 REF = "modwsgi"
 # The apps only other systems serve, and the column their ratios are to.
-REF_OF = {"node-hello": "proxynode"}
+REF_OF = {"node-hello": "proxynode", "asgi-hello": "uvicorn"}
 
 
 def ref_of(app):

@@ -19,22 +19,9 @@ proxynode_start() {
   local run=$1 port=$2 apps=$3
   local own="$run/node" sock="$run/node/node.sock"
   mkdir -p "$own" && chown www-data:www-data "$own"
-  # Own session, as uWSGI's: a Ctrl-C reaches run.sh, whose trap stops it.
-  setsid setpriv --reuid=www-data --regid=www-data --clear-groups \
-    "$NODE_BIN" "$BENCH/lib/node-cluster.js" "$apps/node/server.js" "$sock" "$NODE_WORKERS" \
-    >"$run/node.out" 2>&1 </dev/null &
-  echo $! >"$run/node.pid"
+  backend_as_www "$run" node "$NODE_BIN" "$BENCH/lib/node-cluster.js" "$apps/node/server.js" "$sock" "$NODE_WORKERS"
   wait_socket "$run/node.pid" "$sock" "$run/node.out" || return 1
-  # mod_proxy_http keeps its backend connections open between requests by default;
-  # ttl=4 closes an idle one before node's own 5 s keep-alive timeout does (else a
-  # request could go out on a connection node is closing).
-  apache_app_conf "$run" "$port" "$apps" <<CONF
-LoadModule proxy_module $MODDIR/mod_proxy.so
-LoadModule proxy_http_module $MODDIR/mod_proxy_http.so
-ProxyRequests Off
-ProxyPass / "unix:$sock|http://localhost/" ttl=4
-CONF
-  apache_start "$run"
+  proxy_http_start "$run" "$port" "$apps" "$sock"
 }
 
 proxynode_roots() { cat "$1/httpd.pid" "$1/node.pid" 2>/dev/null; }
