@@ -89,3 +89,36 @@ test('a pass over the most files lodged watches leaves the event loop free', asy
   assert.equal(w.size, WATCHED_FILES_MAX + 2);
   assert.ok(ticks > 0, 'the loop ran during the pass');
 });
+
+test('a reported file written after its worker began to load counts as changed, once: the code that change started is not suspected again', async () => {
+  const r = path.join(tmp, 'raced');
+  fs.mkdirSync(r);
+  fs.writeFileSync(path.join(r, 'app.py'), '');
+  const old = path.join(r, 'old.py');
+  const late = path.join(r, 'late.py');
+  const later = path.join(r, 'later.py');
+  fs.writeFileSync(old, '');
+  bump(old, Date.now() / 1000 - 60); // untouched for a minute before the worker started
+  const w = new CodeWatch(r, 'app.py');
+  await w.settled();
+  const startedAt = Date.now() - 1000;
+  fs.writeFileSync(late, ''); // written while the worker loaded: which version it read is unknown
+  w.adopt(w.snapshot(), [old, late], startedAt);
+  await w.settled();
+  const look = looker(w);
+  assert.equal(await look(), late, 'the edit that raced the load is a change');
+  assert.equal(await look(), late, 'and stays one until new code is adopted');
+  // The reload it starts: its worker began before `later` was written too, yet this code
+  // is not suspected again (an app that writes a module at each start reloads once).
+  fs.writeFileSync(later, '');
+  w.adopt(w.snapshot(), [old, late, later], Date.now() - 1000);
+  await w.settled();
+  assert.equal(await look(), undefined, 'no change: the baselines are what was there');
+  // The next code started for an ordinary edit is watched the careful way again.
+  bump(old, Date.now() / 1000);
+  assert.equal(await look(), old);
+  fs.writeFileSync(path.join(r, 'newest.py'), '');
+  w.adopt(w.snapshot(), [old, late, later, path.join(r, 'newest.py')], Date.now() - 1000);
+  await w.settled();
+  assert.equal(await look(), path.join(r, 'newest.py'));
+});

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Site, eventually, startSite } from './helpers/site';
 import { processesOf } from './helpers/users';
+import { withLoop } from './helpers/load';
 import { checkConfig } from '../sidecar/src/config/load';
 import { FrameType, encodeFrame, encodePairs } from '../sidecar/src/protocol/frames';
 import { Registry } from '../sidecar/src/pool/registry';
@@ -28,46 +29,29 @@ before(async () => {
 });
 after(async () => site?.stop());
 
-/** Requests one after another until stop() is called; every reply is kept. */
-function clientLoop(tenant: string) {
-  const replies: Array<{ start: number; status: number; text: string }> = [];
-  let running = true;
-  const done = (async () => {
-    while (running) {
-      const start = Date.now();
-      try {
-        const r = await site.get(tenant, '/');
-        replies.push({ start, status: r.status, text: r.text });
-      } catch (err) {
-        replies.push({ start, status: 0, text: String(err) });
-      }
-    }
-  })();
-  return { replies, stop: async () => { running = false; await done; } };
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('twenty edits of app.py under load: no request fails, and the new code is live within a second', async () => {
-  const loop = clientLoop('rl');
-  await eventually(() => loop.replies.length > 5, 'the loop is running');
   const edits: number[] = [];
-  for (let i = 1; i <= 20; i++) {
-    fs.writeFileSync(path.join(dir, 'app.py'), app(`v${i}`));
-    edits.push(Date.now());
-    await sleep(1300);
-  }
-  await loop.stop();
-  const failed = loop.replies.filter((r) => r.status !== 200);
+  const replies = await withLoop(site, 'rl', async (loop) => {
+    await eventually(() => loop.replies.length > 5, 'the loop is running');
+    for (let i = 1; i <= 20; i++) {
+      fs.writeFileSync(path.join(dir, 'app.py'), app(`v${i}`));
+      edits.push(Date.now());
+      await sleep(1300);
+    }
+    return loop.replies;
+  }, 1);
+  const failed = replies.filter((r) => r.status !== 200);
   assert.deepEqual(failed, [], 'no failed request during twenty reloads');
   const late: string[] = [];
-  for (const r of loop.replies) {
+  for (const r of replies) {
     const v = Number(/^v(\d+)/.exec(r.text)![1]);
     const due = edits.filter((t) => t + 1000 < r.start).length; // edits saved over 1 s before it started
     if (v < due) late.push(`started ${r.start - edits[due - 1]} ms after edit ${due}, ran v${v}`);
   }
   assert.deepEqual(late.slice(0, 5), [], `every request that started over 1 s after an edit ran the edited code (${late.length} did not)`);
-  assert.match(loop.replies.at(-1)!.text, /^v20 /);
+  assert.match(replies.at(-1)!.text, /^v20 /);
 });
 
 test('an edit of a module the app imports is picked up too', async () => {
@@ -76,16 +60,17 @@ test('an edit of a module the app imports is picked up too', async () => {
 });
 
 test('a broken edit leaves the old code serving, logs the error, and the fix goes live', async () => {
-  const loop = clientLoop('rl');
-  await eventually(() => loop.replies.length > 3, 'the loop is running');
-  fs.writeFileSync(path.join(dir, 'app.py'), 'def application(environ, start_response:\n    pass\n');
-  await eventually(() => /SyntaxError/.test(site.tenantLog('rl')), 'the syntax error is in the tenant log');
-  assert.match(site.tenantLog('rl'), /app\.py", line 1/);
-  await sleep(1500);
-  fs.writeFileSync(path.join(dir, 'app.py'), app('fixed'));
-  await eventually(() => /^fixed /.test(loop.replies.at(-1)?.text ?? ''), 'the fix is live', 15_000);
-  await loop.stop();
-  assert.deepEqual(loop.replies.filter((r) => r.status !== 200), [], 'the broken edit cost no request');
+  const replies = await withLoop(site, 'rl', async (loop) => {
+    await eventually(() => loop.replies.length > 3, 'the loop is running');
+    fs.writeFileSync(path.join(dir, 'app.py'), 'def application(environ, start_response:\n    pass\n');
+    await eventually(() => /SyntaxError/.test(site.tenantLog('rl')), 'the syntax error is in the tenant log');
+    assert.match(site.tenantLog('rl'), /app\.py", line 1/);
+    await sleep(1500);
+    fs.writeFileSync(path.join(dir, 'app.py'), app('fixed'));
+    await eventually(() => /^fixed /.test(loop.replies.at(-1)?.text ?? ''), 'the fix is live', 15_000);
+    return loop.replies;
+  }, 1);
+  assert.deepEqual(replies.filter((r) => r.status !== 200), [], 'the broken edit cost no request');
 });
 
 test('touching tmp/restart.txt starts fresh workers; a LodgeEnv change reaches the next requests', async () => {

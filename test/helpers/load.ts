@@ -32,18 +32,30 @@ export interface ClientKind {
 }
 
 /**
- * Clients that each send one request after another until stopped, and keep every
- * outcome. The load of the tests that take lodged or Apache away under traffic.
+ * How long a load loop runs at most, and how many requests a client sends at most,
+ * whether or not it is stopped: a test that failed before its stop() (an assertion
+ * thrown) must not leave requests going out for the rest of the run, which kept the
+ * test file from ever ending.
+ */
+export const LOOP_MAX_MS = 120_000;
+export const LOOP_MAX_REQUESTS = 100_000;
+
+/**
+ * Clients that each send one request after another until stopped (or LOOP_MAX_MS),
+ * and keep every outcome. The load of the tests that take lodged or Apache away under
+ * traffic.
  */
 export function clientLoop(site: Site, tenant: string, kinds: ClientKind[]) {
   const outcomes: Outcome[] = [];
   let running = true;
+  const until = Date.now() + LOOP_MAX_MS;
   const client = async (kind: ClientKind) => {
     const agent = kind.keepAlive ? new http.Agent({ keepAlive: true, maxSockets: 1 }) : undefined;
     let n = 0;
-    while (running) {
+    while (running && n < LOOP_MAX_REQUESTS && Date.now() < until) {
       const start = Date.now();
-      const body = kind.body !== undefined ? `${kind.body}-${n++}` : undefined;
+      const body = kind.body !== undefined ? `${kind.body}-${n}` : undefined;
+      n++;
       const want = typeof kind.expect === 'function' ? kind.expect(body ?? '') : kind.expect;
       let status: number | string;
       try {
@@ -67,6 +79,47 @@ export function clientLoop(site: Site, tenant: string, kinds: ClientKind[]) {
       return outcomes;
     },
   };
+}
+
+/** One reply of a replyLoop: when its request started, its status (0: no answer) and body. */
+export interface Reply {
+  start: number;
+  status: number;
+  text: string;
+}
+
+/**
+ * `clients` requests to `/` of the tenant at a time, one after another, until stop()
+ * (or LOOP_MAX_MS); every reply kept, in the order they came. Run a test's body with
+ * withLoop, which stops it whatever the body does.
+ */
+export function replyLoop(site: Site, tenant: string, clients = 2) {
+  const replies: Reply[] = [];
+  let running = true;
+  const until = Date.now() + LOOP_MAX_MS;
+  const one = async () => {
+    for (let n = 0; running && n < LOOP_MAX_REQUESTS && Date.now() < until; n++) {
+      const start = Date.now();
+      try {
+        const r = await site.get(tenant, '/');
+        replies.push({ start, status: r.status, text: r.text });
+      } catch (err) {
+        replies.push({ start, status: 0, text: String(err) });
+      }
+    }
+  };
+  const done = Promise.all(Array.from({ length: clients }, one));
+  return { replies, stop: async (): Promise<Reply[]> => { running = false; await done; return replies; } };
+}
+
+/** body(loop) with a replyLoop running, stopped when the body ends or throws. */
+export async function withLoop<T>(site: Site, tenant: string, body: (loop: ReturnType<typeof replyLoop>) => Promise<T>, clients = 2): Promise<T> {
+  const loop = replyLoop(site, tenant, clients);
+  try {
+    return await body(loop);
+  } finally {
+    await loop.stop();
+  }
 }
 
 /** "12x 200, 3x 503": what a list of outcomes came to. */

@@ -22,6 +22,16 @@ const BATCH = 32;
 const ABSENT = 0;
 /** A file not looked at yet. */
 const UNSEEN = -1;
+/**
+ * A reported file whose first look found it written after its worker began to load:
+ * which version the worker read is unknown, so it counts as changed (one reload).
+ */
+const LOADED_UNKNOWN = -2;
+/**
+ * How far before the worker's start a write still counts as possibly after it: the
+ * kernel stamps files from a coarse clock that may lag Date.now() by a tick.
+ */
+const CLOCK_SLACK_MS = 20;
 
 /**
  * Notices that an app's code changed, cheaply: no tree scan and no inotify watch
@@ -50,6 +60,10 @@ export class CodeWatch {
   private nextCheck = 0;
   private passing = false;
   private again = false;
+  /** When the worker whose reported files are UNSEEN began to load (adopt's loadedSince). */
+  private loadedSince?: number;
+  /** The last change told came from LOADED_UNKNOWN: the code it started is not suspected again. */
+  private toldUnknown = false;
   private readonly root: string;
   /** The entry file and restart.txt: watched even while absent (a first restart.txt is a change). */
   private readonly fixed: Set<string>;
@@ -71,11 +85,18 @@ export class CodeWatch {
   /**
    * The running code is now the one of this snapshot, plus the files a worker
    * reported (confined and cut to WATCHED_FILES_MAX by confineReported): they are
-   * looked at at once, and their first look is what they were when loaded.
+   * looked at at once, and their first look is what they were when loaded, unless it
+   * finds one written after `loadedSince` (when that worker started): an edit that
+   * raced the load (a tenant's upload of several files, a test's) then counts as a
+   * change, so it goes live rather than becoming the baseline unseen. Not for the code
+   * such a change started: an app that writes a module of its own at every start
+   * reloads once, not for ever.
    */
-  adopt(snap: Map<string, number>, reported: string[]): void {
+  adopt(snap: Map<string, number>, reported: string[], loadedSince?: number): void {
     this.seen = new Map(snap);
     this.found = undefined;
+    this.loadedSince = this.toldUnknown ? undefined : loadedSince;
+    this.toldUnknown = false;
     for (const f of reported) {
       if (this.seen.size >= WATCHED_FILES_MAX + this.fixed.size) break;
       if (!this.seen.has(f) && under(this.root, f)) this.seen.set(f, UNSEEN);
@@ -96,6 +117,7 @@ export class CodeWatch {
     }
     const found = this.found;
     this.found = undefined;
+    if (found !== undefined) this.toldUnknown = this.seen.get(found) === LOADED_UNKNOWN;
     return found;
   }
 
@@ -155,6 +177,7 @@ export class CodeWatch {
     if (this.seen !== seen || seen.get(f) !== UNSEEN) return;
     // A reported module that is not there, or not the app's: not watched at all.
     if (m === ABSENT && !this.fixed.has(f)) seen.delete(f);
+    else if (this.loadedSince !== undefined && !this.fixed.has(f) && m >= this.loadedSince - CLOCK_SLACK_MS) seen.set(f, LOADED_UNKNOWN);
     else seen.set(f, m);
   }
 }

@@ -406,8 +406,8 @@ export class Pool implements ShareMember {
         this.backoff.succeeded();
         this.stats.ready();
         log.info(`${this.name}: worker ${w.pid} ready (uid ${this.identity.uid}, generation ${gen})`);
-        if (this.candidate?.worker === w) this.promote(files);
-        else if (snap) this.watch.adopt(snap, files);
+        if (this.candidate?.worker === w) this.promote(files, w.startedAt);
+        else if (snap) this.watch.adopt(snap, files, w.startedAt);
         if (this.onSocket.has(w) && w.acceptsOnSocket) this.routedReady.add(w);
         this.free(w);
       },
@@ -446,11 +446,11 @@ export class Pool implements ShareMember {
   }
 
   // The candidate loaded: it becomes the code every new request runs.
-  private promote(files: string[]): void {
+  private promote(files: string[], loadedSince: number): void {
     const { snap } = this.candidate!;
     this.candidate = undefined;
     this.failedSnap = undefined;
-    this.watch.adopt(snap, files);
+    this.watch.adopt(snap, files, loadedSince);
     this.liveGen = this.gen;
     this.reloads++;
     this.stats.reloaded(this.gen);

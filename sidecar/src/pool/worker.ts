@@ -59,6 +59,8 @@ function noteExit(pid: number, err: LodgeError): void {
 const START_TIMEOUT_MS = 60_000;
 /** Bytes of a starting worker's stderr kept: its last line says why python could not start. */
 const EARLY_STDERR_MAX = 4096;
+/** How long an exit while starting waits for the rest of stderr (the reason it could not start). */
+const STDERR_DRAIN_MS = 250;
 
 /**
  * What a worker may send before it is ready: READY or FAIL, each capped (a worker
@@ -189,7 +191,23 @@ export class Worker implements WorkerHandle {
       this.failMessage = `cannot start ${SPAWN_HELPER}: ${err.message}`;
       if (this.pid < 0) this.guard.exited();
     });
-    this.child.on('exit', (code, signal) => this.onExit(code, signal));
+    let stderrDone = false;
+    this.child.stderr!.once('close', () => (stderrDone = true));
+    this.child.on('exit', (code, signal) => {
+      if (stderrDone || this.state !== 'starting') return this.onExit(code, signal);
+      // Why it could not start (python's own words, lodge-spawn's failed exec) may still
+      // be in the pipe when the exit is told: read it first, for a moment at most (a
+      // process it started may hold the pipe).
+      let told = false;
+      const go = () => {
+        if (told) return;
+        told = true;
+        clearTimeout(timer);
+        this.onExit(code, signal);
+      };
+      const timer = setTimeout(go, STDERR_DRAIN_MS);
+      this.child.stderr!.once('close', go);
+    });
     this.arm(START_TIMEOUT_MS, () => {
       this.failMessage = `${spec.entry} did not finish loading within ${START_TIMEOUT_MS / 1000} s`;
       this.tellTenant(`the app did not finish loading within ${START_TIMEOUT_MS / 1000} s; stopped`);
