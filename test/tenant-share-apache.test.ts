@@ -6,6 +6,7 @@ import { ApacheVersion } from '../sidecar/src/sandbox/sandbox';
 import { Reply } from './helpers/http';
 import { Site, eventually, forEachApache, startSite } from './helpers/site';
 import { processesOf } from './helpers/users';
+import { LOOP_MAX_MS } from './helpers/load';
 
 // One tenant with three app folders and requests that wait, against a host whose share
 // for one tenant is 8 requests and 3 workers, behind an Apache (2.4, 1.3) with only 10 workers:
@@ -84,12 +85,13 @@ forEachApache((apache) => {
   const release = (token: string) => fs.writeFileSync(path.join(greedyDir(), `release-${token}`), '');
   const greedyLogs = () => APPS.map((a) => site.tenantLog('greedy', a)).join('');
 
-  /** A neighbour's steady client: one request after another until stopped. */
+  /** A neighbour's steady client: one request after another until stopped, or LOOP_MAX_MS (a test that failed never stops it). */
   function steadyNeighbour() {
     const replies: Array<{ status: number; ms: number }> = [];
     let running = true;
+    const until = Date.now() + LOOP_MAX_MS;
     const done = (async () => {
-      while (running) {
+      while (running && Date.now() < until) {
         const t0 = process.hrtime.bigint();
         const r = await site.get('calm', '/', { timeoutMs: 20_000 }).catch((err: Error) => ({ status: 0, text: err.message }) as Reply);
         replies.push({ status: r.status, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
