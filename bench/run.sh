@@ -20,7 +20,8 @@ usage: bash bench/run.sh [-d SECONDS] [-w SECONDS] [-r ROUNDS] [-s "SYSTEMS"] [-
   -s SYSTEMS   subset of "modwsgi uwsgi passenger lodge" (ratios need modwsgi), or of the
                node systems "proxynode passengernode lodgenode" (ratios need proxynode), or
                of the ASGI systems "uvicorn lodgeasgi" (ratios need uvicorn)
-  -a APPS      subset of "hello flask stream upload" (the WSGI systems'), "node-hello"
+  -a APPS      subset of "hello flask stream upload hello-h2" (the WSGI systems'; hello-h2
+               is hello over HTTP/2 in the clear, mod_http2 in each 2.4 Apache), "node-hello"
                (the node systems') and "asgi-hello" (the ASGI systems'); default: all
                the chosen systems serve
   -n APPS      idle apps for the status model's cost, measured after the rounds
@@ -38,7 +39,7 @@ SYSTEMS="modwsgi uwsgi passenger lodge"
 # mod_lodge in Apache 1.3 (prefork; built when APXS13 names a 1.3 apxs), compared with
 # mod_wsgi on 2.4 in the same run.
 [ -n "${APXS13:-}" ] && SYSTEMS+=" lodge-1.3"
-ALL_APPS="hello flask stream upload node-hello asgi-hello"
+ALL_APPS="hello flask stream upload hello-h2 node-hello asgi-hello"
 APPS=
 while getopts 'd:w:r:s:a:n:c:h' opt; do
   case $opt in
@@ -65,7 +66,7 @@ for s in $SYSTEMS; do
 done
 fn() { echo "${1//[^a-z0-9]/}_$2"; }   # fn lodge-1.3 start -> lodge13_start
 # serves SYSTEM: the apps the system serves (a system without NAME_apps serves the WSGI apps).
-serves() { if declare -F "$(fn "$1" apps)" >/dev/null; then "$(fn "$1" apps)"; else echo hello flask stream upload; fi; }
+serves() { if declare -F "$(fn "$1" apps)" >/dev/null; then "$(fn "$1" apps)"; else echo hello flask stream upload hello-h2; fi; }
 # apps_of SYSTEM: those of APPS it serves, in APPS's order.
 apps_of() { local a mine; mine=" $(serves "$1") "; for a in $APPS; do [[ $mine == *" $a "* ]] && echo "$a"; done; }
 for a in $APPS; do
@@ -139,7 +140,7 @@ COLUMNS_TSV="round position system app status rps requests p50_ms p90_ms p99_ms 
 tr ' ' '\t' <<<"$COLUMNS_TSV" >"$OUT/results.tsv"
 point() { local IFS=$'\t'; echo "$*" >>"$OUT/results.tsv"; }
 
-declare -A PATHS=([hello]=/hello [flask]=/flask/ [stream]=/stream [upload]=/upload [node-hello]=/hello [asgi-hello]=/hello)
+declare -A PATHS=([hello]=/hello [flask]=/flask/ [stream]=/stream [upload]=/upload [hello-h2]=/hello [node-hello]=/hello [asgi-hello]=/hello)
 HOST=bench.localhost   # the lodge tenant's name; the other systems ignore it
 
 # reason_from RUN SYSTEM: the telling lines of the system's logs, for the report:
@@ -176,21 +177,33 @@ fail_all() {
   for a in $(apps_of "$3"); do point "$1" "$2" "$3" "$a" failed "" "" "" "" "" "" "" "" "" "" "" "" "${4//$'\t'/ }"; done
 }
 
+# load_run APP URL SECONDS OUT: one run of the app's load, its BENCH line in OUT:
+# wrk (2 threads, 16 connections, wrk.lua), or for hello-h2 h2load over h2c by prior
+# knowledge (2 threads, 4 connections, 4 streams at a time on each: 16 in flight, as
+# wrk's 16 connections; more would pass a tenant's share of Apache's workers).
+load_run() {
+  local app=$1 url=$2 secs=$3 out=$4 post=0
+  [ "$app" = upload ] && post=1048576
+  if [ "$app" = hello-h2 ]; then
+    timeout --foreground $((secs + 30)) h2load -t2 -c4 -m4 -D "$secs" -H ":authority: $HOST" "$url" >"$out.h2load" 2>&1
+    "$PY" "$BENCH/lib/h2load_result.py" <"$out.h2load" >"$out"
+    cat "$out.h2load" >>"$out" && rm -f "$out.h2load"
+  else
+    BENCH_POST_BYTES=$post timeout --foreground $((secs + 30)) wrk -t2 -c16 -d"${secs}s" --latency -H "Host: $HOST" \
+      -s "$BENCH/lib/wrk.lua" "$url" >"$out" 2>&1
+  fi
+}
+
 # measure ROUND POS SYSTEM RUN PORT APP
 measure() {
   local round=$1 pos=$2 s=$3 run=$4 port=$5 app=$6
-  local url="http://127.0.0.1:$port${PATHS[$app]}" post=0 raw="$OUT/raw/$s-r$round-$app.txt"
-  [ "$app" = upload ] && post=1048576
-  if ((WARMUP > 0)); then
-    BENCH_POST_BYTES=$post timeout --foreground $((WARMUP + 30)) wrk -t2 -c16 -d"${WARMUP}s" -H "Host: $HOST" \
-      -s "$BENCH/lib/wrk.lua" "$url" >/dev/null 2>&1
-  fi
+  local url="http://127.0.0.1:$port${PATHS[$app]}" raw="$OUT/raw/$s-r$round-$app.txt"
+  ((WARMUP > 0)) && load_run "$app" "$url" "$WARMUP" "$WORK/warmup.txt"
   local roots cpu_before cpu_after
   roots=$("$(fn "$s" roots)" "$run")
   # shellcheck disable=SC2086
   cpu_before=$("$PY" "$BENCH/lib/proccpu.py" sample $roots)
-  BENCH_POST_BYTES=$post timeout --foreground $((DURATION + 30)) wrk -t2 -c16 -d"${DURATION}s" --latency -H "Host: $HOST" \
-    -s "$BENCH/lib/wrk.lua" "$url" >"$raw" 2>&1
+  load_run "$app" "$url" "$DURATION" "$raw"
   # shellcheck disable=SC2086
   cpu_after=$("$PY" "$BENCH/lib/proccpu.py" sample $roots)
   local mem load line
@@ -206,7 +219,7 @@ measure() {
   local -A r
   local kv
   for kv in ${line#BENCH }; do r[${kv%%=*}]=${kv#*=}; done
-  ms() { awk -v us="$1" 'BEGIN {printf "%.3f", us / 1000}'; }
+  ms() { [ -n "$1" ] && awk -v us="$1" 'BEGIN {printf "%.3f", us / 1000}'; }
   local procs rss pss
   read -r procs rss pss <<<"$mem"
   # CPU microseconds per request by process kind: round system app kind us
@@ -214,9 +227,11 @@ measure() {
   for kv2 in $("$PY" "$BENCH/lib/proccpu.py" per-request "$cpu_before" "$cpu_after" "${r[requests]}"); do
     printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$s" "$app" "${kv2%%=*}" "${kv2#*=}" >>"$OUT/cpu.tsv"
   done
-  point "$round" "$pos" "$s" "$app" ok "${r[rps]}" "${r[requests]}" "$(ms "${r[p50_us]}")" "$(ms "${r[p90_us]}")" \
-    "$(ms "${r[p99_us]}")" "$(ms "${r[max_us]}")" "${r[sock_errors]}" "${r[non2xx]}" "$procs" "$rss" "$pss" "$load" ""
-  say "$s $app: $(printf '%.0f' "${r[rps]}") req/s, p50 $(ms "${r[p50_us]}") ms, p99 $(ms "${r[p99_us]}") ms, errors ${r[sock_errors]}/${r[non2xx]}, $procs procs, PSS $((pss / 1024)) MiB"
+  local note=
+  [ -n "${r[mean_us]:-}" ] && note="h2load: no percentiles; mean $(ms "${r[mean_us]}") ms"
+  point "$round" "$pos" "$s" "$app" ok "${r[rps]}" "${r[requests]}" "$(ms "${r[p50_us]:-}")" "$(ms "${r[p90_us]:-}")" \
+    "$(ms "${r[p99_us]:-}")" "$(ms "${r[max_us]:-}")" "${r[sock_errors]}" "${r[non2xx]}" "$procs" "$rss" "$pss" "$load" "$note"
+  say "$s $app: $(printf '%.0f' "${r[rps]}") req/s, p50 $(ms "${r[p50_us]:-}") ms, p99 $(ms "${r[p99_us]:-}") ms${note:+ ($note)}, errors ${r[sock_errors]}/${r[non2xx]}, $procs procs, PSS $((pss / 1024)) MiB"
 }
 
 # ---- the run

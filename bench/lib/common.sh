@@ -67,6 +67,9 @@ Group www-data
 
 LoadModule mpm_event_module $MODDIR/mod_mpm_event.so
 LoadModule authz_core_module $MODDIR/mod_authz_core.so
+# HTTP/2 in the clear beside HTTP/1.1, for the hello-h2 point (h2load, prior knowledge)
+LoadModule http2_module $MODDIR/mod_http2.so
+Protocols h2c http/1.1
 
 # Debian's mods-available/mpm_event.conf
 StartServers            2

@@ -23,6 +23,7 @@ EXPECTED = {
     "stream": ("GET", "/stream", None, "application/octet-stream", b"x" * MIB),
     "upload": ("POST", "/upload", b"u" * MIB, "text/plain", b"%d\n" % MIB),
     # apps/node/server.js: hello's bytes, from Node
+    "hello-h2": ("GET", "/hello", None, "text/plain", b"Hello, world!\n"),   # hello; measured over h2c
     "node-hello": ("GET", "/hello", None, "text/plain", b"Hello, world!\n"),
     "asgi-hello": ("GET", "/hello", None, "text/plain", b"Hello, world!\n"),
 }

@@ -65,7 +65,7 @@ lodge_sandbox() {
     config="$run/lodged-settings.json"
     printf '%s\n' "$LODGE_SETTINGS" >"$config"
   fi
-  TMPDIR="$run" setsid node "$LODGE_CLI" sandbox --root "$run/root" --port "$port" --keep --no-access-log ${LODGE_APACHE:+--apache "$LODGE_APACHE"} ${config:+--config "$config"} \
+  TMPDIR="$run" setsid node "$LODGE_CLI" sandbox --root "$run/root" --port "$port" --keep --no-access-log ${LODGE_APACHE:+--apache "$LODGE_APACHE"} ${LODGE_APACHE:---h2c} ${config:+--config "$config"} \
     >"$run/sandbox.out" 2>&1 </dev/null &
   local pid=$! i
   echo "$pid" >"$run/sandbox.pid"
@@ -101,6 +101,7 @@ MaxRequestWorkers 150
 KeepAlive On
 MaxKeepAliveRequests 0
 User www-data
+Protocols h2c http/1.1
 LINES
   if grep -Eq '^\s*CustomLog' "$conf"; then
     echo "lodge: the sandbox's Apache writes an access log (CustomLog); the other systems write none, so the lodge column pays for one log line per request" >>"$1/notes"

@@ -3,13 +3,13 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { H2C_DIRECTIVES, MODDIR } from '../../sidecar/src/sandbox/apache-conf';
 
 // HTTP/2 in front of Lodge: Apache 2.4's mod_http2, over TLS (h2) or in the clear with
 // prior knowledge (h2c), and Node's http2 client.
 
 export type H2Mode = 'h2' | 'h2c';
 
-const MODDIR = '/usr/lib/apache2/modules';
 
 /** A throw-away self-signed certificate for `name` in dir: { cert, key } paths. */
 export function makeCertificate(dir: string, name: string): { cert: string; key: string } {
@@ -29,8 +29,8 @@ export function makeCertificate(dir: string, name: string): { cert: string; key:
  * virtual hosts inherit), or `Protocols h2c http/1.1` in the clear.
  */
 export function http2Directives(mode: H2Mode, tls?: { cert: string; key: string }): string[] {
-  const h2 = [`LoadModule http2_module ${MODDIR}/mod_http2.so`];
-  if (mode === 'h2c') return [...h2, 'Protocols h2c http/1.1'];
+  if (mode === 'h2c') return H2C_DIRECTIVES;
+  const h2 = [H2C_DIRECTIVES[0]];
   if (!tls) throw new Error('h2 needs a certificate');
   return [
     ...h2,

@@ -61,6 +61,7 @@ export const SANDBOX_OPTIONS: OptionKinds = {
   keep: { type: 'boolean' },
   demo: { type: 'boolean' },
   'no-access-log': { type: 'boolean' },
+  h2c: { type: 'boolean' },
 };
 
 const port = z
@@ -79,5 +80,6 @@ export const sandboxArgs = z
     keep: z.boolean().default(false),
     demo: z.boolean().default(false),
     'no-access-log': z.boolean().default(false),
+    h2c: z.boolean().default(false),
   })
   .strict();

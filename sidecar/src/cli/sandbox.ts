@@ -2,10 +2,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { findApache, startSandbox } from '../sandbox/sandbox';
+import { H2C_DIRECTIVES } from '../sandbox/apache-conf';
 import { SANDBOX_OPTIONS, UsageError, readArgs, sandboxArgs } from './args';
 import { findTenants, makeTenantUsers } from '../sandbox/tenants';
 
-const HELP = `usage: lodge sandbox --root DIR [--port N] [--apache 2.4|1.3] [--config FILE] [--keep] [--no-access-log]
+const HELP = `usage: lodge sandbox --root DIR [--port N] [--apache 2.4|1.3] [--config FILE] [--keep] [--no-access-log] [--h2c]
        lodge sandbox --demo [--apache 2.4|1.3]
 
 Runs a complete private host: a private Apache with mod_lodge and lodged, one
@@ -19,6 +20,8 @@ tenant per sub-folder of DIR at http://<folder>.localhost:N/, each folder's own
   --config FILE   lodged settings (JSON) to use
   --keep          keep the run directory (logs, generated config) after stopping
   --no-access-log Apache writes no access log (as the bench's other systems)
+  --h2c           Apache 2.4 speaks HTTP/2 in the clear too (mod_http2, Protocols h2c
+                  http/1.1), as the bench's h2 point has it
   --demo          serve a copy of the bundled examples (as root: each tenant as a
                   Unix user of its own, created now and removed at the end)
 `;
@@ -39,6 +42,11 @@ export async function sandboxMain(argv: string[]): Promise<number> {
   let root = args.root;
   const { port, keep, demo, apache, config: configFile } = args;
   const accessLog = !args['no-access-log'];
+  if (args.h2c && apache !== '2.4') {
+    process.stderr.write('lodge sandbox: --h2c is for Apache 2.4 (1.3 has no HTTP/2)\n');
+    return 2;
+  }
+  const hostDirectives = args.h2c ? H2C_DIRECTIVES : undefined;
   // Before anything is copied or any user created: say at once what is missing.
   try {
     findApache(apache);
@@ -66,7 +74,7 @@ export async function sandboxMain(argv: string[]): Promise<number> {
   const lodged = configFile ? JSON.parse(fs.readFileSync(configFile, 'utf8')) : undefined;
   let sb;
   try {
-    sb = await startSandbox({ root, port, lodged, keep, apache, accessLog });
+    sb = await startSandbox({ root, port, lodged, keep, apache, accessLog, hostDirectives });
   } catch (err) {
     cleanup();
     throw err;

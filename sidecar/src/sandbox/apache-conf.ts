@@ -25,7 +25,10 @@ function daemonLines(o: ApacheConfOptions): string[] {
   return ['LodgeDaemon on', `LodgeDaemonCommand ${o.daemonCommand.map((a) => `"${a}"`).join(' ')}`, ...host];
 }
 
-const MODDIR = '/usr/lib/apache2/modules';
+export const MODDIR = '/usr/lib/apache2/modules';
+
+/** mod_http2 beside HTTP/1.1 on 2.4, in the clear: h2c by prior knowledge or by Upgrade. */
+export const H2C_DIRECTIVES = [`LoadModule http2_module ${MODDIR}/mod_http2.so`, 'Protocols h2c http/1.1'];
 const MODULES = [
   'mpm_event', 'authz_core', 'authz_host', 'authz_user', 'authn_core', 'authn_file', 'auth_basic',
   'mime', 'dir', 'alias', 'env', 'headers', 'setenvif',
