@@ -12,8 +12,9 @@ function usage(fn: () => unknown, pattern: RegExp): void {
 
 test('lodge sandbox: options are typed, defaults filled', () => {
   assert.deepEqual(sandbox(['--root', 'x', '--port', '8081', '--apache', '1.3', '--keep']), {
-    help: false, root: 'x', port: 8081, apache: '1.3', keep: true, demo: false, 'no-access-log': false,
+    help: false, root: 'x', port: 8081, apache: '1.3', keep: true, demo: false, 'no-access-log': false, h2c: false,
   });
+  assert.equal(sandbox(['--h2c']).h2c, true);
   assert.equal(sandbox([]).port, 8080);
   assert.equal(sandbox(['--no-access-log'])['no-access-log'], true);
   assert.equal(sandbox(['-h']).help, true);
