@@ -16,4 +16,7 @@ use, so the app cannot shadow it):
     asgi_scope the ASGI HTTP scope from a request's REQ pairs
     asgi_serve the ASGI worker: the event loop, receive() and send() of a request
     asgi_lifespan the lifespan scope: startup before READY, shutdown on leaving
+    asgi_input the request's input read on demand, the loop waiting on the socket
+    asgi_websocket the websocket scope over mod_lodge's tunnel
+    ws_codec   WebSocket framing: the handshake key, the client's frames, the server's
 """

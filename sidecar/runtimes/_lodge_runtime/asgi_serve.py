@@ -11,8 +11,10 @@ import asyncio
 import signal
 
 from . import serve
+from .asgi_input import read_piece
 from .asgi_lifespan import Lifespan
 from .asgi_scope import http_scope
+from .asgi_websocket import is_tunnel, serve_websocket
 from .channel import Gone
 from .constants import ABORT
 from .frames import BODY_END_HDR, HDR
@@ -77,6 +79,8 @@ class AsgiWorker(serve.Worker):
         return not serve._term
 
     def handle(self, env):
+        if 'HTTP_UPGRADE' in env and is_tunnel(env):
+            return serve_websocket(self, env)
         ch = self.ch
         ex = Exchange(ch)
         call = Call(ch, ex, self.loop)
@@ -124,17 +128,10 @@ class Call:
             return DISCONNECT
 
     async def body(self, ch):
-        if not ch.left and not ch.done and ch.pos == ch.end:
-            await self.readable(ch)
-        # more() blocks, if at all, only for the rest of a frame already begun.
-        if not ch.more():
+        data = await read_piece(ch, self.loop)
+        if data is None:
             self.body_over = True
             return DISCONNECT if ch.aborted else LAST_PIECE
-        p = ch.pos
-        take = min(ch.left, ch.end - p)
-        data = ch.mv[p:p + take].tobytes()
-        ch.pos = p + take
-        ch.left -= take
         if not ch.left and ch.end - ch.pos >= 8 and HDR.unpack_from(ch.buf, ch.pos) == BODY_END_HDR:
             # The end is in already: say so with the last piece, as a server should.
             ch.pos += 8
@@ -143,15 +140,6 @@ class Call:
         if not more:
             self.body_over = True
         return {'type': 'http.request', 'body': data, 'more_body': more}
-
-    async def readable(self, ch):
-        fut = self.loop.create_future()
-        fd = ch.sock.fileno()
-        self.loop.add_reader(fd, lambda: fut.done() or fut.set_result(None))
-        try:
-            await fut
-        finally:
-            self.loop.remove_reader(fd)
 
     async def disconnect(self, ch):
         """Until the client leaves, or the response ends (ASGI: a receive() after the

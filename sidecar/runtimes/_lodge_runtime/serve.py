@@ -221,8 +221,12 @@ class Worker:
         if ch.aborted:
             ch.send(END_FRAME)
             return 0
+        return self.send_error(err)
+
+    def send_error(self, err):
+        """ERROR for err, (status, message); returns the status."""
         msg = err[1].encode('utf-8', 'replace')[:MESSAGE_TEXT_MAX]
-        ch.send(ERR.pack(ERROR, 4 + len(msg), err[0], 0) + msg)
+        self.ch.send(ERR.pack(ERROR, 4 + len(msg), err[0], 0) + msg)
         return err[0]
 
     def send_iter(self, ex, result):
