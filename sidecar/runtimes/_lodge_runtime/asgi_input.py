@@ -3,6 +3,13 @@ when the app asks (so a slow reader holds lodged and Apache back), the loop wait
 the socket meanwhile rather than blocking in it."""
 
 
+class ClientGone(OSError):
+    """send() after the client left (ASGI 2.4 asks for an OSError subclass)."""
+
+    # Named plain 'ClientGone' in the tenant's tracebacks, as ContractError is.
+    __module__ = '__main__'
+
+
 async def readable(ch, loop):
     fut = loop.create_future()
     fd = ch.sock.fileno()

@@ -11,7 +11,7 @@ import asyncio
 import signal
 
 from . import serve
-from .asgi_input import read_piece
+from .asgi_input import ClientGone, read_piece
 from .asgi_lifespan import Lifespan
 from .asgi_scope import http_scope
 from .asgi_websocket import is_tunnel, serve_websocket
@@ -23,12 +23,6 @@ from .response import ContractError, Exchange, head_payload
 DISCONNECT = {'type': 'http.disconnect'}
 LAST_PIECE = {'type': 'http.request', 'body': b'', 'more_body': False}
 _ABORT_HDR = (ABORT, 0)
-
-
-class ClientGone(OSError):
-    """send() after the client left (ASGI 2.4: an OSError subclass)."""
-
-    __module__ = '__main__'
 
 
 class AsgiWorker(serve.Worker):

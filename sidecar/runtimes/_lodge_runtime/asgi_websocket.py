@@ -7,7 +7,7 @@ ABORT. The runtime answers pings and the close handshake itself."""
 import asyncio
 
 from .asgi_scope import http_scope
-from .asgi_input import read_piece
+from .asgi_input import ClientGone, read_piece
 from .channel import Gone
 from .frames import END_FRAME
 from .response import ContractError, Exchange, head_payload
@@ -42,12 +42,6 @@ def websocket_scope(env, state):
     del scope['method']
     scope['subprotocols'] = [p.strip() for p in env.get('HTTP_SEC_WEBSOCKET_PROTOCOL', '').split(',') if p.strip()]
     return scope
-
-
-class ClientGone(OSError):
-    """websocket.send after the connection closed (ASGI 2.4: an OSError subclass)."""
-
-    __module__ = '__main__'
 
 
 class WsCall:
