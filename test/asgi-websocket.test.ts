@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { Site, eventually, forEachApache, startSite } from './helpers/site';
-import { wsConnect } from './helpers/ws-client';
+import { WsClient, wsConnect } from './helpers/ws-client';
 
 // A FastAPI WebSocket endpoint as tenant code, through Apache and mod_lodge's tunnel
 // (lodged lends the worker): Lodge's runtime answers the handshake when the app accepts,
@@ -13,7 +13,7 @@ import { wsConnect } from './helpers/ws-client';
 // on what a client may send). A real client (the `ws` package) and a raw one.
 
 const MAIN = `
-import os
+import asyncio, os
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import PlainTextResponse
 
@@ -49,12 +49,33 @@ async def chat(ws: WebSocket, room: str = ""):
         else:
             await ws.send_bytes(m["bytes"])
 
+@app.websocket("/push")
+async def push(ws: WebSocket):
+    # Sends only, never receives: it learns the client left from its next send.
+    await ws.accept()
+    n = 0
+    try:
+        while True:
+            await ws.send_text("tick %d" % n)
+            n += 1
+            await asyncio.sleep(0.05)
+    except OSError as e:
+        note("push-gone", "%s after %d ticks" % (type(e).__name__, n))
+
 @app.websocket("/deny")
 async def deny(ws: WebSocket):
     await ws.close()
 `;
 
 const connect = (site: Site, p: string, protocols: string[] = []) => wsConnect(site, 'wsa', p, protocols);
+
+/** The client's next pong, or a failure naming it (a safety net, not a timing). */
+function nextPong(c: WsClient, what: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    c.ws.once('pong', resolve);
+    setTimeout(() => reject(new Error(`${what} never came`)), 20_000).unref();
+  });
+}
 
 /** A raw handshake on a socket of its own; resolves with the socket after the 101's head. */
 function rawHandshake(site: Site, p: string): Promise<{ sock: net.Socket; head: string; rest: Buffer }> {
@@ -115,7 +136,7 @@ forEachApache((apache) => {
     const back = await c.next('the binary echo');
     assert.equal(back.binary, true);
     assert.ok(back.data.equals(big), 'the 1 MiB message came back whole');
-    const pong = new Promise<Buffer>((resolve) => c.ws.once('pong', resolve));
+    const pong = nextPong(c, 'the pong');
     c.ws.ping(Buffer.from('are you there'));
     assert.equal((await pong).toString(), 'are you there');
     c.ws.close(1000, 'client done');
@@ -135,6 +156,23 @@ forEachApache((apache) => {
     again.ws.close();
     await again.closed;
     assert.equal((await site.get('wsa', '/')).status, 200);
+  });
+
+  test('an app that only sends: a ping is answered meanwhile, and the client\'s close reaches it at its next send; the worker serves on', async () => {
+    const plain = await site.get('wsa', '/');
+    fs.rmSync(path.join(dir, 'push-gone'), { force: true });
+    const c = await connect(site, '/push');
+    assert.equal((await c.next('the first tick')).data.toString(), 'tick 0');
+    const pong = nextPong(c, 'the pong while the app only sends');
+    c.ws.ping(Buffer.from('still there?'));
+    assert.equal((await pong).toString(), 'still there?', 'answered by the runtime: the app never calls receive()');
+    await c.next('a later tick');
+    c.ws.close(1000);
+    assert.equal((await c.closed).code, 1000);
+    await eventually(() => fs.existsSync(path.join(dir, 'push-gone')), 'the app learned the client left');
+    assert.match(fs.readFileSync(path.join(dir, 'push-gone'), 'utf8'), /^ClientGone after \d+ ticks$/);
+    assert.doesNotMatch(site.tenantLog('wsa'), /ClientGone/, 'no traceback for it');
+    assert.equal((await site.get('wsa', '/')).text, plain.text, 'the same worker, not killed');
   });
 
   test('a close before accept is a 403; an unknown path is refused; the worker serves on', async () => {

@@ -5,6 +5,7 @@ and DATA frames the server's frames. The input ends with BODY_END (the client le
 ABORT. The runtime answers pings and the close handshake itself."""
 
 import asyncio
+import collections
 
 from .asgi_scope import http_scope
 from .asgi_input import ClientGone, read_piece
@@ -18,6 +19,9 @@ MESSAGE_MAX = 16 * 1024 * 1024
 # Seconds the client has to answer our close frame before the tunnel ends anyway (well
 # inside mod_lodge's TUNNEL_GRACE).
 CLOSE_WAIT_S = 1
+# Client messages held for an app that has not asked for them yet; past these the pump
+# stops reading the tunnel until the app takes one.
+INBOX_MAX = 4
 
 CONNECTING, OPEN, DENIED = 'connecting', 'open', 'denied'
 
@@ -45,7 +49,11 @@ def websocket_scope(env, state):
 
 
 class WsCall:
-    """receive and send of one WebSocket connection."""
+    """receive and send of one WebSocket connection. A pump task reads the client's
+    frames for as long as the connection is open, whether or not the app is in
+    receive(): pings are answered and the client's close is seen (so an app that only
+    sends learns of it at its next send); data messages wait in a short queue, and while
+    it is full the pump reads no further (the client is held back, not buffered)."""
 
     def __init__(self, ch, ex, loop, key, read):
         self.ch = ch
@@ -57,61 +65,65 @@ class WsCall:
         self.decoder = Decoder(MESSAGE_MAX)
         self.connected = False   # websocket.connect given
         self.close_sent = False
-        self.ended = None        # the websocket.disconnect once the connection is over
-        self.input_over = False
-        self.lock = asyncio.Lock()
+        self.ended = None        # the websocket.disconnect, once the client's side is over
+        self.inbox = collections.deque()
+        self.arrived = None      # a future receive() waits on for the pump
+        self.room = None         # a future the pump waits on while the inbox is full
+        self.dropping = False    # the app is done: messages still coming are dropped
+        self.pump = None
+
+    def start(self):
+        self.pump = self.loop.create_task(self.pump_frames())
 
     async def receive(self):
-        async with self.lock:
-            if not self.connected:
-                self.connected = True
-                return {'type': 'websocket.connect'}
-            if self.ended is None:
-                self.ended = await self.next_message()
-                if self.ended['type'] == 'websocket.receive':
-                    m, self.ended = self.ended, None
-                    return m
-            return self.ended
+        if not self.connected:
+            self.connected = True
+            return {'type': 'websocket.connect'}
+        while not self.inbox and self.ended is None:
+            if self.arrived is None:
+                self.arrived = self.loop.create_future()
+            await self.arrived
+        if self.inbox:
+            m = self.inbox.popleft()
+            self.room = _wake(self.room)
+            return m
+        return self.ended
 
-    async def next_message(self):
-        """The client's next data message, or the disconnect that ends the connection."""
+    async def pump_frames(self):
+        """The client's frames until its side ends (close, protocol error, input over)."""
         while True:
             try:
                 event = self.decoder.next()
             except WsError as e:
                 self.close(e.code, e.reason)
-                return self.gone(e.code, e.reason)
+                return self.end(e.code, e.reason)
             if event is None:
-                data = await self.more()
+                try:
+                    data = await self.read(self.ch)
+                except Gone:
+                    data = None
                 if data is None:
-                    return self.gone(1006, '')
+                    return self.end(1006, '')
                 self.decoder.feed(data)
                 continue
             kind = event[0]
-            if kind == 'text':
-                return {'type': 'websocket.receive', 'text': event[1]}
-            if kind == 'bytes':
-                return {'type': 'websocket.receive', 'bytes': event[1]}
             if kind == 'ping':
                 self.out(encode(OP_PONG, event[1]))
             elif kind == 'close':
                 # Echo the close (RFC 6455 5.5.1), unless ours went first.
                 self.close(event[1] if event[1] != 1005 else None, '')
-                return self.gone(event[1], event[2])
+                return self.end(event[1], event[2])
+            elif kind != 'pong' and not self.dropping:
+                while len(self.inbox) >= INBOX_MAX and not self.dropping:
+                    self.room = self.loop.create_future()
+                    await self.room
+                if not self.dropping:
+                    self.inbox.append({'type': 'websocket.receive', kind: event[1]})
+                    self.arrived = _wake(self.arrived)
 
-    async def more(self):
-        if self.input_over:
-            return None
-        try:
-            data = await self.read(self.ch)
-        except Gone:
-            data = None
-        if data is None:
-            self.input_over = True
-        return data
-
-    def gone(self, code, reason):
-        return {'type': 'websocket.disconnect', 'code': code, 'reason': reason}
+    def end(self, code, reason):
+        self.ended = {'type': 'websocket.disconnect', 'code': code, 'reason': reason}
+        self.arrived = _wake(self.arrived)
 
     def out(self, frame):
         ex = self.ex
@@ -128,7 +140,7 @@ class WsCall:
         if t == 'websocket.send':
             if self.state != OPEN:
                 raise ContractError('websocket.send before websocket.accept')
-            if self.close_sent or self.ended is not None or self.input_over:
+            if self.close_sent or self.ended is not None:
                 raise ClientGone('the WebSocket is closed')
             text, data = message.get('text'), message.get('bytes')
             if text is not None:
@@ -170,18 +182,26 @@ class WsCall:
         """After the app: the close handshake's end, bounded; the tunnel ends at our END."""
         if self.state == CONNECTING:
             self.deny()
-        if self.state != OPEN:
-            return
-        self.close(1000, '')
-        if self.ended is None and not self.input_over:
-            try:
-                await asyncio.wait_for(self.drain_to_close(), CLOSE_WAIT_S)
-            except asyncio.TimeoutError:
-                pass   # the client did not answer our close: the tunnel ends all the same
+        if self.state == OPEN:
+            self.close(1000, '')
+            self.dropping = True
+            self.room = _wake(self.room)
+            if self.ended is None:
+                # The client's answer to our close ends the pump.
+                await asyncio.wait((self.pump,), timeout=CLOSE_WAIT_S)
+        await self.stop()
 
-    async def drain_to_close(self):
-        while (await self.next_message())['type'] != 'websocket.disconnect':
-            pass
+    async def stop(self):
+        # The pump holds the channel's reader: gone before the worker reads it again.
+        self.pump.cancel()
+        await asyncio.gather(self.pump, return_exceptions=True)
+
+
+def _wake(fut):
+    """Resolves a waiter's future, if there is one; returns None for the slot."""
+    if fut is not None and not fut.done():
+        fut.set_result(None)
+    return None
 
 
 def serve_websocket(worker, env):
@@ -197,15 +217,19 @@ def serve_websocket(worker, env):
         return end_tunnel(ex)
     loop = worker.loop
     call = WsCall(ch, ex, loop, key, lambda c: read_piece(c, loop))
+    call.start()
     try:
         loop.run_until_complete(worker.app(websocket_scope(env, worker.state), call.receive, call.send))
     except KeyboardInterrupt:
         raise
+    except ClientGone:
+        pass   # an app that sent after the client left: its way of learning so
     except BaseException as e:
         err = worker.failed(env, e, ex)
         if err is not None and call.state == CONNECTING:
             # Before the 101 it is an ordinary failed request: the visitor's 500. No
             # drain first: the tunnel's input ends only after our ERROR.
+            loop.run_until_complete(call.stop())
             return worker.send_error(err)
         call.close(1011, 'internal error')
     loop.run_until_complete(call.finish())
