@@ -3,9 +3,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { statusSnapshot } from '../sidecar/src/status/schema';
 import { Site, eventually, forEachApache, startSite } from './helpers/site';
+import { statusJson } from './helpers/status-json';
 
 // A FastAPI app (Debian's python3-fastapi) as a tenant, `LodgeApp asgi main.py:app`:
 // Lodge's own runtime is the ASGI server (no uvicorn in the worker). Path parameters,
@@ -69,8 +68,6 @@ async def stream():
 async def boom():
     raise ValueError("tenant bug 4321")
 `;
-
-const CLI = path.join(__dirname, '..', 'sidecar', 'src', 'cli', 'main.js');
 
 forEachApache((apache) => {
   let site: Site;
@@ -160,10 +157,7 @@ forEachApache((apache) => {
     assert.equal((await site.get('fa', '/nowhere')).status, 404);
     const uid = site.users.fa.uid;
     const app = () => {
-      const r = spawnSync(process.execPath, [CLI, 'status', '--json', '--socket', site.sb.socket], { encoding: 'utf8', timeout: 30_000 });
-      assert.equal(r.status, 0, r.stderr);
-      const snap = statusSnapshot.parse(JSON.parse(r.stdout));
-      const t = snap.tenants.find((x) => x.uid === uid);
+      const t = statusJson(site).tenants.find((x) => x.uid === uid);
       assert.ok(t, 'the tenant is in the status');
       return t.apps[0];
     };

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Site, eventually, forEachApache, startSite } from './helpers/site';
 import { processesOf } from './helpers/users';
+import { statusJson } from './helpers/status-json';
 
 // The lifespan scope of an ASGI app: its startup runs in the worker before it takes a
 // request, and a startup that fails is the tenant's clear 502 with the traceback in
@@ -92,6 +93,9 @@ forEachApache((apache) => {
     assert.match(log, /Traceback/);
     assert.match(log, /main\.py", line 6, in connect/);
     await eventually(() => /main\.py line 6: ConnectionError: database 7731/.test(site.errorLog()), 'Apache\'s error log names the file, line and exception');
+    // The status (and so the tenant's dashboard) has it as a start-failed event of that app.
+    const root = path.join(site.root, 'failing');
+    await eventually(() => statusJson(site).events.some((e) => e.kind === 'start-failed' && e.app === root && /ConnectionError: database 7731/.test(e.message)), 'a start-failed event naming the exception');
   });
 
   test('a plain ASGI app that raises in lifespan.startup fails its start the same way', async () => {
