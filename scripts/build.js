@@ -17,8 +17,8 @@ const say = (msg) => { if (!quiet) console.log(msg); };
 // clang and libclang-rt-14-dev: the native fuzz targets (libFuzzer, ASan, UBSan runtimes);
 // chromium: the status page's browser tests; prometheus: promtool checks the metrics text;
 // libapache2-mod-wsgi-py3: the reference the environ parity test compares with; openssl:
-// the HTTP/2 test's throw-away certificate.
-const APT_PACKAGES = ['apache2', 'apache2-dev', 'python3', 'python3-flask', 'curl', 'procps', 'clang', 'libclang-rt-14-dev', 'chromium', 'prometheus', 'libapache2-mod-wsgi-py3', 'openssl'];
+// the HTTP/2 test's throw-away certificate; python3-fastapi, python3-starlette: the ASGI tenants.
+const APT_PACKAGES = ['apache2', 'apache2-dev', 'python3', 'python3-flask', 'python3-fastapi', 'python3-starlette', 'curl', 'procps', 'clang', 'libclang-rt-14-dev', 'chromium', 'prometheus', 'libapache2-mod-wsgi-py3', 'openssl'];
 // What `npm run bench` adds: the load generator and the peers Lodge is measured against.
 const BENCH_PACKAGES = ['wrk', 'libapache2-mod-passenger', 'passenger', 'uwsgi', 'uwsgi-plugin-python3', 'libapache2-mod-proxy-uwsgi', 'python3-uvicorn', 'nghttp2-client'];
 

@@ -1,8 +1,8 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
-import WebSocket from 'ws';
 import { Site, eventually, forEachApache, startSite } from './helpers/site';
+import { wsConnect } from './helpers/ws-client';
 import { tenantModules } from './helpers/node-modules';
 
 // A WebSocket server as tenant code (the `ws` package from the tenant's own node_modules):
@@ -25,51 +25,7 @@ wss.on('connection', (ws, req) => {
 server.listen(process.env.PORT || 8080);
 `;
 
-type Message = { data: Buffer; binary: boolean };
-
-/**
- * A WebSocket client through Apache to the tenant `ws`: every message is queued from the
- * first (the app greets at once, before a test could listen for it).
- */
-class Client {
-  readonly ws: WebSocket;
-  private readonly queue: Message[] = [];
-  private readonly waiting: Array<(m: Message) => void> = [];
-  readonly opened: Promise<void>;
-  readonly closed: Promise<{ code: number; reason: string }>;
-
-  constructor(site: Site, path: string) {
-    this.ws = new WebSocket(`ws://127.0.0.1:${site.sb.port}${path}`, { headers: { Host: `ws.localhost:${site.sb.port}` } });
-    this.ws.on('message', (data, binary) => {
-      const m = { data: data as Buffer, binary };
-      const w = this.waiting.shift();
-      if (w) w(m);
-      else this.queue.push(m);
-    });
-    this.opened = new Promise((resolve, reject) => {
-      this.ws.once('open', resolve);
-      this.ws.once('error', reject);
-      this.ws.once('unexpected-response', (_req, res) => reject(new Error(`the handshake got ${res.statusCode}, not 101`)));
-    });
-    this.closed = new Promise((resolve) => this.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-  }
-
-  /** The next message, or a failure naming it (a safety net, not a timing). */
-  next(what: string): Promise<Message> {
-    const m = this.queue.shift();
-    if (m) return Promise.resolve(m);
-    return new Promise((resolve, reject) => {
-      this.waiting.push(resolve);
-      setTimeout(() => reject(new Error(`${what} never came`)), 20_000).unref();
-    });
-  }
-}
-
-async function connect(site: Site, path: string): Promise<Client> {
-  const c = new Client(site, path);
-  await c.opened;
-  return c;
-}
+const connect = (site: Site, path: string) => wsConnect(site, 'ws', path);
 
 forEachApache((apache) => {
   let site: Site;

@@ -43,23 +43,29 @@ const char *lodge_set_app(cmd_parms *cmd, void *conf, const char *kind,
     lodge_dir_conf *d = conf;
     const char *err = app_context_error(cmd);
     const char *colon, *entry, *callable = "";
+    int python;
     size_t n;
     char *root;
 
     if (err != NULL) {
         return err;
     }
-    if (strcmp(kind, "wsgi") != 0 && strcmp(kind, "node") != 0) {
+    if (strcmp(kind, "wsgi") != 0 && strcmp(kind, "asgi") != 0
+        && strcmp(kind, "node") != 0) {
         return apr_psprintf(cmd->pool,
-                            "LodgeApp takes 'wsgi' or 'node', then the app "
-                            "file (e.g. LodgeApp wsgi app.py), got '%s'", kind);
+                            "LodgeApp takes 'wsgi', 'asgi' or 'node', then "
+                            "the app file (e.g. LodgeApp wsgi app.py), "
+                            "got '%s'", kind);
     }
+    /* Python apps name their callable after ':'; a Node app is its file. */
+    python = strcmp(kind, "node") != 0;
     if (file == NULL) {
         return apr_psprintf(cmd->pool,
                             "LodgeApp %s needs the app file after it "
                             "(e.g. LodgeApp %s %s)",
                             kind, kind,
-                            strcmp(kind, "wsgi") == 0 ? "app.py" : "server.js");
+                            strcmp(kind, "wsgi") == 0 ? "app.py"
+                            : python ? "main.py:app" : "server.js");
     }
 
     /* The last ':' splits off the callable, so the file name may hold one. */
@@ -67,7 +73,7 @@ const char *lodge_set_app(cmd_parms *cmd, void *conf, const char *kind,
     if (colon != NULL) {
         entry = apr_pstrmemdup(cmd->pool, file, (size_t)(colon - file));
         callable = colon + 1;
-        if (strcmp(kind, "wsgi") != 0) {
+        if (!python) {
             return apr_psprintf(cmd->pool,
                                 "LodgeApp %s takes the app file alone, "
                                 "without ':NAME', got '%s'", kind, file);

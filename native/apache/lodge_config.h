@@ -35,7 +35,7 @@ typedef struct {
 typedef struct {
     /* From one LodgeApp line; root is NULL when no LodgeApp applies. */
     const char *root;       /* the directory of that line, no trailing slash */
-    const char *kind;       /* "wsgi" or "node" */
+    const char *kind;       /* "wsgi", "asgi" or "node" */
     const char *entry;      /* the app file, relative to root */
     const char *callable;   /* "" when not given */
     const char *config;     /* the file the line is in (the .htaccess) */

@@ -22,7 +22,7 @@
 static const command_rec lodge_cmds[] = {
     /* Tenant: .htaccess (AllowOverride FileInfo) or <Directory>. */
     LODGE_TAKE12("LodgeApp", lodge_set_app, OR_FILEINFO,
-                 "'wsgi' or 'node', then the app file, relative to this "
+                 "'wsgi', 'asgi' or 'node', then the app file, relative to this "
                  "directory (e.g. LodgeApp wsgi app.py:application)"),
     LODGE_TAKE2("LodgeEnv", lodge_set_env, OR_FILEINFO,
                 "an environment variable for the app: NAME VALUE"),

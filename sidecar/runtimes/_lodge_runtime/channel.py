@@ -6,7 +6,7 @@ import socket
 
 from .constants import ABORT, BODY, BODY_END, FRAME_MAX, READ_AHEAD
 from .frames import BODY_END_HDR, HDR, IOV_BATCH
-from .process import _exit, protocol_error
+from .process import leave, protocol_error
 
 
 class Gone(OSError):
@@ -48,7 +48,7 @@ class Channel:
     def hang_up(self):
         """The peer closed: lodged's end ends the worker; mod_lodge's ends the request."""
         if not self.direct:
-            _exit(0)
+            leave()
         self.gone = self.done = self.aborted = True
 
     # -- input --

@@ -80,7 +80,7 @@ def source_only_imports(root):
     return SourceLoader
 
 
-def load_app(root, entry, name):
+def load_app(root, entry, name, kind='wsgi'):
     import importlib.util
     SourceLoader = source_only_imports(root)
     path = os.path.join(root, entry)
@@ -99,7 +99,8 @@ def load_app(root, entry, name):
     except BaseException:
         sys.modules.pop(modname, None)
         raise
-    names = [name] if name else ['application', 'app']
+    # WSGI's convention is `application`, ASGI's (FastAPI, Starlette) `app`.
+    names = [name] if name else ['app', 'application'] if kind == 'asgi' else ['application', 'app']
     for n in names:
         app = getattr(module, n, None)
         if app is not None:
@@ -107,10 +108,10 @@ def load_app(root, entry, name):
     else:
         if name:
             return None, '%s: no callable named %r' % (entry, name)
-        return None, ("%s: defines neither 'application' nor 'app' "
-                      "(name the callable: LodgeApp wsgi %s:NAME)" % (entry, entry))
+        return None, ("%s: defines neither %r nor %r "
+                      "(name the callable: LodgeApp %s %s:NAME)" % (entry, names[0], names[1], kind, entry))
     if not callable(app):
-        return None, '%s: %r is of type %s, not a WSGI callable' % (entry, n, type(app).__name__)
+        return None, '%s: %r is of type %s, not a %s callable' % (entry, n, type(app).__name__, kind.upper())
     return app, None
 
 

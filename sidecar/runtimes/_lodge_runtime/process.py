@@ -5,6 +5,7 @@ tenant happened before exec, in lodge-spawn."""
 import os
 import select
 import sys
+import threading
 import time
 
 from .constants import FAIL, MESSAGE_TEXT_MAX, WORKER_EXIT_FAIL, WORKER_EXIT_PROTOCOL
@@ -17,7 +18,15 @@ from .frames import frame
 # default LodgeTimeout, since no watchdog of lodged's can stop it any more.
 LEAVE_GRACE = 30
 
+# Seconds the hang-up watcher gives the main thread to run before_leave (an ASGI app's
+# lifespan shutdown, itself bounded to 5 s) after the same hang-up.
+HOOK_GRACE = 6
+
 _errlog = None   # the tenant's log, kept apart from sys.stderr, which the app may replace
+
+# What the app wants done when its worker leaves of its own accord (told to, idle): an
+# ASGI app's lifespan shutdown. Run once, in the main thread, which holds the app's loop.
+before_leave = None
 
 
 def _exit(code):
@@ -33,9 +42,30 @@ def _exit(code):
     os._exit(code)
 
 
+def leave():
+    """Exit 0, the way a worker leaves when told to: before_leave first, when there is one."""
+    global before_leave
+    hook = before_leave
+    if hook is not None:
+        if threading.current_thread() is not threading.main_thread():
+            # The hang-up watcher: the main thread sees the same hang-up and runs the hook.
+            time.sleep(HOOK_GRACE)
+        else:
+            before_leave = None
+            try:
+                hook()
+            except BaseException as e:
+                log('while leaving: %s: %s' % (type(e).__name__, e))
+    _exit(0)
+
+
+# Which runtime this is, in the log lines' tag: the entry sets it.
+kind = 'wsgi'
+
+
 def log(msg):
     stamp = time.strftime('%Y-%m-%d %H:%M:%S')
-    (_errlog or sys.stderr).write('[%s] [lodge wsgi %d] %s\n' % (stamp, os.getpid(), msg))
+    (_errlog or sys.stderr).write('[%s] [lodge %s %d] %s\n' % (stamp, kind, os.getpid(), msg))
 
 
 def protocol_error(msg):

@@ -12,7 +12,7 @@ from .channel import Channel, Gone
 from .constants import ABORT, ACCEPTED, BODY, BODY_END, ERROR, FRAME_CHUNK_MAX as CHUNK, MESSAGE_TEXT_MAX, REQ
 from .frames import END_FRAME, ERR, HDR, U16, U32
 from .loader import describe, print_exception
-from .process import _exit, log, protocol_error
+from .process import leave, log, protocol_error
 from .response import ContractError, Exchange
 
 # Here rather than in process.py: the loop reads _term once per request.
@@ -24,10 +24,14 @@ def on_term(signum=None, frame=None):
     global _term
     _term = True
     if _ch is not None and _ch.idle:
-        _exit(0)
+        leave()
 
 
 class Worker:
+    # An ASGI worker's event loop (asgi_serve.py): while idle the worker waits in it, so
+    # that the app's own tasks run between requests.
+    loop = None
+
     def __init__(self, ch, app, root, label, listener=None, board=None):
         self.ch = self.lodged = ch
         # Where the requests from the app's socket are counted (scoreboard.py): lodged
@@ -73,20 +77,26 @@ class Worker:
             # idle before the check: a SIGTERM between the two still ends the worker
             ch.idle = True
             if _term:
-                _exit(0)
+                leave()
             # lodged's word on the board comes before its hang-up of fd 3, which may
             # still be on its way while one more connection waits on the app's socket.
             if board is not None and board.told_to_leave():
-                _exit(0)
+                leave()
             if self.listener is not None and ch.pos == ch.end:
+                wait = -1
+                if self.loop is not None:
+                    self.idle(listen_fd)
+                    wait = 0   # the loop saw input; another worker may have taken it
                 lodged_has = False
-                for fd, _ in poller.poll():
+                for fd, _ in poller.poll(wait):
                     if fd == listen_fd:
                         self.accept()
                     else:
                         lodged_has = True
                 if not lodged_has:
                     continue
+            elif self.loop is not None and ch.pos == ch.end and not self.idle(None):
+                continue   # woken without input (SIGTERM): the checks above again
             t, n = ch.header()
             if t == REQ:
                 ch.idle = False
@@ -192,6 +202,12 @@ class Worker:
                 except BaseException as e:
                     err = err or self.failed(env, e, ex)
         inp.ch = None
+        return self.conclude(env, ex, err)
+
+    def conclude(self, env, ex, err):
+        """After the app: END (the client gone, or the response whole) or ERROR; returns
+        the status answered, 0 when none was."""
+        ch = self.ch
         if ch.aborted:
             ch.send(END_FRAME)
             return 0
@@ -205,8 +221,12 @@ class Worker:
         if ch.aborted:
             ch.send(END_FRAME)
             return 0
+        return self.send_error(err)
+
+    def send_error(self, err):
+        """ERROR for err, (status, message); returns the status."""
         msg = err[1].encode('utf-8', 'replace')[:MESSAGE_TEXT_MAX]
-        ch.send(ERR.pack(ERROR, 4 + len(msg), err[0], 0) + msg)
+        self.ch.send(ERR.pack(ERROR, 4 + len(msg), err[0], 0) + msg)
         return err[0]
 
     def send_iter(self, ex, result):

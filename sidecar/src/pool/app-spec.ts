@@ -8,7 +8,7 @@ import { hostEvent } from '../status/app-book';
 /** What an APP frame asks for, after the host's caps were applied. */
 export interface AppSpec {
   root: string;
-  kind: 'wsgi' | 'node';
+  kind: 'wsgi' | 'asgi' | 'node';
   entry: string;
   callable: string;
   limits: AppLimits;

@@ -11,6 +11,7 @@ import { Identity } from './ownership';
 // dist/sidecar/src/pool/worker-process.js -> <root>/sidecar/runtimes
 const RUNTIME_DIR = path.resolve(__dirname, '..', '..', '..', '..', 'sidecar', 'runtimes');
 export const WSGI_RUNTIME = path.join(RUNTIME_DIR, 'wsgi_worker.py');
+export const ASGI_RUNTIME = path.join(RUNTIME_DIR, 'asgi_worker.py');
 // dist/sidecar/src/pool/worker-process.js -> dist/sidecar/src/runtime-node/main.js (compiled with lodged)
 export const NODE_RUNTIME = path.resolve(__dirname, '..', 'runtime-node', 'main.js');
 // dist/sidecar/src/pool/worker-process.js -> <root>/build/Release/lodge-spawn
@@ -116,7 +117,8 @@ export function startWorkerProcess(
 
 /** The interpreter and runtime that host the app's kind, with lodged's arguments only. */
 export function runtimeCommand(spec: AppSpec, opts: SpawnOptions): string[] {
-  return spec.kind === 'node' ? [opts.node, NODE_RUNTIME] : [opts.python, '-I', WSGI_RUNTIME];
+  if (spec.kind === 'node') return [opts.node, NODE_RUNTIME];
+  return [opts.python, '-I', spec.kind === 'asgi' ? ASGI_RUNTIME : WSGI_RUNTIME];
 }
 
 /** What the runtime is to load, and the tenant's environment for the app. */

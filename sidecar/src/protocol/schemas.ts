@@ -49,7 +49,7 @@ export const appSchema = z
     root: pathPair('an absolute path').refine((p) => p.startsWith('/') && !p.split('/').includes('..'), {
       error: 'an absolute path without ..',
     }),
-    kind: z.enum(['wsgi', 'node'], { error: "'wsgi' or 'node'" }),
+    kind: z.enum(['wsgi', 'asgi', 'node'], { error: "'wsgi', 'asgi' or 'node'" }),
     entry: pathPair('a path inside the app directory').refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), {
       error: 'a path inside the app directory',
     }),

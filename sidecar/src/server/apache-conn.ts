@@ -378,10 +378,12 @@ export class ApacheConn implements Exchange {
   /**
    * A WebSocket handshake to an app, once its pool is known: a Node app answers it on its
    * worker's socket, lent (GRANT), where the tunnel then runs (PROTOCOL.md, "The tunnel");
-   * a WSGI app cannot tunnel.
+   * so does an ASGI app's (its runtime answers the handshake when the app accepts); a WSGI
+   * app cannot tunnel.
    */
   private tunnelRequest(): void {
-    if (this.pool?.spec.kind !== 'node') return this.noTunnel();
+    const kind = this.pool?.spec.kind;
+    if (kind !== 'node' && kind !== 'asgi') return this.noTunnel();
     this.borrows = true;
     this.mayBorrow = false;
   }

@@ -1,0 +1,204 @@
+"""An ASGI 3 app in the request loop of serve.py: one request at a time, as for WSGI,
+each run to its end on the worker's one event loop; between requests the worker waits
+in that loop, so the app's own tasks keep running.
+
+receive() takes the request body from the channel as the app asks for it (BODY frames
+are read on demand, so lodged and Apache are held back by a slow reader), then waits
+for the client to leave (ABORT, or a direct connection closing); send() puts each body
+piece out at once. The lifespan scope (asgi_lifespan.py) runs before READY."""
+
+import asyncio
+import signal
+
+from . import serve
+from .asgi_input import ClientGone, read_piece
+from .asgi_lifespan import Lifespan
+from .asgi_scope import http_scope
+from .asgi_websocket import is_tunnel, serve_websocket
+from .channel import Gone
+from .constants import ABORT
+from .frames import BODY_END_HDR, HDR
+from .response import ContractError, Exchange, head_payload
+
+DISCONNECT = {'type': 'http.disconnect'}
+LAST_PIECE = {'type': 'http.request', 'body': b'', 'more_body': False}
+_ABORT_HDR = (ABORT, 0)
+
+
+class AsgiWorker(serve.Worker):
+    _loop = None
+    _lifespan = None
+
+    @classmethod
+    def startup(cls, sock, app, root, entry):
+        """Before READY: the loop, made once for the worker's life, and the lifespan's
+        startup (its failure is a FAIL: the worker exits)."""
+        cls._loop = loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        cls._lifespan = Lifespan(app, loop).start(sock, root, entry)
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.loop = loop = self._loop
+        ls = self._lifespan
+        self.state = ls.state if ls is not None else None
+        self.waking = None
+        # SIGTERM through the loop: while the worker waits in it, the wait ends and the
+        # serve loop leaves (running the lifespan's shutdown), as serve.on_term would.
+        loop.add_signal_handler(signal.SIGTERM, self.on_term)
+
+    def on_term(self):
+        serve._term = True
+        self.wake()
+
+    def wake(self):
+        w = self.waking
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def idle(self, listen_fd):
+        """Waits in the loop for lodged's next frame or a connection on the app's socket;
+        False when it ended without one (SIGTERM)."""
+        loop = self.loop
+        self.waking = loop.create_future()
+        fds = (self.lodged.sock.fileno(),) if listen_fd is None else (self.lodged.sock.fileno(), listen_fd)
+        for fd in fds:
+            loop.add_reader(fd, self.wake)
+        try:
+            loop.run_until_complete(self.waking)
+        finally:
+            for fd in fds:
+                loop.remove_reader(fd)
+            self.waking = None
+        return not serve._term
+
+    def handle(self, env):
+        if 'HTTP_UPGRADE' in env and is_tunnel(env):
+            return serve_websocket(self, env)
+        ch = self.ch
+        ex = Exchange(ch)
+        call = Call(ch, ex, self.loop)
+        err = None
+        try:
+            self.loop.run_until_complete(self.app(http_scope(env, self.state), call.receive, call.send))
+            if ex.head is None and not ch.aborted:
+                err = self.broken(env, ContractError('the app returned without sending http.response.start'))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:
+            err = self.failed(env, e, ex)
+        call.ch = None
+        return self.conclude(env, ex, err)
+
+
+class Call:
+    """receive and send of one request."""
+
+    __slots__ = ('ch', 'ex', 'loop', 'lock', 'started', 'full', 'body_over', 'over', 'waiter')
+
+    def __init__(self, ch, ex, loop):
+        self.ch = ch
+        self.ex = ex
+        self.loop = loop
+        self.lock = None
+        self.started = self.full = self.body_over = self.over = False
+        self.waiter = None
+
+    async def receive(self):
+        ch = self.ch
+        if ch is None or self.over or ch.aborted:
+            return DISCONNECT
+        if self.lock is None:
+            self.lock = asyncio.Lock()
+        # Two tasks of the app may wait at once (a body reader, a disconnect watcher):
+        # one reads the channel at a time.
+        async with self.lock:
+            try:
+                if not self.body_over:
+                    return await self.body(ch)
+                await self.disconnect(ch)
+            except Gone:
+                pass   # the direct connection closed: the client is gone
+            return DISCONNECT
+
+    async def body(self, ch):
+        data = await read_piece(ch, self.loop)
+        if data is None:
+            self.body_over = True
+            return DISCONNECT if ch.aborted else LAST_PIECE
+        if not ch.left and ch.end - ch.pos >= 8 and HDR.unpack_from(ch.buf, ch.pos) == BODY_END_HDR:
+            # The end is in already: say so with the last piece, as a server should.
+            ch.pos += 8
+            ch.done = True
+        more = not ch.done
+        if not more:
+            self.body_over = True
+        return {'type': 'http.request', 'body': data, 'more_body': more}
+
+    async def disconnect(self, ch):
+        """Until the client leaves, or the response ends (ASGI: a receive() after the
+        response is a disconnect)."""
+        if ch.pos + 8 <= ch.end and HDR.unpack_from(ch.buf, ch.pos) == _ABORT_HDR:
+            ch.pos += 8
+            ch.done = ch.aborted = True
+            return
+        fut = self.waiter = self.loop.create_future()
+        fd = ch.sock.fileno()
+
+        def look():
+            if ch.poll_abort() and not fut.done():
+                fut.set_result(None)
+
+        self.loop.add_reader(fd, look)
+        try:
+            await fut
+        finally:
+            self.loop.remove_reader(fd)
+            self.waiter = None
+
+    async def send(self, message):
+        t = message.get('type')
+        ex = self.ex
+        if t == 'http.response.body':
+            if not self.started:
+                raise ContractError('http.response.body before http.response.start')
+            if self.over:
+                raise ContractError('http.response.body after the last one (more_body false)')
+            ch = self.ch
+            if ch is None or ch.poll_abort():
+                raise ClientGone('client disconnected')
+            body = message.get('body', b'')
+            if not isinstance(body, (bytes, bytearray, memoryview)):
+                raise ContractError('http.response.body: body is %s, not bytes' % type(body).__name__)
+            if body and not self.full:
+                # Past the app's Content-Length nothing more goes out (as for WSGI).
+                self.full = ex.emit(body)
+            if message.get('more_body', False):
+                # A piece of a stream: out now, HEAD first, not held for the next one.
+                ex.queue_head()
+                ex.flush()
+            else:
+                # The last piece: it goes out with END (serve.Worker.finish), in one write.
+                self.over = True
+                w = self.waiter
+                if w is not None and not w.done():
+                    w.set_result(None)
+        elif t == 'http.response.start':
+            if self.started:
+                raise ContractError('http.response.start sent twice')
+            status = message.get('status')
+            if type(status) is not int or not 100 <= status <= 599:
+                raise ContractError('http.response.start: status %.80r is not an int in 100-599' % (status,))
+            headers = []
+            for h in message.get('headers', ()):
+                try:
+                    name, value = h
+                except (TypeError, ValueError):
+                    raise ContractError('response header %.80r is not a (name, value) pair' % (h,)) from None
+                if not isinstance(name, bytes) or not isinstance(value, bytes):
+                    raise ContractError('response header %.80r: name and value must be bytes' % (h,))
+                headers.append((name.decode('latin-1'), value.decode('latin-1')))
+            ex.code, ex.head, ex.left = head_payload('%d ASGI' % status, headers)
+            self.started = True
+        else:
+            raise ContractError('unexpected ASGI message %.80r in an http scope' % (t,))
