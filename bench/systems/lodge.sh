@@ -65,7 +65,10 @@ lodge_sandbox() {
     config="$run/lodged-settings.json"
     printf '%s\n' "$LODGE_SETTINGS" >"$config"
   fi
-  TMPDIR="$run" setsid node "$LODGE_CLI" sandbox --root "$run/root" --port "$port" --keep --no-access-log ${LODGE_APACHE:+--apache "$LODGE_APACHE"} ${LODGE_APACHE:---h2c} ${config:+--config "$config"} \
+  # 2.4 speaks h2c beside HTTP/1.1, as the other systems' Apaches do; 1.3 has no HTTP/2.
+  local h2c=--h2c
+  [ -n "${LODGE_APACHE:-}" ] && h2c=
+  TMPDIR="$run" setsid node "$LODGE_CLI" sandbox --root "$run/root" --port "$port" --keep --no-access-log ${LODGE_APACHE:+--apache "$LODGE_APACHE"} $h2c ${config:+--config "$config"} \
     >"$run/sandbox.out" 2>&1 </dev/null &
   local pid=$! i
   echo "$pid" >"$run/sandbox.pid"
