@@ -51,6 +51,12 @@ export class Exchange {
   private clean = false;
   private finished = false;
   private status = 0;
+  /**
+   * Bytes of a Content-Length body still to come. The request is ended with its last
+   * byte, not at BODY_END: the app may answer as soon as it has the whole body, and an
+   * answer that comes while the request is still open costs the kept connection.
+   */
+  private bodyLeft?: number;
 
   constructor(
     private readonly head: RequestHead,
@@ -76,6 +82,7 @@ export class Exchange {
     // A request without a body is whole now: the app's answer may come before BODY_END
     // does, and the connection is still fit for the next request.
     else if (head.headers['Content-Length'] === undefined && head.headers['Transfer-Encoding'] === undefined) this.req.end();
+    else if (head.headers['Transfer-Encoding'] === undefined) this.bodyLeft = Number(head.headers['Content-Length']);
   }
 
   /** A BODY frame's bytes: the request body (or, in a tunnel, the client's bytes). */
@@ -87,6 +94,7 @@ export class Exchange {
     }
     if (this.req.writableEnded) return;
     if (!this.req.write(bytes)) this.holdInput(this.req);
+    if (this.bodyLeft !== undefined && (this.bodyLeft -= bytes.length) <= 0) this.req.end();
   }
 
   /** BODY_END: the request body is whole (in a tunnel: the client left). */
