@@ -179,6 +179,16 @@
  * app's own socket; START's `slot` names the worker's slot.
  */
 #define LODGE_BOARD_FD 5
+/*
+ * lodged and the worker: the worker's second lane; lane i (1 <= i < START's `lanes`) is fd
+ * LANE_FD_FIRST + i - 1, lane 0 being WORKER_FD.
+ */
+#define LODGE_LANE_FD_FIRST 6
+/*
+ * the worker, of START's `lanes`; lodged: the most lanes (requests in flight) one worker
+ * process has; a START asking more is a protocol error.
+ */
+#define LODGE_LANES_MAX 64
 /* the worker: it exits so on a protocol error. */
 #define LODGE_WORKER_EXIT_PROTOCOL 2
 /* the worker: it exits so when the app cannot be loaded (FAIL sent). */
