@@ -20,7 +20,7 @@ function used(): number {
 
 function fill(book: AppBook, n: number, requested: boolean): void {
   for (let i = 0; i < n; i++) {
-    const limits = { timeout: 30, cpu: 20, memory: 256 << 20, processes: 4, idle: 300, tasks: 256 };
+    const limits = { timeout: 30, cpu: 20, memory: 256 << 20, processes: 4, idle: 300, tasks: 256, concurrency: 1 };
     const rec = book.open({ root: `/home/tenant${String(i).padStart(4, '0')}/public_html`, entry: 'app.py', kind: 'wsgi', limits }, 10_000 + i);
     if (requested) {
       rec.ended(200, performance.now(), false);

@@ -9,7 +9,7 @@ import { answer } from '../sidecar/src/server/control';
 import { FrameType, encodeFrame, encodePairs } from '../sidecar/src/protocol/frames';
 import { UserNames } from '../sidecar/src/status/user-names';
 
-const LIMITS = { timeout: 2, cpu: 5, memory: 64 << 20, processes: 2, idle: 60, tasks: 64 };
+const LIMITS = { timeout: 2, cpu: 5, memory: 64 << 20, processes: 2, idle: 60, tasks: 64, concurrency: 1 };
 // Pids no process has (past the kernel's pid_max): the model finds no /proc entry.
 let nextPid = 5_000_000;
 

@@ -47,6 +47,7 @@ export function checkConfig(raw: unknown, source: string): Settings {
     cpu: (partial.cpu as number) ?? base.cpu,
     idle: (partial.idle as number) ?? base.idle,
     tasks: (partial.tasks as number) ?? base.tasks,
+    concurrency: (partial.concurrency as number) ?? base.concurrency,
   });
   const limits = toLimits(c.limits, BUILTIN_LIMITS);
   const defaults = toLimits(c.defaults, BUILTIN_DEFAULTS);

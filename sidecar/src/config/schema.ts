@@ -23,6 +23,11 @@ const appSettings = z
      * bomb's ceiling. Host-set only; mod_lodge sends no tenant value for it.
      */
     tasks: count.min(8).max(100_000),
+    /**
+     * Requests one worker process of a Node or ASGI app holds at once (its lanes,
+     * PROTOCOL.md); a WSGI worker always holds one.
+     */
+    concurrency: count.max(64),
   })
   .strict();
 
@@ -105,6 +110,7 @@ export interface AppLimits {
   cpu: number;
   idle: number;
   tasks: number;
+  concurrency: number;
 }
 
 export const BUILTIN_DEFAULTS: AppLimits = {
@@ -114,6 +120,7 @@ export const BUILTIN_DEFAULTS: AppLimits = {
   cpu: 0,
   idle: 300,
   tasks: 512,
+  concurrency: 10,
 };
 
 export const BUILTIN_LIMITS: AppLimits = {
@@ -124,6 +131,7 @@ export const BUILTIN_LIMITS: AppLimits = {
   idle: 3600,
   // 16 workers of 2 threads each leave room for several hundred child processes.
   tasks: 512,
+  concurrency: 64,
 };
 
 export type TenantSettingsInput = Partial<z.output<typeof tenantSettings>>;

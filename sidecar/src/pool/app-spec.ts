@@ -24,9 +24,9 @@ export interface AppSpec {
 }
 
 // `tasks` is the host's alone (mod_lodge sends none), but a forged APP frame is clamped too.
-const LIMIT_KEYS: Array<keyof AppLimits> = ['timeout', 'memory', 'processes', 'cpu', 'idle', 'tasks'];
+const LIMIT_KEYS: Array<keyof AppLimits> = ['timeout', 'memory', 'processes', 'cpu', 'idle', 'tasks', 'concurrency'];
 const DIRECTIVE: Record<keyof AppLimits, string> = {
-  timeout: 'LodgeTimeout', memory: 'LodgeMemory', processes: 'LodgeProcesses', cpu: 'LodgeCPU', idle: 'LodgeIdle', tasks: 'tasks',
+  timeout: 'LodgeTimeout', memory: 'LodgeMemory', processes: 'LodgeProcesses', cpu: 'LodgeCPU', idle: 'LodgeIdle', tasks: 'tasks', concurrency: 'LodgeConcurrency',
 };
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // Names a tenant may not set: they would change how the runtime itself behaves (the

@@ -28,6 +28,7 @@ const appLimits = {
   idle: amount,
   // mod_lodge sends no tenant value: the host's alone, but a forged one is clamped like the rest.
   tasks: amount,
+  concurrency: amount,
 };
 
 const hostLimits = z
