@@ -78,13 +78,13 @@ export async function lodgedMain(argv: string[]): Promise<number> {
     if (stopping) return;
     stopping = true;
     const deadline = Date.now() + settings.shutdownTimeout * 1000;
-    log.info(`${sig}: finishing ${registry.busyWorkers()} request(s) in flight, then stopping (at most ${settings.shutdownTimeout} s)`);
+    log.info(`${sig}: finishing ${registry.inFlight()} request(s) in flight, then stopping (at most ${settings.shutdownTimeout} s)`);
     server.close();
     web.close();
     control.close();
     registry.stopping = true;
     const poll = setInterval(() => {
-      const busy = registry.busyWorkers();
+      const busy = registry.inFlight();
       if (busy > 0 && Date.now() < deadline) return;
       clearInterval(poll);
       if (busy > 0) log.warn(`stopping with ${busy} request(s) still running`);

@@ -4,6 +4,7 @@ import { AppPairs, parseAppPairs } from '../protocol/schemas';
 import { tenantLog } from '../log';
 import type { ShareAsked } from './tenant-share';
 import { hostEvent } from '../status/app-book';
+import { LANES_MAX } from '../protocol/constants';
 
 /** What an APP frame asks for, after the host's caps were applied. */
 export interface AppSpec {
@@ -87,6 +88,15 @@ function shareOf(app: AppPairs): ShareAsked {
   if (app.limit.tenant_memory !== undefined) share.memory = app.limit.tenant_memory;
   if (app['apache.workers'] !== undefined) share.apacheWorkers = app['apache.workers'];
   return share;
+}
+
+/**
+ * The requests one worker of the app holds at once (its lanes, PROTOCOL.md): a WSGI
+ * worker's thread serves one; a Node or ASGI worker's event loop LodgeConcurrency.
+ */
+export function lanesOf(spec: Pick<AppSpec, 'kind' | 'limits'>): number {
+  if (spec.kind === 'wsgi') return 1;
+  return Math.max(1, Math.min(LANES_MAX, spec.limits.concurrency || 1));
 }
 
 /** A LodgeEnv name the runtime applies (valid, and not one of the reserved names). */

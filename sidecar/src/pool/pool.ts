@@ -5,7 +5,7 @@ import { AppStartError, LodgeError, QueueFullError, RefusedError, TenantShareErr
 import { log, tenantLog } from '../log';
 import { watchdogs } from '../watchdog';
 import { appendTenantLog } from '../watchdog/tenant-log';
-import { AppSpec } from './app-spec';
+import { AppSpec, lanesOf } from './app-spec';
 import { AppBoard } from './app-board';
 import { CodeWatch } from './code-watch';
 import { declarationKey } from './declared-app';
@@ -56,12 +56,13 @@ const ROUTE_TICK_MS = 100;
 const MEASURE_EVERY = 16;
 
 /**
- * The workers of one app (one app directory, one owner). One request per worker at
- * a time; up to `limits.processes` workers, started on demand; past that, a bounded
- * FIFO queue; past that, 503.
+ * The workers of one app (one app directory, one owner). Each worker holds up to
+ * `lanes` requests at once (one for WSGI, LodgeConcurrency for Node and ASGI); up to
+ * `limits.processes` workers, started on demand; past that, a bounded FIFO queue;
+ * past that, 503.
  *
- *   waiting requests ──▶ idle worker (LIFO: the warmest) ──▶ busy ──END──▶ idle
- *                   └──▶ spawn while starting < waiting and workers < max
+ *   waiting requests ──▶ worker with a free lane (fewest in hand; the warmest) ──▶ lane busy ──END──▶ free
+ *                   └──▶ spawn while starting × lanes < waiting and workers < max
  *
  * Workers belong to a generation of the code. When the app's files change, one
  * worker of the next generation (the candidate) starts while the old ones go on
@@ -70,8 +71,8 @@ const MEASURE_EVERY = 16;
  */
 export class Pool implements ShareMember {
   readonly workers = new Set<Worker>();
-  /** Workers serving a request this pool handed them (the tenant's share counts them). */
-  private readonly serving = new Set<Worker>();
+  /** Requests one worker holds at once (app-spec.ts lanesOf). */
+  private readonly lanes: number;
   /** Workers leaving so that another app of the tenant can start one: their place is not ours. */
   private readonly leavingForSibling = new Set<Worker>();
   private readonly idle: Worker[] = [];
@@ -114,6 +115,7 @@ export class Pool implements ShareMember {
     readonly identity: Identity,
     private readonly opts: PoolOptions,
   ) {
+    this.lanes = lanesOf(spec);
     this.watch = new CodeWatch(spec.root, spec.entry);
     opts.share.join(this);
     this.stats = appBook.open(spec, identity.uid);
@@ -131,7 +133,7 @@ export class Pool implements ShareMember {
     // mod_lodge sends a request here when the app's own socket's queue is full (and
     // on a route's first request): then no worker is idle, whatever lodged last saw.
     const onSocket = this.route ? Math.max(0, listenQueue(this.route.fd)) : 0;
-    const w = onSocket < this.opts.maxQueue ? this.idle.pop() : undefined;
+    const w = onSocket < this.opts.maxQueue ? this.takeIdle() : undefined;
     if (w) return this.serveOn(w, ex, frames);
     if (this.workers.size >= this.spec.limits.processes) this.stats.capReached++;
     const failed = this.backoff.failed;
@@ -156,8 +158,9 @@ export class Pool implements ShareMember {
    * by the web server's user `peerUid` alone. Workers started from now on accept on it.
    */
   ensureRoute(dir: string, peerUid: number, peerGid: number): void {
-    // The Node runtime takes no requests on an app socket (yet): its apps stay on lodged's path.
-    if (this.route || this.retired || this.spec.kind === 'node') return;
+    // The Node runtime takes no requests on an app socket (yet), nor a worker with
+    // several lanes: their apps stay on lodged's path.
+    if (this.route || this.retired || this.spec.kind === 'node' || this.lanes > 1) return;
     const name = createHash('sha256').update(declarationKey(this.spec)).digest('hex').slice(0, 32);
     const file = path.join(dir, `${name}.sock`);
     fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
@@ -305,15 +308,24 @@ export class Pool implements ShareMember {
     for (const w of this.workers) w.kill();
   }
 
-  busyWorkers(): number {
-    return this.workers.size - this.idle.length - this.starting;
+  /** Requests lodged handed this app's workers that are not over yet. */
+  inFlight(): number {
+    let n = 0;
+    for (const w of this.workers) n += w.inFlight;
+    return n;
   }
 
   /** Retires idle workers that have had nothing to do for the app's LodgeIdle. */
   reapIdle(now: number): void {
     if (this.idle.length === 0 || now - this.lastUsed < this.spec.limits.idle * 1000) return;
-    log.info(`${this.name}: idle for ${this.spec.limits.idle} s; stopping ${this.idle.length} worker(s)`);
-    for (const w of this.idle.splice(0)) w.retire();
+    // One that still holds a request (a WebSocket, say) stays on until it is done.
+    const quiet = this.idle.filter((w) => w.inFlight === 0);
+    if (quiet.length === 0) return;
+    log.info(`${this.name}: idle for ${this.spec.limits.idle} s; stopping ${quiet.length} worker(s)`);
+    for (const w of quiet) {
+      this.idle.splice(this.idle.indexOf(w), 1);
+      w.retire();
+    }
   }
 
   liveWorkers(): number {
@@ -326,8 +338,9 @@ export class Pool implements ShareMember {
     return { queue: this.queue.length + onSocket, starting: this.starting, reloading: this.candidate !== undefined, generationOf: (w) => this.gens.get(w) ?? 0 };
   }
 
+  // Requests the workers not yet started, or starting, will take.
   private spawnRoom(): number {
-    return Math.max(0, this.spec.limits.processes - this.workers.size) + this.starting;
+    return (Math.max(0, this.spec.limits.processes - this.workers.size) + this.starting) * this.lanes;
   }
 
   private maybeSpawn(): void {
@@ -335,7 +348,7 @@ export class Pool implements ShareMember {
     // starts only once it has shown that it loads.
     if (this.candidate) return;
     // Waiting here, or on the app's socket (as the board last showed it).
-    const wanted = () => this.starting < this.queue.length + this.socketWaiting && this.workers.size < this.spec.limits.processes;
+    const wanted = () => this.starting * this.lanes < this.queue.length + this.socketWaiting && this.workers.size < this.spec.limits.processes;
     if (wanted() && !this.stillOwned()) return;
     while (wanted()) {
       if (!this.opts.share.mayStart(this, this.opts.caps)) {
@@ -413,7 +426,6 @@ export class Pool implements ShareMember {
       },
       free: (w) => {
         this.served++;
-        this.serving.delete(w);
         this.free(w);
       },
       carried: (bytes) => {
@@ -473,13 +485,14 @@ export class Pool implements ShareMember {
       this.leaveForSibling(w);
       return;
     }
-    const next = this.queue.shift();
-    if (next) {
+    // A worker just ready with several lanes takes as many waiting requests.
+    while (w.freeLanes() > 0) {
+      const next = this.queue.shift();
+      if (!next) break;
       clearTimeout(next.timer);
       this.serveOn(w, next.ex, next.frames);
-    } else {
-      this.idle.push(w);
     }
+    if (w.freeLanes() > 0 && !this.idle.includes(w)) this.idle.push(w);
   }
 
   private startFailed(w: Worker, message: string): void {
@@ -518,7 +531,6 @@ export class Pool implements ShareMember {
     // still queued is closed before a worker said ACCEPTED: mod_lodge asks lodged too).
     if (this.workers.size === 0) this.closeRoute();
     this.gens.delete(w);
-    this.serving.delete(w);
     const i = this.idle.indexOf(w);
     if (i >= 0) this.idle.splice(i, 1);
     const forSibling = this.leavingForSibling.delete(w);
@@ -548,7 +560,7 @@ export class Pool implements ShareMember {
   }
 
   held(): number {
-    return this.serving.size + this.queue.length;
+    return this.inFlight() + this.queue.length;
   }
 
   processes(): number {
@@ -562,12 +574,15 @@ export class Pool implements ShareMember {
   wanting(): number {
     if (this.candidate || this.backoff.failed !== undefined) return 0;
     const room = this.spec.limits.processes - this.workers.size;
-    return Math.max(0, Math.min(this.queue.length + this.socketWaiting - this.starting, room));
+    const unserved = this.queue.length + this.socketWaiting - this.starting * this.lanes;
+    return Math.max(0, Math.min(Math.ceil(unserved / this.lanes), room));
   }
 
   giveUpIdle(): boolean {
-    const w = this.idle.shift(); // the coldest
-    if (!w) return false;
+    // The coldest that holds no request.
+    const i = this.idle.findIndex((w) => w.inFlight === 0);
+    if (i < 0) return false;
+    const [w] = this.idle.splice(i, 1);
     this.leaveForSibling(w);
     return true;
   }
@@ -588,8 +603,27 @@ export class Pool implements ShareMember {
   }
 
   private serveOn(w: Worker, ex: Exchange, frames: Buffer[]): void {
-    this.serving.add(w);
     w.serve(ex, frames);
+  }
+
+  /**
+   * An idle worker for a request: of those with a free lane, the one holding the fewest
+   * requests (a worker with several lanes runs them on one core: spreading them uses
+   * the others), the warmest (the last to go idle) among equals. It stays on the idle
+   * list while it has a lane free.
+   */
+  private takeIdle(): Worker | undefined {
+    let best = -1;
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      // None free: leaving, or a request it was told to stop has not answered yet.
+      if (this.idle[i].freeLanes() === 0) continue;
+      if (best < 0 || this.idle[i].inFlight < this.idle[best].inFlight) best = i;
+      if (this.idle[best].inFlight === 0) break;
+    }
+    if (best < 0) return undefined;
+    const w = this.idle[best];
+    if (w.freeLanes() <= 1) this.idle.splice(best, 1);
+    return w;
   }
 
   // 503 at once: waiting in the queue would hold one more of Apache's workers.

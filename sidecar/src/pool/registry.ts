@@ -136,10 +136,10 @@ export class Registry {
     return { ...share, apacheWorkers: this.apacheWorkers };
   }
 
-  /** Workers busy with a request, over all apps. */
-  busyWorkers(): number {
+  /** Requests lodged handed a worker that are not over yet, over all apps. */
+  inFlight(): number {
     let n = 0;
-    for (const pool of this.pools.values()) n += pool.busyWorkers();
+    for (const pool of this.pools.values()) n += pool.inFlight();
     return n;
   }
 
@@ -156,7 +156,7 @@ export class Registry {
     for (const [key, pool] of this.pools) {
       pool.reapIdle(now);
       lastAsked = Math.max(lastAsked, pool.lastUsed);
-      busy += pool.busyWorkers();
+      busy += pool.inFlight();
       // A pool with no process and no recent request is forgotten: its memory
       // would otherwise grow with every tenant that ever had a request.
       if (pool.workers.size === 0 && (pool.isRetired || now - pool.lastUsed > pool.spec.limits.idle * 1000)) {

@@ -3,9 +3,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Socket } from 'node:net';
 import { socketPair } from '../posix';
-import { BOARD_FD, LISTEN_FD, WORKER_FD } from '../protocol/constants';
+import { BOARD_FD, LANE_FD_FIRST, LISTEN_FD, WORKER_FD } from '../protocol/constants';
 import { FrameType, encodeFrame, encodePairs } from '../protocol/frames';
-import { AppSpec } from './app-spec';
+import { AppSpec, lanesOf } from './app-spec';
 import { Identity } from './ownership';
 
 // dist/sidecar/src/pool/worker-process.js -> <root>/sidecar/runtimes
@@ -50,12 +50,17 @@ export interface SpawnOptions {
   boardSlot?: number;
 }
 
-/** A started runtime and lodged's end of its socket (the worker's fd 3). */
-export interface WorkerProcess {
-  child: ChildProcess;
+/** lodged's end of one of a worker's lanes (PROTOCOL.md, "Lanes"). */
+export interface LaneSocket {
   socket: Socket;
   /** The descriptor under `socket`, which a GRANT lends to mod_lodge. */
   fd: number;
+}
+
+/** A started runtime and lodged's ends of its lanes (lane 0: the worker's fd 3). */
+export interface WorkerProcess {
+  child: ChildProcess;
+  lanes: LaneSocket[];
 }
 
 /**
@@ -66,7 +71,7 @@ export interface WorkerProcess {
  * runtime opens the tenant's log, it tells why python itself could not start).
  * `started(pid)` runs before the runtime learns what to load (rlimits go on first);
  * then the START frame tells it, as the tenant. `onData` gets what the worker sends,
- * in chunks it may keep.
+ * in chunks it may keep, with the lane it came on.
  */
 export function startWorkerProcess(
   spec: AppSpec,
@@ -74,7 +79,7 @@ export function startWorkerProcess(
   opts: SpawnOptions,
   cgroupDirs: string[],
   started: (pid: number) => void,
-  onData: (chunk: Buffer) => void,
+  onData: (lane: number, chunk: Buffer) => void,
 ): WorkerProcess {
   const args = cgroupDirs.flatMap((d) => ['--cgroup', d]);
   if (opts.asRoot) args.push('--uid', String(identity.uid), '--gid', String(identity.gid));
@@ -82,10 +87,10 @@ export function startWorkerProcess(
   // A socket pair of our own rather than spawn's 'pipe': lodged's end must be a
   // socket whose reading stops the moment it is paused (onread), because while
   // mod_lodge borrows it the bytes on it are mod_lodge's to read.
-  const [mine, theirs] = socketPair();
+  const pairs = Array.from({ length: lanesOf(spec) }, () => socketPair());
   // No stdin or stdout; stderr kept (the first lines say why python could not start).
   const stdio: StdioOptions = ['ignore', 'ignore', 'pipe'];
-  stdio[WORKER_FD] = theirs;
+  pairs.forEach(([, theirs], i) => (stdio[i === 0 ? WORKER_FD : LANE_FD_FIRST + i - 1] = theirs));
   if (opts.listenFd !== undefined) stdio[LISTEN_FD] = opts.listenFd;
   if (opts.listenFd !== undefined && opts.boardFd !== undefined && opts.boardSlot !== undefined) stdio[BOARD_FD] = opts.boardFd;
   let child: ChildProcess;
@@ -97,22 +102,25 @@ export function startWorkerProcess(
       stdio,
     });
   } catch (err) {
-    fs.closeSync(mine);
+    for (const [mine] of pairs) fs.closeSync(mine);
     throw err;
   } finally {
-    fs.closeSync(theirs);
+    for (const [, theirs] of pairs) fs.closeSync(theirs);
   }
-  const socket = new Socket({
+  const lanes = pairs.map(([mine], i): LaneSocket => ({
     fd: mine,
-    readable: true,
-    writable: true,
-    onread: { buffer: readBuffer, callback: (n: number) => onData(Buffer.from(readBuffer.subarray(0, n))) },
-  } as ConstructorParameters<typeof Socket>[0]);
+    socket: new Socket({
+      fd: mine,
+      readable: true,
+      writable: true,
+      onread: { buffer: readBuffer, callback: (n: number) => onData(i, Buffer.from(readBuffer.subarray(0, n))) },
+    } as ConstructorParameters<typeof Socket>[0]),
+  }));
   if (child.pid !== undefined) {
     started(child.pid);
-    socket.write(startFrame(spec, opts));
+    lanes[0].socket.write(startFrame(spec, opts));
   }
-  return { child, socket, fd: mine };
+  return { child, lanes };
 }
 
 /** The interpreter and runtime that host the app's kind, with lodged's arguments only. */
@@ -129,6 +137,8 @@ export function startFrame(spec: AppSpec, opts: SpawnOptions): Buffer {
     ['log', opts.tenantLog],
   ];
   if (spec.callable) kv.push(['callable', spec.callable]);
+  // Absent means one: a WSGI worker is never told.
+  if (lanesOf(spec) > 1) kv.push(['lanes', String(lanesOf(spec))]);
   if (opts.listenFd !== undefined && opts.boardFd !== undefined && opts.boardSlot !== undefined) kv.push(['slot', String(opts.boardSlot)]);
   for (const [k, v] of Object.entries(spec.env)) kv.push([`env.${k}`, v]);
   return encodeFrame(FrameType.START, encodePairs(kv));

@@ -11,7 +11,7 @@ import { LodgeError, ProtocolError, WorkerDiedError } from '../errors';
 import { log } from '../log';
 import { Exchange, WorkerHandle } from '../pool/exchange';
 import { Pool } from '../pool/pool';
-import { recentExitError } from '../pool/worker';
+import { recentExitError } from '../pool/recent-exits';
 import { Registry } from '../pool/registry';
 import { sendWithFd, socketFd } from '../posix';
 import { StatusWeb } from '../status/web';

@@ -115,6 +115,17 @@ export class WorkerGuard implements Sampled {
     this.wd.sampler.watch(this);
   }
 
+  /**
+   * A request ended while others are still in hand (a worker with several lanes):
+   * LodgeCPU counts from here on, so that it bounds the CPU a worker spends without
+   * finishing any request (a blocked event loop), not a busy worker's sum. Returns why
+   * the worker must leave, if a sample said so.
+   */
+  requestEndedAmid(): string | undefined {
+    this.cpuBase = undefined;
+    return this.recycle;
+  }
+
   /** Returns why the worker must now leave, if a sample said so. */
   requestEnded(): string | undefined {
     this.busy = false;
