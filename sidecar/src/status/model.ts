@@ -28,7 +28,7 @@ export interface WorkerLike {
   readonly requests: number;
   readonly servedAt: number;
   /** `direct`: a request the worker took straight from Apache, as its scoreboard slot shows it. */
-  statusView(): { req?: Buffer; lent: boolean; stopping: boolean; direct?: { method: string; path: string; since: number } };
+  statusView(): { req?: Buffer; lent: boolean; stopping: boolean; inFlight?: number; direct?: { method: string; path: string; since: number } };
   kill(reason?: KillReason): void;
 }
 
@@ -246,6 +246,7 @@ export class StatusModel implements StatusSource {
           : w.state === 'idle' && retired ? 'stopping'
             : w.state;
     const out: WorkerStatus = { pid: w.pid, state, generation, startedAt: w.startedAt, requests: w.requests };
+    if ((view.inFlight ?? 0) > 1) out.inFlight = view.inFlight;
     if (view.req) {
       const line = requestLine(view.req);
       out.current = { ...line, elapsed: Math.max(0, (now - w.servedAt) / 1000) };

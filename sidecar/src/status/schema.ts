@@ -24,8 +24,10 @@ export const workerStatus = z.object({
   generation: count,
   startedAt: z.number().describe('ms since the epoch'),
   requests: count,
-  /** The request in progress, when busy. */
+  /** The request in progress (the oldest, when it holds several), when busy. */
   current: z.object({ method: z.string(), path: z.string(), elapsed: seconds }).optional(),
+  /** Requests lodged handed it that are not over yet, when more than one (a Node or ASGI worker's lanes). */
+  inFlight: count.optional(),
   rss: bytes.optional(),
   pss: bytes.optional(),
   cpu: seconds.optional().describe('CPU seconds of the worker so far'),
