@@ -69,10 +69,31 @@ async def boom():
     raise ValueError("tenant bug 4321")
 `;
 
+// The same kind of app in a sub-folder of the tenant's site: FastAPI routes on the path
+// below the folder, and the folder is its root_path, so the URLs it makes lead back to it.
+const SHOP = `
+from fastapi import FastAPI, Request
+
+app = FastAPI()
+
+@app.get("/items/{item_id}", name="item")
+async def item(item_id: int, request: Request):
+    s = request.scope
+    return {"item_id": item_id, "path": s["path"], "root_path": s["root_path"],
+            "raw_path": s["raw_path"].decode("latin-1"), "self": str(request.url_for("item", item_id=item_id))}
+`;
+
 forEachApache((apache) => {
   let site: Site;
   before(async () => {
-    site = await startSite({ fa: { '.htaccess': 'LodgeApp asgi main.py:app\n', 'main.py': MAIN } }, undefined, apache);
+    site = await startSite(
+      {
+        fa: { '.htaccess': 'LodgeApp asgi main.py:app\n', 'main.py': MAIN },
+        sub: { 'index.html': 'the site itself\n', 'shop/.htaccess': 'LodgeApp asgi main.py\n', 'shop/main.py': SHOP },
+      },
+      undefined,
+      apache,
+    );
   });
   after(async () => site?.stop());
 
@@ -118,6 +139,20 @@ forEachApache((apache) => {
     assert.equal(s.client[0], '127.0.0.1');
     assert.ok(s.client[1] > 0);
     assert.equal(s.server[1], site.sb.port);
+  });
+
+  test('an app in a sub-folder routes below it, with the folder as root_path and in the URLs it makes', async () => {
+    const r = await site.get('sub', '/shop/items/7');
+    assert.equal(r.status, 200, r.text + site.tenantLog('sub', 'shop'));
+    assert.deepEqual(JSON.parse(r.text), {
+      item_id: 7,
+      path: '/items/7',
+      root_path: '/shop',
+      raw_path: '/shop/items/7',
+      self: `http://sub.localhost:${site.sb.port}/shop/items/7`,
+    });
+    assert.equal((await site.get('sub', '/shop/nowhere')).status, 404);
+    assert.equal((await site.get('sub', '/index.html')).text, 'the site itself\n', 'the rest of the site is Apache\'s');
   });
 
   test('a StreamingResponse arrives piece by piece: the first before the last is made', async () => {
