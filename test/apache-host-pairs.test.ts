@@ -54,9 +54,16 @@ forEachApache((apache) => {
   let site: Site;
   let fake: FakeLodged;
   before(async () => {
-    site = await startSite({ hp: { '.htaccess': 'LodgeApp wsgi app.py\nLodgeTimeout 999999\n', 'app.py': APP } }, undefined, apache, {
+    site = await startSite({
+      hp: { '.htaccess': 'LodgeApp wsgi app.py\nLodgeTimeout 999999\n', 'app.py': APP },
+      lanes: { '.htaccess': 'LodgeApp asgi main.py:app\nLodgeConcurrency 64\n', 'main.py': '', 'sub/.htaccess': 'LodgeConcurrency 1\n' },
+      wsgilanes: { '.htaccess': 'LodgeApp wsgi app.py\nLodgeConcurrency 3\n', 'app.py': APP },
+    }, undefined, apache, {
       daemon: 'sandbox',
-      hostDirectives: ['LodgeLimit tenant-requests 7', 'LodgeLimit tenant-processes 9', 'LodgeLimit tenant-memory 512M', 'LodgeLimit timeout 1'],
+      hostDirectives: [
+        'LodgeLimit tenant-requests 7', 'LodgeLimit tenant-processes 9', 'LodgeLimit tenant-memory 512M', 'LodgeLimit timeout 1',
+        'LodgeLimit concurrency 5',
+      ],
     });
     await site.sb.stopLodged();
     fake = await FakeLodged.listen(site.sb.socket);
@@ -77,6 +84,26 @@ forEachApache((apache) => {
     assert.equal(app.get('limit.tenant_processes'), '9');
     assert.equal(app.get('limit.tenant_memory'), String(512 * 1024 * 1024));
     assert.equal(app.get('timeout'), '999999', "the tenant's own value goes to lodged, which clamps it");
+    assert.equal(app.get('concurrency'), '0', 'no LodgeConcurrency: 0, lodged\'s default');
+    assert.equal(app.get('limit.concurrency'), '5', 'LodgeLimit concurrency');
+  });
+
+  test("a tenant's LodgeConcurrency reaches lodged as the APP pair concurrency, a subdirectory's line winning there", async () => {
+    const lastApp = async (dir: string, path: string) => {
+      assert.equal((await site.get(dir, path)).status, 503);
+      const app = fake.apps.at(-1);
+      assert.ok(app, 'an APP frame came');
+      return app;
+    };
+    const top = await lastApp('lanes', '/');
+    assert.equal(top.get('kind'), 'asgi');
+    assert.equal(top.get('concurrency'), '64', "the tenant's own value, over the host's cap: lodged clamps it");
+    assert.equal(top.get('limit.concurrency'), '5');
+    const sub = await lastApp('lanes', '/sub/');
+    assert.equal(sub.get('root'), top.get('root'), 'the same app');
+    assert.equal(sub.get('concurrency'), '1');
+    // Taken for a WSGI app too (a worker there holds one request; lodged knows).
+    assert.equal((await lastApp('wsgilanes', '/')).get('concurrency'), '3');
   });
 
   // The same code on both servers; one is enough for a wait this long.

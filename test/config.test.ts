@@ -43,3 +43,18 @@ test('no settings at all means working defaults; tenant defaults never exceed ho
   assert.equal(capped.limits.memory, 64 * 1024 * 1024);
   assert.throws(() => checkConfig({ limits: { memory: '12 parsecs' } }, 'test'), ConfigError);
 });
+
+test('concurrency: defaults.concurrency 10 and limits.concurrency 64 unless set; 1 to 64 taken, 0 and 65 refused by name', () => {
+  const s = checkConfig({}, 'test');
+  assert.equal(s.defaults.concurrency, 10);
+  assert.equal(s.limits.concurrency, 64);
+  const set = checkConfig({ defaults: { concurrency: 1 }, limits: { concurrency: 64 } }, 'test');
+  assert.equal(set.defaults.concurrency, 1);
+  assert.equal(set.limits.concurrency, 64);
+  assert.equal(checkConfig({ limits: { concurrency: 4 } }, 'test').defaults.concurrency, 4, 'the default never exceeds the cap');
+  for (const where of ['defaults', 'limits']) {
+    for (const bad of [0, 65, 2.5]) {
+      assert.throws(() => checkConfig({ [where]: { concurrency: bad } }, 'test'), (err: unknown) => err instanceof ConfigError && err.message.includes(`${where}.concurrency`), `${where}.concurrency ${bad}`);
+    }
+  }
+});

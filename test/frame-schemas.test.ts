@@ -76,6 +76,21 @@ test('APP: limits are still clamped to the host caps, Apache\'s LodgeLimit lower
   assert.deepEqual(parseAppSpec(app([['env.PATH', '/evil'], ['env.OK', '1']]), settings).env, { OK: '1' }, 'a reserved LodgeEnv name is dropped');
 });
 
+test("APP: LodgeConcurrency is the tenant's, under lodged's limits.concurrency lowered by LodgeLimit concurrency", () => {
+  const settings = checkConfig({ limits: { concurrency: 32 } }, 'test');
+  const limits = (pairs: Array<[string, string]>) => parseAppSpec(app(pairs), settings);
+  assert.equal(limits([]).limits.concurrency, 10, 'none asked: the default');
+  assert.equal(limits([['concurrency', '0']]).limits.concurrency, 10, '0 is none asked');
+  assert.equal(limits([['concurrency', '20']]).limits.concurrency, 20);
+  assert.equal(limits([['concurrency', '50']]).limits.concurrency, 32, "over lodged's cap");
+  const lowered = limits([['concurrency', '20'], ['limit.concurrency', '4']]);
+  assert.equal(lowered.limits.concurrency, 4, "over Apache's cap");
+  assert.equal(lowered.caps.concurrency, 4);
+  assert.equal(limits([['limit.concurrency', '4']]).limits.concurrency, 4, 'the default, lowered to the cap');
+  assert.equal(limits([['limit.concurrency', '60']]).caps.concurrency, 32, 'LodgeLimit never raises a cap');
+  refused(() => parseAppPairs(app([['concurrency', 'many']])), /concurrency: expected an integer/);
+});
+
 test('READY: a pid and the files, each a path; nothing else', () => {
   const ready = (pairs: Array<[string, string]>) => encodeFrame(FrameType.READY, encodePairs(pairs));
   assert.deepEqual(parseReady(ready([['pid', '42'], ['file', '/a/b.py'], ['file', '/a/c.py']])), { pid: 42, file: ['/a/b.py', '/a/c.py'] });

@@ -9,6 +9,9 @@ forEachApache((apache) => {
       badkind: { '.htaccess': 'LodgeApp perl app.pl\n', 'app.pl': '' },
       badtime: { '.htaccess': 'LodgeApp wsgi app.py\nLodgeTimeout soon\n', 'app.py': '' },
       escape: { '.htaccess': 'LodgeApp wsgi ../other/app.py\n' },
+      manylanes: { '.htaccess': 'LodgeApp node server.js\nLodgeConcurrency 65\n', 'server.js': '' },
+      nolanes: { '.htaccess': 'LodgeApp asgi main.py:app\nLodgeConcurrency 0\n', 'main.py': '' },
+      wordlanes: { '.htaccess': 'LodgeApp asgi main.py:app\nLodgeConcurrency lots\n', 'main.py': '' },
       mixed: {
         'index.html': 'static home',
         'broken/.htaccess': 'LodgeApp wsgi\n',
@@ -36,5 +39,15 @@ forEachApache((apache) => {
   test('a bad LodgeTimeout value names the directive and the value', async () => {
     assert.equal((await site.get('badtime', '/')).status, 500);
     assert.match(site.errorLog(), /badtime\/\.htaccess: LodgeTimeout.*soon/);
+  });
+
+  test('a LodgeConcurrency outside 1-64 costs its directory a 500, and the log gives the range and the value', async () => {
+    for (const [dir, value] of [['manylanes', '65'], ['nolanes', '0'], ['wordlanes', 'lots']]) {
+      assert.equal((await site.get(dir, '/')).status, 500, dir);
+      assert.match(
+        site.errorLog(),
+        new RegExp(`${dir}/\\.htaccess: LodgeConcurrency takes a number of requests in flight per worker from 1 to 64 \\(e\\.g\\. LodgeConcurrency 10\\), got '${value}'`),
+      );
+    }
   });
 });

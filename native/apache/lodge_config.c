@@ -9,6 +9,7 @@
  */
 #include "lodge_config.h"
 #include "lodge_directive.h"
+#include "lodge_protocol.h"
 
 #include <stdlib.h>
 
@@ -162,14 +163,21 @@ const char *lodge_set_memory(cmd_parms *cmd, void *conf, const char *arg)
 
 const char *lodge_set_processes(cmd_parms *cmd, void *conf, const char *arg)
 {
-    if (lodge_parse_count(arg, LODGE_PROCESSES_MAX,
-                    &((lodge_dir_conf *)conf)->processes) != 0) {
-        return apr_psprintf(cmd->pool,
-                            "LodgeProcesses takes a number of processes from "
-                            "1 to %d (e.g. LodgeProcesses 4), got '%s'",
-                            LODGE_PROCESSES_MAX, arg);
-    }
-    return NULL;
+    return lodge_count_arg(cmd, arg, LODGE_PROCESSES_MAX, "processes", 4,
+                           &((lodge_dir_conf *)conf)->processes);
+}
+
+/*
+ * Requests one worker holds at once: its lanes (PROTOCOL.md), of which a
+ * worker has at most LANES_MAX. Taken for any kind of app, so that a
+ * tenant switching an app from wsgi to asgi keeps the line; lodged uses
+ * it for node and asgi apps only (a WSGI worker holds one request).
+ */
+const char *lodge_set_concurrency(cmd_parms *cmd, void *conf, const char *arg)
+{
+    return lodge_count_arg(cmd, arg, LODGE_LANES_MAX,
+                           "requests in flight per worker", 10,
+                           &((lodge_dir_conf *)conf)->concurrency);
 }
 
 /*
@@ -219,6 +227,7 @@ void *lodge_create_dir_conf(apr_pool_t *p, char *dir)
     d->cpu = LODGE_UNSET;
     d->idle = LODGE_UNSET;
     d->processes = LODGE_UNSET;
+    d->concurrency = LODGE_UNSET;
     d->memory = LODGE_UNSET;
     d->status = LODGE_UNSET;
     return d;
@@ -276,6 +285,7 @@ void *lodge_merge_dir_conf(apr_pool_t *p, void *basev, void *overv)
     LODGE_MERGE(cpu);
     LODGE_MERGE(idle);
     LODGE_MERGE(processes);
+    LODGE_MERGE(concurrency);
     LODGE_MERGE(memory);
     m->env = merge_env(p, base->env, over->env);
     m->dashboard = over->dashboard ? over->dashboard : base->dashboard;

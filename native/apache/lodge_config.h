@@ -44,6 +44,7 @@ typedef struct {
     int cpu;                /* LodgeCPU, seconds */
     int idle;               /* LodgeIdle, seconds */
     int processes;          /* LodgeProcesses */
+    int concurrency;        /* LodgeConcurrency: requests per worker */
     long long memory;       /* LodgeMemory, bytes */
 
     apr_array_header_t *env; /* of lodge_env, in first-said order; NULL: none */
@@ -78,6 +79,7 @@ typedef struct {
     int limit_cpu;
     int limit_tasks;
     int limit_idle;
+    int limit_concurrency;
     long long limit_memory;
     /* LodgeLimit tenant-*: one tenant's share, all its apps together. */
     int limit_tenant_requests;
@@ -99,6 +101,7 @@ const char *lodge_set_cpu(cmd_parms *cmd, void *conf, const char *arg);
 const char *lodge_set_idle(cmd_parms *cmd, void *conf, const char *arg);
 const char *lodge_set_memory(cmd_parms *cmd, void *conf, const char *arg);
 const char *lodge_set_processes(cmd_parms *cmd, void *conf, const char *arg);
+const char *lodge_set_concurrency(cmd_parms *cmd, void *conf, const char *arg);
 const char *lodge_set_dashboard(cmd_parms *cmd, void *conf, const char *arg);
 const char *lodge_note_handler(cmd_parms *cmd, void *conf, const char *arg);
 

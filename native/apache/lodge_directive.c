@@ -74,6 +74,19 @@ const char *lodge_seconds_arg(cmd_parms *cmd, const char *arg, int *out)
     return NULL;
 }
 
+const char *lodge_count_arg(cmd_parms *cmd, const char *arg, int max,
+                            const char *what, int example, int *out)
+{
+    if (lodge_parse_count(arg, max, out) != 0) {
+        return apr_psprintf(cmd->pool,
+                            "%s takes a number of %s from 1 to %d "
+                            "(e.g. %s %d), got '%s'",
+                            lodge_cmd_name(cmd), what, max, lodge_cmd_name(cmd),
+                            example, arg);
+    }
+    return NULL;
+}
+
 const char *lodge_size_arg(cmd_parms *cmd, const char *arg, long long *out)
 {
     if (lodge_parse_size(arg, out) != 0) {

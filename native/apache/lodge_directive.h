@@ -23,6 +23,9 @@ int lodge_parse_size(const char *arg, long long *out);
 
 /* The same, as a directive's argument: NULL, or the message for Apache. */
 const char *lodge_seconds_arg(cmd_parms *cmd, const char *arg, int *out);
+/* A count from 1 to max of what (e.g. "processes"); example goes in the message. */
+const char *lodge_count_arg(cmd_parms *cmd, const char *arg, int max,
+                            const char *what, int example, int *out);
 const char *lodge_size_arg(cmd_parms *cmd, const char *arg, long long *out);
 
 /* A name whose first character passes first() and the rest rest(). */

@@ -83,6 +83,7 @@ static void add_host_limits(lodge_buf *b, const lodge_server_conf *s)
     if (s->limit_cpu > 0) lodge_pair_add_num(b, "limit.cpu", s->limit_cpu);
     if (s->limit_idle > 0) lodge_pair_add_num(b, "limit.idle", s->limit_idle);
     if (s->limit_tasks > 0) lodge_pair_add_num(b, "limit.tasks", s->limit_tasks);
+    if (s->limit_concurrency > 0) lodge_pair_add_num(b, "limit.concurrency", s->limit_concurrency);
     if (s->limit_tenant_requests > 0) lodge_pair_add_num(b, "limit.tenant_requests", s->limit_tenant_requests);
     if (s->limit_tenant_processes > 0) lodge_pair_add_num(b, "limit.tenant_processes", s->limit_tenant_processes);
     if (s->limit_tenant_memory > 0) lodge_pair_add_num(b, "limit.tenant_memory", s->limit_tenant_memory);
@@ -126,6 +127,7 @@ int lodge_add_app(lodge_exchange *x)
     lodge_pair_add_num(b, "timeout", or_zero(d->timeout));
     lodge_pair_add_num(b, "memory", or_zero(d->memory));
     lodge_pair_add_num(b, "processes", or_zero(d->processes));
+    lodge_pair_add_num(b, "concurrency", or_zero(d->concurrency));
     lodge_pair_add_num(b, "cpu", or_zero(d->cpu));
     lodge_pair_add_num(b, "idle", or_zero(d->idle));
     add_host_limits(b, ap_get_module_config(x->r->server->module_config,

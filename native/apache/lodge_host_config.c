@@ -6,6 +6,7 @@
  */
 #include "lodge_config.h"
 #include "lodge_directive.h"
+#include "lodge_protocol.h"
 
 #include <limits.h>
 #include <sys/stat.h>
@@ -45,6 +46,7 @@ const char *lodge_set_limit(cmd_parms *cmd, void *conf, const char *what,
     lodge_server_conf *s = server_conf(cmd);
     int *count = NULL;
     long long *size = NULL;
+    int most = INT_MAX;
     int bad = 0;
 
     (void)conf;
@@ -55,6 +57,11 @@ const char *lodge_set_limit(cmd_parms *cmd, void *conf, const char *what,
     else if (strcmp(what, "cpu") == 0)           count = &s->limit_cpu;
     else if (strcmp(what, "tasks") == 0)         count = &s->limit_tasks;
     else if (strcmp(what, "idle") == 0)          count = &s->limit_idle;
+    else if (strcmp(what, "concurrency") == 0) {
+        /* No worker has more lanes than this: a higher cap is a typo. */
+        count = &s->limit_concurrency;
+        most = LODGE_LANES_MAX;
+    }
     else if (strcmp(what, "tenant-requests") == 0)
         count = &s->limit_tenant_requests;
     else if (strcmp(what, "tenant-processes") == 0)
@@ -62,19 +69,26 @@ const char *lodge_set_limit(cmd_parms *cmd, void *conf, const char *what,
     else {
         return apr_psprintf(cmd->pool,
                             "LodgeLimit takes timeout, memory, processes, "
-                            "cpu, tasks or idle, then the largest value a "
-                            "tenant may set (e.g. LodgeLimit timeout 300); "
+                            "cpu, tasks, idle or concurrency, then the "
+                            "largest value a tenant may set (e.g. "
+                            "LodgeLimit timeout 300); "
                             "or tenant-requests, tenant-processes or "
                             "tenant-memory, then one tenant's share of all "
                             "its apps together; got '%s'", what);
     }
     bad = size != NULL ? lodge_parse_size(max, size) != 0
-                       : lodge_parse_count(max, INT_MAX, count) != 0;
+                       : lodge_parse_count(max, most, count) != 0;
     if (bad && size != NULL) {
         return apr_psprintf(cmd->pool,
                             "LodgeLimit %s takes a size in bytes, with "
                             "K, M or G after the number (e.g. LodgeLimit "
                             "%s 1G), got '%s'", what, what, max);
+    }
+    if (bad && most != INT_MAX) {
+        return apr_psprintf(cmd->pool,
+                            "LodgeLimit %s takes a whole number from 1 to %d "
+                            "(e.g. LodgeLimit %s 16), got '%s'",
+                            what, most, what, max);
     }
     if (bad) {
         return apr_psprintf(cmd->pool,
@@ -189,6 +203,7 @@ void *lodge_create_server_conf(apr_pool_t *p, server_rec *s)
     c->limit_cpu = LODGE_UNSET;
     c->limit_tasks = LODGE_UNSET;
     c->limit_idle = LODGE_UNSET;
+    c->limit_concurrency = LODGE_UNSET;
     c->limit_memory = LODGE_UNSET;
     c->limit_tenant_requests = LODGE_UNSET;
     c->limit_tenant_processes = LODGE_UNSET;
@@ -214,6 +229,7 @@ void *lodge_merge_server_conf(apr_pool_t *p, void *basev, void *overv)
     LODGE_MERGE(limit_cpu);
     LODGE_MERGE(limit_tasks);
     LODGE_MERGE(limit_idle);
+    LODGE_MERGE(limit_concurrency);
     LODGE_MERGE(limit_memory);
     LODGE_MERGE(limit_tenant_requests);
     LODGE_MERGE(limit_tenant_processes);

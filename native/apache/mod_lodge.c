@@ -36,6 +36,9 @@ static const command_rec lodge_cmds[] = {
                 "memory per worker process: bytes, or with K, M or G"),
     LODGE_TAKE1("LodgeProcesses", lodge_set_processes, OR_FILEINFO,
                 "the most worker processes the app may have (1-1000)"),
+    LODGE_TAKE1("LodgeConcurrency", lodge_set_concurrency, OR_FILEINFO,
+                "requests one worker of a node or asgi app serves at once "
+                "(1-64)"),
     LODGE_TAKE1("LodgeDashboard", lodge_set_dashboard, OR_FILEINFO,
                 "the path of the tenant's dashboard below the app's URL "
                 "(e.g. /.lodge), served only behind Apache authentication "
@@ -52,8 +55,9 @@ static const command_rec lodge_cmds[] = {
                 "the unix socket lodged listens on "
                 "(default " LODGE_DEFAULT_SOCKET ")"),
     LODGE_TAKE2("LodgeLimit", lodge_set_limit, RSRC_CONF,
-                "timeout|memory|processes|cpu|tasks|idle, then the most a "
-                "tenant may set; or tenant-requests|tenant-processes|"
+                "timeout|memory|processes|cpu|tasks|idle|concurrency, then "
+                "the most a tenant may set; or tenant-requests|"
+                "tenant-processes|"
                 "tenant-memory, then one tenant's share"),
     LODGE_FLAG("LodgeDaemon", lodge_set_daemon, RSRC_CONF,
                "on (the default): Apache starts lodged, and again if it "
