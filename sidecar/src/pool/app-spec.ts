@@ -69,13 +69,14 @@ function clampLimits(app: AppPairs, settings: Settings, config: string): { limit
     if (limits[key] > cap) limits[key] = cap;
     const asked = app[key] ?? 0;
     if (asked <= 0) continue;
-    if (asked > cap) {
+    // A WSGI worker holds one request whatever it asks (lanesOf): nothing to tell.
+    if (asked > cap && !(key === 'concurrency' && app.kind === 'wsgi')) {
       const note = `${config}: ${DIRECTIVE[key]} ${asked} is over the host's limit; using ${cap}`;
       tenantLog(app.uid ?? -1).warn(note);
       hostEvent('clamp', note, app.uid, app.root);
       limits[key] = cap;
     } else {
-      limits[key] = asked;
+      limits[key] = Math.min(asked, cap);
     }
   }
   return { limits, caps };
