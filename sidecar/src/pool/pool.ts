@@ -75,6 +75,12 @@ export class Pool implements ShareMember {
   private readonly lanes: number;
   /** Workers leaving so that another app of the tenant can start one: their place is not ours. */
   private readonly leavingForSibling = new Set<Worker>();
+  /**
+   * Workers asked to leave that still hold requests (a Node or ASGI worker's other
+   * lanes: a WebSocket may last hours). They take nothing new, so LodgeProcesses does
+   * not count them: the app is not left without a worker while they finish.
+   */
+  private readonly leaving = new Set<Worker>();
   private readonly idle: Worker[] = [];
   private readonly queue: Waiter[] = [];
   private readonly gens = new Map<Worker, number>();
@@ -135,7 +141,7 @@ export class Pool implements ShareMember {
     const onSocket = this.route ? Math.max(0, listenQueue(this.route.fd)) : 0;
     const w = onSocket < this.opts.maxQueue ? this.takeIdle() : undefined;
     if (w) return this.serveOn(w, ex, frames);
-    if (this.workers.size >= this.spec.limits.processes) this.stats.capReached++;
+    if (this.counted() >= this.spec.limits.processes) this.stats.capReached++;
     const failed = this.backoff.failed;
     if (failed !== undefined && this.liveWorkers() === 0 && !this.backoff.release(Date.now(), this.entryMtime())) {
       return ex.fail(new AppStartError(failed));
@@ -340,7 +346,7 @@ export class Pool implements ShareMember {
 
   // Requests the workers not yet started, or starting, will take.
   private spawnRoom(): number {
-    return (Math.max(0, this.spec.limits.processes - this.workers.size) + this.starting) * this.lanes;
+    return (Math.max(0, this.spec.limits.processes - this.counted()) + this.starting) * this.lanes;
   }
 
   private maybeSpawn(): void {
@@ -348,7 +354,7 @@ export class Pool implements ShareMember {
     // starts only once it has shown that it loads.
     if (this.candidate) return;
     // Waiting here, or on the app's socket (as the board last showed it).
-    const wanted = () => this.starting * this.lanes < this.queue.length + this.socketWaiting && this.workers.size < this.spec.limits.processes;
+    const wanted = () => this.starting * this.lanes < this.queue.length + this.socketWaiting && this.counted() < this.spec.limits.processes;
     if (wanted() && !this.stillOwned()) return;
     while (wanted()) {
       if (!this.opts.share.mayStart(this, this.opts.caps)) {
@@ -441,6 +447,12 @@ export class Pool implements ShareMember {
         this.lastUsed = Date.now();
       },
       retiring: (w) => {
+        if (w.inFlight > 0) {
+          this.leaving.add(w);
+          // Its place is free now: a request waiting for one gets a new worker (once
+          // the pool's own step that retired it is over).
+          setImmediate(() => !this.retired && this.backoff.failed === undefined && this.maybeSpawn());
+        }
         const slot = this.slotOf.get(w);
         if (slot !== undefined) this.route?.board.tellLeave(slot);
       },
@@ -533,6 +545,7 @@ export class Pool implements ShareMember {
     this.gens.delete(w);
     const i = this.idle.indexOf(w);
     if (i >= 0) this.idle.splice(i, 1);
+    this.leaving.delete(w);
     const forSibling = this.leavingForSibling.delete(w);
     if (this.backoff.failed === undefined && !forSibling) this.maybeSpawn();
     this.opts.share.workerGone(this.identity.uid, forSibling ? this : undefined);
@@ -573,7 +586,7 @@ export class Pool implements ShareMember {
 
   wanting(): number {
     if (this.candidate || this.backoff.failed !== undefined) return 0;
-    const room = this.spec.limits.processes - this.workers.size;
+    const room = this.spec.limits.processes - this.counted();
     const unserved = this.queue.length + this.socketWaiting - this.starting * this.lanes;
     return Math.max(0, Math.min(Math.ceil(unserved / this.lanes), room));
   }
@@ -600,6 +613,11 @@ export class Pool implements ShareMember {
   /** Forgotten by the registry: the share stops counting this app. */
   forget(): void {
     this.opts.share.leave(this);
+  }
+
+  // The workers LodgeProcesses counts.
+  private counted(): number {
+    return this.workers.size - this.leaving.size;
   }
 
   private serveOn(w: Worker, ex: Exchange, frames: Buffer[]): void {
