@@ -93,6 +93,9 @@ export function startWorkerProcess(
   pairs.forEach(([, theirs], i) => (stdio[i === 0 ? WORKER_FD : LANE_FD_FIRST + i - 1] = theirs));
   if (opts.listenFd !== undefined) stdio[LISTEN_FD] = opts.listenFd;
   if (opts.listenFd !== undefined && opts.boardFd !== undefined && opts.boardSlot !== undefined) stdio[BOARD_FD] = opts.boardFd;
+  // No holes: spawn skips an empty slot of the array, and what was meant for fd 6
+  // would arrive as the next free descriptor.
+  for (let i = 0; i < stdio.length; i++) stdio[i] ??= 'ignore';
   let child: ChildProcess;
   try {
     child = spawn(SPAWN_HELPER, args, {
