@@ -20,7 +20,8 @@ const RUNTIME = path.join(__dirname, '..', 'sidecar', 'src', 'runtime-node', 'ma
 
 // /slow sends its head at once and its body after 500 ms; /hang sends its head and no more,
 // and tells /stream when its client is gone; /stream sends a first part at once and its
-// last part once /hang was cut off. A head seen says the app has the request in hand.
+// last part once /hang (or /forever, which writes until its client is gone) was cut off.
+// A head seen says the app has the request in hand.
 const APP = `
 const http = require('http');
 let cut;
@@ -29,11 +30,21 @@ const server = http.createServer((req, res) => {
   if (req.url === '/slow' || req.url === '/hang') res.flushHeaders();
   if (req.url === '/slow') return void setTimeout(() => res.end('slow'), 500);
   if (req.url === '/hang') return void res.on('close', () => cut());
+  if (req.url === '/forever') {
+    const t = setInterval(() => res.write('x'), 5);
+    return void res.on('close', () => (clearInterval(t), cut()));
+  }
   if (req.url === '/stream') {
     res.write('before abort;');
     return void hangCut.then(() => res.end('after abort'));
   }
   res.end('fast ' + req.url);
+});
+// A WebSocket handshake becomes a raw echo: what the client sends comes back.
+server.on('upgrade', (req, socket) => {
+  socket.write('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n\\r\\n');
+  socket.on('data', (d) => socket.write(d));
+  socket.on('end', () => socket.end());
 });
 setTimeout(() => server.listen(process.env.PORT || 3000), Number(process.env.LISTEN_DELAY || 0));
 `;
@@ -93,8 +104,8 @@ class LodgedEnd {
     this.sock.write(frame);
   }
 
-  /** A bodyless GET: REQ, then BODY_END as lodged sends it. */
-  get(url: string): void {
+  /** A bodyless GET: REQ, then BODY_END as lodged sends it; a WebSocket handshake has no BODY_END. */
+  get(url: string, upgrade = false): void {
     const pairs: Array<[string, string]> = [
       ['REQUEST_METHOD', 'GET'],
       ['REQUEST_URI', url],
@@ -103,8 +114,9 @@ class LodgedEnd {
       ['REMOTE_ADDR', '192.0.2.7'],
       ['REMOTE_PORT', '40000'],
     ];
+    if (upgrade) pairs.push(['HTTP_UPGRADE', 'websocket'], ['HTTP_CONNECTION', 'Upgrade']);
     this.send(encodeFrame(FrameType.REQ, encodePairs(pairs)));
-    this.send(BODY_END_FRAME);
+    if (!upgrade) this.send(BODY_END_FRAME);
   }
 
   /** The response that began at frame `from`: its status, body, last frame type and finishing order. */
@@ -204,6 +216,23 @@ test('ABORT on one lane ends only its request: the stream on the other lane goes
   });
 });
 
+test('a tunnel on lane 1 holds that lane only: lane 0 serves while it is open', async () => {
+  await withWorker(2, [['lanes', '2']], async (w) => {
+    await ready(w);
+    const [l0, l1] = w.lanes;
+    l1.get('/ws', true);
+    await l1.untilFrame(FrameType.HEAD);
+    assert.equal(l1.frames[0].payload.readUInt16BE(0), 101);
+    l1.send(encodeFrame(FrameType.BODY, Buffer.from('ping')));
+    await l1.untilFrame(FrameType.DATA);
+    l0.get('/beside');
+    assert.equal((await l0.response()).body, 'fast /beside');
+    l1.send(BODY_END_FRAME); // the client left: the app's end closes, END follows
+    const t = await l1.response();
+    assert.deepEqual([t.status, t.body, t.last], [101, 'ping', FrameType.END]);
+  });
+});
+
 test('EOF on an idle lane closes it alone; a busy lane answers first; every lane closed: exit 0', async () => {
   await withWorker(3, [['lanes', '3']], async (w) => {
     await ready(w);
@@ -226,6 +255,22 @@ test('EOF on an idle lane closes it alone; a busy lane answers first; every lane
     assert.equal(w.child.exitCode, null, 'the worker lives while a lane is open');
     l0.sock.end();
     assert.equal(await w.exited, 0, 'every lane closed, nothing in hand');
+  });
+});
+
+test('a lane closed under a streaming response: the failed write ends that request only', async () => {
+  await withWorker(3, [['lanes', '3']], async (w) => {
+    await ready(w);
+    const [l0, l1, l2] = w.lanes;
+    l2.get('/stream');
+    await l2.untilFrame(FrameType.DATA);
+    l1.get('/forever');
+    await l1.untilFrame(FrameType.DATA);
+    l1.sock.destroy(); // nobody holds lane 1 any more: the worker's next write to it fails
+    const streamed = await l2.response();
+    assert.equal(streamed.body, 'before abort;after abort', "the app's side of /forever was closed");
+    l0.get('/zero');
+    assert.equal((await l0.response()).body, 'fast /zero');
   });
 });
 
