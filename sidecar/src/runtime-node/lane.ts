@@ -37,8 +37,11 @@ export class Lane {
   private current?: Exchange;
   /** Takes no request again: closes once the one in hand is answered. */
   private leaving = false;
+  /** Its end is being closed: frames still coming are dropped. */
   private closing = false;
+  /** The socket's 'close' came: nothing more goes out. */
   private gone = false;
+  /** main.ts was told the lane is closed (once). */
   private told = false;
   private corked = false;
   private readonly out: FrameOut;
@@ -48,8 +51,9 @@ export class Lane {
     fd: number,
     private readonly host: LaneHost,
   ) {
-    // Half-open allowed: after lodged's EOF the request in hand still answers (into a
-    // socket mod_lodge may still hold); the lane closes its end itself.
+    // Half-open allowed: EOF does not end the lane's own output, so the request in hand
+    // goes on until it is answered or a write fails (nobody holds the other end); the
+    // lane closes its end itself, after its last frame.
     this.sock = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
     const reader = new FrameReader((type, frame) => this.onFrame(type, frame), (type) => this.limit(type));
     this.sock.on('data', (chunk: Buffer) => {
