@@ -3,12 +3,12 @@ import { connectionEvent } from './listen-catch';
 import { PairEnd, PeerInfo, setPeer, socketPair } from './socket-pair';
 
 /**
- * The worker's in-process HTTP/1.1 connection to the app's server, kept alive from one
+ * A lane's in-process HTTP/1.1 connection to the app's server, kept alive from one
  * request to the next as a reverse proxy keeps its connection to a backend: a new
  * connection per request (a socket pair, the server's 'connection' work, a parser on
- * each side) cost more than the app's own handling of a small request. The worker
- * takes one request at a time, so the connection is either idle or carries the request
- * in hand, and no request ever waits for another's response.
+ * each side) cost more than the app's own handling of a small request. Each lane has one
+ * (lane.ts) and takes one request at a time, so the connection is either idle or carries
+ * the lane's request in hand, and no request ever waits for another's response.
  *
  * A connection is used again only when the server left it open and the last exchange
  * ended cleanly on it (Exchange says which: `release(true)`); otherwise (the app answered

@@ -1,7 +1,8 @@
 /**
  * Lodge's Node.js worker: hosts one tenant's unmodified Node app (anything that makes an
- * http, https or net server and calls listen()), one request at a time, speaking the frame
- * protocol of sidecar/src/protocol/PROTOCOL.md on fd 3.
+ * http, https or net server and calls listen()), speaking the frame protocol of
+ * sidecar/src/protocol/PROTOCOL.md on its lanes: fd 3, and as many more as START says
+ * (lane.ts), each carrying one request at a time, all of them at once on the event loop.
  *
  *     lodge-spawn [--cgroup DIR]... [--uid N --gid N] -- node dist/sidecar/src/runtime-node/main.js
  *
@@ -9,25 +10,23 @@
  * WSGI worker does: refuses root, applies LodgeEnv, changes to the app's directory, opens
  * the tenant's log, loads the entry (app-loader.ts) with listen() caught (listen-catch.ts),
  * and sends READY once the app has listened (FAIL if it throws first, or never listens);
- * each REQ then becomes a request on the worker's connection to the app's server
- * (exchange.ts, app-connection.ts).
+ * each REQ then becomes a request on its lane's connection to the app's server
+ * (exchange.ts, app-connection.ts). This file holds what is the process's: its phase,
+ * START, READY and FAIL (on fd 3), and when it exits.
  *
  * Node built-ins and the protocol's own modules only: nothing here may come from the
  * tenant's node_modules.
  */
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
-import { FrameError, FrameReader } from '../protocol/frame-reader';
-import { FrameType, decodePairs, encodeError, encodeFrame, encodePairs, frameName } from '../protocol/frames';
-import { FRAME_MAX, MESSAGE_TEXT_MAX, START_MAX, WORKER_EXIT_FAIL, WORKER_EXIT_PROTOCOL, WORKER_FD } from '../protocol/constants';
+import { FrameType, encodeFrame, encodePairs } from '../protocol/frames';
+import { LANE_FD_FIRST, MESSAGE_TEXT_MAX, WORKER_EXIT_FAIL, WORKER_EXIT_PROTOCOL, WORKER_FD } from '../protocol/constants';
 import { describe, ownModules, runEntry } from './app-loader';
-import { AppConnection } from './app-connection';
-import { Exchange, FrameOut } from './exchange';
-import { catchListen, firstListen, servingServer } from './listen-catch';
+import { catchListen, firstListen } from './listen-catch';
 import { singleProcessCluster } from './cluster-single';
+import { Lane, LaneHost, Phase } from './lane';
 import { exitNow, log, openLog } from './process-io';
-import { requestHead } from './request-head';
+import { parseStart } from './start-pairs';
 
 /**
  * How long the app has, once loaded, to call listen(): an app that connects to its
@@ -37,45 +36,41 @@ import { requestHead } from './request-head';
 const LISTEN_WAIT_MS = 10_000;
 /** Seconds a worker whose lodged hung up has to finish the request it holds (the WSGI worker's LEAVE_GRACE). */
 const LEAVE_GRACE_MS = 30_000;
-const START_KEYS = new Set(['root', 'entry', 'log', 'callable', 'slot']);
 
-type Phase = 'start' | 'loading' | 'serving';
 let phase: Phase = 'start';
 let root = '';
 let entry = '';
-let current: Exchange | undefined;
-let leaving = false;
-
-const sock = new net.Socket({ fd: WORKER_FD, readable: true, writable: true });
-
-const connection = new AppConnection();
-
-// The frames of one turn of the loop (a small response's HEAD, DATA and END) go out in
-// one write: lodged reads them at once instead of waking for each.
-let corked = false;
-function uncork(): void {
-  corked = false;
-  sock.uncork();
-}
-
-const out: FrameOut = {
-  send: (frame) => {
-    if (!corked) {
-      corked = true;
-      sock.cork();
-      setImmediate(uncork);
-    }
-    return sock.write(frame);
-  },
-  onDrain: (fn) => sock.once('drain', fn),
-  pauseInput: () => sock.pause(),
-  resumeInput: () => sock.resume(),
-};
+let graceTimer: NodeJS.Timeout | undefined;
 
 function protocolError(msg: string): never {
   log(`protocol error from lodged: ${msg}; exiting`);
   exitNow(WORKER_EXIT_PROTOCOL);
 }
+
+const host: LaneHost = {
+  phase: () => phase,
+  entry: () => entry,
+  start,
+  protocolError,
+  hungUp(lane) {
+    if (lane.index !== 0) return;
+    // Before READY the worker has nobody to tell it is ready: lodged gave it up.
+    if (phase !== 'serving') exitNow(0);
+    // Nobody supervises the worker any more: what the other lanes hold has LEAVE_GRACE_MS.
+    graceTimer ??= setTimeout(() => exitNow(0), LEAVE_GRACE_MS).unref();
+  },
+  closed() {
+    if (lanes.every((l) => l.isClosed)) exitNow(0);
+  },
+};
+
+/** Lane 0 is fd 3, where START comes; START says how many more there are. */
+const lanes: Lane[] = [new Lane(0, WORKER_FD, host)];
+
+process.on('SIGTERM', () => {
+  if (phase !== 'serving' || !lanes.some((l) => l.busy)) exitNow(0);
+  for (const l of lanes) l.leave();
+});
 
 // READY and FAIL go out synchronously: FAIL is followed by the exit, and READY must be
 // on its way before anything the app writes. fd 3 is non-blocking; both are small.
@@ -99,111 +94,40 @@ function fail(msg: string): never {
   exitNow(WORKER_EXIT_FAIL);
 }
 
-const limit = (type: number): number | undefined => {
-  if (phase === 'start') return type === FrameType.START ? START_MAX : undefined;
-  if (phase === 'loading') return undefined; // lodged sends nothing before READY
-  return type === FrameType.REQ || type === FrameType.BODY || type === FrameType.BODY_END || type === FrameType.ABORT ? FRAME_MAX : undefined;
-};
-
-const reader = new FrameReader(onFrame, limit);
-sock.on('data', (chunk: Buffer) => {
-  try {
-    reader.push(chunk);
-  } catch (err) {
-    if (err instanceof FrameError) protocolError(err.message);
-    throw err;
+// Lane i of START's `lanes` is fd LANE_FD_FIRST + i - 1. A number lodged did not give as a
+// socket is refused before anything reads it: it may be one of node's own descriptors.
+function openLanes(count: number): void {
+  for (let i = 1; i < count; i++) {
+    const fd = LANE_FD_FIRST + i - 1;
+    let isSocket = false;
+    try {
+      isSocket = fs.fstatSync(fd).isSocket();
+    } catch {
+      // not open
+    }
+    if (!isSocket) protocolError(`START: lanes=${count}, but fd ${fd} (lane ${i}) is not a socket`);
+    lanes.push(new Lane(i, fd, host));
   }
-});
-sock.on('end', hangUp);
-sock.on('error', hangUp);
-
-// lodged closed fd 3: leave now when idle, else once the request in hand is answered
-// (nobody watches it any more: LEAVE_GRACE_MS at most).
-function hangUp(): void {
-  if (!current) exitNow(0);
-  leaving = true;
-  setTimeout(() => exitNow(0), LEAVE_GRACE_MS).unref();
-}
-
-process.on('SIGTERM', () => {
-  if (!current || phase !== 'serving') exitNow(0);
-  leaving = true;
-});
-
-function onFrame(type: number, frame: Buffer): void {
-  const payload = frame.subarray(8);
-  if (type === FrameType.START) return start(payload);
-  switch (type) {
-    case FrameType.REQ:
-      return request(frame);
-    // With no request in hand these are leftovers of the one just answered (lodged and
-    // mod_lodge pass the body on until they have seen END), or an ABORT that came after it.
-    case FrameType.BODY:
-      return current?.body(payload);
-    case FrameType.BODY_END:
-      return current?.bodyEnd();
-    case FrameType.ABORT:
-      return current?.abort();
-    default:
-      protocolError(`${frameName(type)} frame is not expected`);
-  }
-}
-
-function request(frame: Buffer): void {
-  if (current) protocolError('REQ while a request is in hand');
-  let pairs: Array<[string, string]>;
-  try {
-    pairs = decodePairs(frame, 8);
-  } catch (err) {
-    protocolError(`REQ: ${(err as Error).message}`);
-  }
-  const head = requestHead(pairs);
-  const server = servingServer();
-  if (!server) {
-    log(`${head.line}: the app closed its server; answered 502`);
-    sock.write(encodeError(502, 0, `${entry}: the app closed the server it listened on`));
-    return;
-  }
-  try {
-    current = new Exchange(head, server, connection, out, answered);
-  } catch (err) {
-    // The client's request line or a header is one Node's http client refuses to write.
-    log(`${head.line}: cannot be given to the app: ${(err as Error).message}`);
-    sock.write(encodeError(400, 0, `${head.line}: ${(err as Error).message}`));
-  }
-}
-
-function answered(): void {
-  current = undefined;
-  if (leaving) sock.end(() => exitNow(0));
 }
 
 function start(payload: Buffer): void {
-  const opts = new Map<string, string>();
-  const env: Record<string, string> = {};
-  let pairs: Array<[string, string]>;
+  let opts: ReturnType<typeof parseStart>;
   try {
-    pairs = decodePairs(payload);
+    opts = parseStart(payload);
   } catch (err) {
     protocolError(`START: ${(err as Error).message}`);
   }
-  for (const [k, v] of pairs) {
-    // LodgeEnv values are lodged's strings sent as latin-1 (encodePairs), paths Apache's bytes.
-    if (k.startsWith('env.')) env[k.slice(4)] = v;
-    else if (START_KEYS.has(k)) opts.set(k, Buffer.from(v, 'latin1').toString('utf8'));
-    else protocolError(`START: unknown pair '${k}'`);
-  }
-  for (const k of ['root', 'entry', 'log']) if (!opts.get(k)) protocolError(`START: no ${k}`);
   phase = 'loading';
-  root = opts.get('root')!;
-  entry = opts.get('entry')!;
+  openLanes(opts.lanes);
+  root = opts.root;
+  entry = opts.entry;
   if (path.isAbsolute(entry) || entry.split('/').includes('..')) fail(`${entry}: the app file must be inside the app directory`);
   // lodge-spawn makes the tenant before exec; a runtime started any other way as root
   // must not load anybody's code.
   if (process.geteuid!() === 0 || process.getegid!() === 0) fail(`${entry}: refusing to run application code as root`);
   // The app's own environment, which its child processes inherit: the tenant's to
   // choose, now that nothing running as root reads it.
-  Object.assign(process.env, env);
+  Object.assign(process.env, opts.env);
   try {
     process.chdir(root);
   } catch (err) {
@@ -211,18 +135,18 @@ function start(payload: Buffer): void {
   }
   root = process.cwd();
   try {
-    openLog(opts.get('log')!);
+    openLog(opts.log);
   } catch (err) {
-    fail(`${entry}: cannot open the log ${opts.get('log')}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    fail(`${entry}: cannot open the log ${opts.log}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   if (!fs.existsSync(path.join(root, entry))) fail(`${entry}: no such file in the app directory`);
   load();
 }
 
 function load(): void {
-  // While the app loads, lodged's socket does not keep the worker alive: an app that
+  // While the app loads, lodged's sockets do not keep the worker alive: an app that
   // leaves nothing to wait for without listening is seen at once ('beforeExit').
-  sock.unref();
+  for (const l of lanes) l.ref(false);
   process.on('uncaughtException', onUncaught);
   process.on('beforeExit', () => {
     if (phase === 'loading') fail(`${entry} finished loading without calling listen() on a server`);
@@ -248,7 +172,7 @@ function ready(): void {
   const kv: Array<[string, string]> = [['pid', String(process.pid)]];
   for (const f of ownModules(root)) kv.push(['file', Buffer.from(f, 'utf8').toString('latin1')]);
   sendNow(encodeFrame(FrameType.READY, encodePairs(kv)));
-  sock.ref();
+  for (const l of lanes) l.ref(true);
 }
 
 // The stack for the tenant's log without the runtime's frames: they are the same in every
@@ -266,7 +190,7 @@ function ownStack(err: unknown): string {
 // lodged answers the request in hand with 502. An app with its own handler keeps it.
 function onUncaught(err: unknown, origin: string): void {
   const what = origin === 'unhandledRejection' ? 'unhandled promise rejection' : 'uncaught exception';
-  log(`${what}${current ? ' during a request' : ''}:\n${ownStack(err)}`);
+  log(`${what}${lanes.some((l) => l.busy) ? ' during a request' : ''}:\n${ownStack(err)}`);
   if (phase !== 'serving') fail(`${describe(err, root, entry)} (${what})`);
   if (process.listenerCount('uncaughtException') > 1) return;
   log(`the worker exits (status 1) after the ${what}`);

@@ -1,0 +1,210 @@
+import * as net from 'node:net';
+import { FrameError, FrameReader } from '../protocol/frame-reader';
+import { FrameType, decodePairs, encodeError, frameName } from '../protocol/frames';
+import { FRAME_MAX, START_MAX } from '../protocol/constants';
+import { AppConnection } from './app-connection';
+import { Exchange, FrameOut } from './exchange';
+import { servingServer } from './listen-catch';
+import { log } from './process-io';
+import { requestHead } from './request-head';
+
+export type Phase = 'start' | 'loading' | 'serving';
+
+/** What a lane needs of the process around it (main.ts). */
+export interface LaneHost {
+  phase(): Phase;
+  /** The app's entry file, for the tenant's log and error pages. */
+  entry(): string;
+  /** START, on lane 0. */
+  start(payload: Buffer): void;
+  protocolError(msg: string): never;
+  /** The other end hung up (EOF or a broken socket): lane 0's starts the leave grace. */
+  hungUp(lane: Lane): void;
+  /** The lane is closed, its last frame written (or lost with its socket). */
+  closed(lane: Lane): void;
+}
+
+/**
+ * One lane (PROTOCOL.md, "Lanes"): a socket from lodged that carries one request at a time,
+ * exactly as fd 3 does for a worker with one lane. Each lane has its own connection to the
+ * app's server (a kept-alive connection carries one request at a time, so lanes sharing one
+ * would wait for each other), its own batching and its own back-pressure: a slow request on
+ * one lane never holds another's.
+ */
+export class Lane {
+  private readonly sock: net.Socket;
+  private readonly connection = new AppConnection();
+  private current?: Exchange;
+  /** Takes no request again: closes once the one in hand is answered. */
+  private leaving = false;
+  /** Its end is being closed: frames still coming are dropped. */
+  private closing = false;
+  /** The socket's 'close' came: nothing more goes out. */
+  private gone = false;
+  /** main.ts was told the lane is closed (once). */
+  private told = false;
+  private corked = false;
+  private readonly out: FrameOut;
+
+  constructor(
+    readonly index: number,
+    fd: number,
+    private readonly host: LaneHost,
+  ) {
+    // Half-open allowed: EOF does not end the lane's own output, so the request in hand
+    // goes on until it is answered or a write fails (nobody holds the other end); the
+    // lane closes its end itself, after its last frame.
+    this.sock = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+    const reader = new FrameReader((type, frame) => this.onFrame(type, frame), (type) => this.limit(type));
+    this.sock.on('data', (chunk: Buffer) => {
+      try {
+        reader.push(chunk);
+      } catch (err) {
+        if (err instanceof FrameError) this.protocolError(err.message);
+        throw err;
+      }
+    });
+    this.sock.on('end', () => this.hangUp());
+    this.sock.on('error', () => this.broken());
+    this.sock.on('close', () => {
+      this.gone = true;
+      this.broken();
+    });
+    this.out = {
+      send: (frame) => this.send(frame),
+      onDrain: (fn) => this.sock.once('drain', fn),
+      pauseInput: () => this.sock.pause(),
+      resumeInput: () => this.sock.resume(),
+    };
+  }
+
+  get busy(): boolean {
+    return this.current !== undefined;
+  }
+
+  get isClosed(): boolean {
+    return this.told;
+  }
+
+  /** While the app loads the lanes do not keep the worker alive ('beforeExit' sees an app that never listens). */
+  ref(on: boolean): void {
+    if (on) this.sock.ref();
+    else this.sock.unref();
+  }
+
+  /** SIGTERM: no new request on this lane; close when the one in hand is answered. */
+  leave(): void {
+    this.leaving = true;
+    if (!this.current) this.close();
+  }
+
+  // The frames of one turn of the loop (a small response's HEAD, DATA and END) go out in
+  // one write: lodged reads them at once instead of waking for each.
+  private send(frame: Buffer): boolean {
+    // A lane whose socket broke has nobody to read its frames: they are dropped, and the
+    // request was ended when it broke.
+    if (this.sock.destroyed || this.sock.writableEnded) return true;
+    if (!this.corked) {
+      this.corked = true;
+      this.sock.cork();
+      setImmediate(() => {
+        this.corked = false;
+        this.sock.uncork();
+      });
+    }
+    return this.sock.write(frame);
+  }
+
+  private limit(type: number): number | undefined {
+    const phase = this.host.phase();
+    if (phase === 'start') return this.index === 0 && type === FrameType.START ? START_MAX : undefined;
+    if (phase === 'loading') return undefined; // lodged sends nothing on any lane before READY
+    return type === FrameType.REQ || type === FrameType.BODY || type === FrameType.BODY_END || type === FrameType.ABORT ? FRAME_MAX : undefined;
+  }
+
+  private protocolError(msg: string): never {
+    this.host.protocolError(this.index === 0 ? msg : `lane ${this.index}: ${msg}`);
+  }
+
+  private onFrame(type: number, frame: Buffer): void {
+    if (this.closing) return; // lodged's last frames to a lane that left: nobody answers them
+    const payload = frame.subarray(8);
+    switch (type) {
+      case FrameType.START:
+        return this.host.start(payload);
+      case FrameType.REQ:
+        return this.request(frame);
+      // With no request in hand these are leftovers of the one just answered (lodged and
+      // mod_lodge pass the body on until they have seen END), or an ABORT that came after it.
+      case FrameType.BODY:
+        return this.current?.body(payload);
+      case FrameType.BODY_END:
+        return this.current?.bodyEnd();
+      case FrameType.ABORT:
+        return this.current?.abort();
+      default:
+        this.protocolError(`${frameName(type)} frame is not expected`);
+    }
+  }
+
+  private request(frame: Buffer): void {
+    if (this.current) this.protocolError('REQ while a request is in hand');
+    let head: ReturnType<typeof requestHead>;
+    try {
+      head = requestHead(decodePairs(frame, 8));
+    } catch (err) {
+      this.protocolError(`REQ: ${(err as Error).message}`);
+    }
+    const server = servingServer();
+    if (!server) {
+      log(`${head.line}: the app closed its server; answered 502`);
+      this.send(encodeError(502, 0, `${this.host.entry()}: the app closed the server it listened on`));
+      return;
+    }
+    try {
+      this.current = new Exchange(head, server, this.connection, this.out, () => this.answered());
+    } catch (err) {
+      // The client's request line or a header is one Node's http client refuses to write.
+      log(`${head.line}: cannot be given to the app: ${(err as Error).message}`);
+      this.send(encodeError(400, 0, `${head.line}: ${(err as Error).message}`));
+    }
+  }
+
+  private answered(): void {
+    this.current = undefined;
+    if (this.leaving) this.close();
+  }
+
+  // EOF: every copy of lodged's end is closed. An idle lane closes; a busy one finishes
+  // its request first (a write that fails ends it: broken()).
+  private hangUp(): void {
+    this.leaving = true;
+    this.host.hungUp(this);
+    if (!this.current) this.close();
+  }
+
+  // The socket failed (a write to a lane nobody holds any more) or closed: the request in
+  // hand has nobody to answer to, so it ends as an ABORT ends it (the app's side closed).
+  private broken(): void {
+    if (!this.leaving) {
+      this.leaving = true;
+      this.host.hungUp(this);
+    }
+    if (this.current) this.current.abort();
+    else this.close();
+  }
+
+  private close(): void {
+    if (!this.closing) {
+      this.closing = true;
+      this.sock.pause();
+      // The lane's last frames are flushed before its end closes.
+      if (!this.sock.destroyed) this.sock.end(() => this.sock.destroy());
+    }
+    if (this.gone && !this.told) {
+      this.told = true;
+      this.host.closed(this);
+    }
+  }
+}
+
