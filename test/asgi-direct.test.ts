@@ -5,9 +5,10 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { Site, eventually, forEachApache, startSite } from './helpers/site';
 
-// lodged.json `direct: true` with an ASGI app: its workers accept on the app's own socket
-// as WSGI workers do (they wait for it in their event loop), so once routed, requests
-// and their bodies are served while lodged is stopped. A task the app started keeps
+// lodged.json `direct: true` with an ASGI app of LodgeConcurrency 1 (a worker with more
+// lanes stays on lodged's path): its workers accept on the app's own socket as WSGI
+// workers do (they wait for it in their event loop), so once routed, requests and their
+// bodies are served while lodged is stopped. A task the app started keeps
 // running between requests, since an idle worker waits in its loop.
 
 const MAIN = `
@@ -46,7 +47,7 @@ async def app(scope, receive, send):
 forEachApache((apache) => {
   let site: Site;
   before(async () => {
-    site = await startSite({ dir: { '.htaccess': 'LodgeApp asgi main.py\nLodgeProcesses 1\n', 'main.py': MAIN } }, { direct: true }, apache);
+    site = await startSite({ dir: { '.htaccess': 'LodgeApp asgi main.py\nLodgeProcesses 1\nLodgeConcurrency 1\n', 'main.py': MAIN } }, { direct: true }, apache);
   });
   after(async () => site?.stop());
 
