@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Site, eventually, forEachApache, startSite } from './helpers/site';
 import { processesOf } from './helpers/users';
+import { statusJson } from './helpers/status-json';
 
 // A Node or ASGI worker holds several requests at once (LodgeConcurrency, its lanes):
 // with one worker process, a quick request is answered while a slow one is in hand,
@@ -95,9 +96,16 @@ forEachApache((apache) => {
       const quick = await site.get(t, '/', { timeoutMs: 20_000 });
       assert.equal(quick.status, 200, quick.text.slice(0, 300));
       assert.equal(s.settled(), false, 'the slow request is still in hand');
+      // A second slow one beside it: the status shows the worker holding both.
+      const second = site.get(t, '/slow', { timeoutMs: 30_000 });
+      await eventually(() => {
+        const app = statusJson(site).tenants.flatMap((x) => x.apps).find((a) => a.root === dir(t));
+        return app?.workers.length === 1 && app.workers[0].inFlight === 2 && app.workers[0].current?.path === '/slow';
+      }, 'the status shows one worker with two requests in hand');
       s.release();
       const slow = await s.slow;
       assert.equal(slow.status, 200, slow.text.slice(0, 300));
+      assert.equal((await second).status, 200);
       assert.equal(slow.text.split(' ')[1], quick.text.split(' ')[1], 'one process answered both');
     });
 

@@ -67,7 +67,7 @@ function renderApp(a: AppStatus): string {
   const rows = a.workers.map((w) => `<tr><td class="pid">${w.pid}</td><td>${esc(w.state)}</td><td>${w.requests}</td>`
     + `<td>${w.rss !== undefined ? mib(w.rss) : '–'} of ${mib(a.limits.memory)}</td>`
     + `<td>${w.cpu !== undefined ? `${w.cpu.toFixed(2)} s` : '–'} (${cpuLimit})</td>`
-    + `<td>${w.current ? esc(`${w.current.method} ${w.current.path} ${w.current.elapsed.toFixed(1)} s`) : ''}</td></tr>`).join('');
+    + `<td>${w.current ? esc(`${w.current.method} ${w.current.path} ${w.current.elapsed.toFixed(1)} s${w.inFlight ? ` and ${w.inFlight - 1} more` : ''}`) : ''}</td></tr>`).join('');
   return `<article class="app" data-root="${esc(a.root)}">
 <h3>${esc(a.root)} <small>${esc(a.kind)} ${esc(a.entry)}</small> <span class="state ${esc(a.state)}">${esc(a.state)}</span></h3>
 ${failure ? `<div class="error"><b>Why:</b> <code class="reason">${esc(failure)}</code><br>The traceback is in the log below.</div>` : ''}

@@ -160,7 +160,7 @@ export const PAGE_SCRIPT = String.raw`
       cell(wr, w.state);
       cell(wr, fmtSecs(Math.max(0, (lodgedAt() - w.startedAt) / 1000)), 'num');
       cell(wr, w.requests, 'num');
-      cell(wr, w.current ? w.current.method + ' ' + w.current.path + ' (' + fmtSecs(w.current.elapsed) + ')' : '');
+      cell(wr, w.current ? w.current.method + ' ' + w.current.path + ' (' + fmtSecs(w.current.elapsed) + ')' + (w.inFlight ? ' and ' + (w.inFlight - 1) + ' more' : '') : '');
       cell(wr, w.rss !== undefined ? fmtBytes(w.rss) : '', 'num');
       cell(wr, w.pss !== undefined ? fmtBytes(w.pss) : '', 'num');
       cell(wr, w.cpu !== undefined ? fmtSecs(w.cpu) : '', 'num');
