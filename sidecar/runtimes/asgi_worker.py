@@ -1,7 +1,7 @@
 """Lodge ASGI worker: hosts one tenant's ASGI 3 application (HTTP, WebSocket and lifespan
-scopes) on one event loop, one request at a time on each of its lanes, all at once (fd 3,
-then 6, 7, ...: START's `lanes`), speaking the frame protocol of sidecar/src/protocol/PROTOCOL.md. Started
-as wsgi_worker.py is:
+scopes) on one event loop, one request at a time on each of its lanes and all lanes at
+once (fd 3, then 6, 7, ...: START's `lanes`), speaking the frame protocol of
+sidecar/src/protocol/PROTOCOL.md. Started as wsgi_worker.py is:
 
     lodge-spawn [--cgroup DIR]... [--uid N --gid N] -- python3 -I asgi_worker.py
 

@@ -35,7 +35,7 @@ class Lane(Channel):
         self.closing = False    # an idle lane told to close (SIGTERM): its wait ends
         self.pending = collections.deque()   # what the socket has not taken yet
         self.writing = False    # push is the loop's writer of the socket
-        self.drained = None     # the future of whoever waits for pending to go out
+        self.drained = []       # the futures of those who wait for pending to go out
         super().__init__(sock, direct)
 
     def hang_up(self):
@@ -189,16 +189,19 @@ class Lane(Channel):
         if self.writing:
             self.writing = False
             self.loop.remove_writer(self.sock.fileno())
-        d = self.drained
-        if d is not None:
-            self.drained = None
-            if not d.done():
-                d.set_result(None)
+        if self.drained:
+            for d in self.drained:
+                if not d.done():
+                    d.set_result(None)
+            self.drained = []
 
     async def flushed(self):
         """Until everything sent has gone out (or the lane's peer is gone)."""
         while self.pending and not self.gone:
-            fut = self.drained = self.loop.create_future()
+            # A list: an app's tasks may send at once (a WebSocket's sender and the pump's
+            # pong), and one of them cancelled must not cancel the others' wait.
+            fut = self.loop.create_future()
+            self.drained.append(fut)
             await fut
 
     def close(self, keep_fd=False):

@@ -105,7 +105,13 @@ class AsgiWorker(serve.Worker):
 
     def handle(self, env):
         """One request of serve.Worker's loop (the path with the app's own socket)."""
-        return self.loop.run_until_complete(self.request(self.ch, env))
+        ch = self.ch
+        try:
+            return self.loop.run_until_complete(self.request(ch, env))
+        finally:
+            # The loop's reader of the socket goes with the request: idle() waits on it
+            # next, and a connection's socket is closed.
+            ch.unwatch()
 
     async def request(self, ch, env):
         """Runs one request on ch; returns the status answered (0: none, the client gone)."""
@@ -114,9 +120,9 @@ class AsgiWorker(serve.Worker):
                 return await serve_websocket(self, ch, env)
             return await self.http(ch, env)
         finally:
+            # A lane's reader stays: the lane reads its next REQ in the loop.
             ch.busy = False
             ch.on_stop = ch.waiter = None
-            ch.unwatch()
 
     async def http(self, ch, env):
         ex = Exchange(ch)
