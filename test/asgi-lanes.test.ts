@@ -63,6 +63,13 @@ async def app(scope, receive, send):
         for i in range(32):
             await send({"type": "http.response.body", "body": piece, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+    elif p == "/upload":
+        size, more = 0, True
+        while more:
+            m = await receive()
+            size += len(m.get("body", b""))
+            more = m.get("more_body", False)
+        await respond(send, b"got %d" % size)
     elif p == "/wait-disconnect":
         while (await receive())["type"] != "http.disconnect":
             pass
@@ -140,6 +147,30 @@ test('a lane whose reader is slow (its socket full) leaves the other lanes answe
   assert.equal(body(await l0.answer(from0)).length, 32 * 262144);
 });
 
+test('an upload whose BODY frame has come only in part on lane 0 leaves lane 1 answering', async () => {
+  const r = await worker(2);
+  const [l0, l1] = r.lanes;
+  const from0 = l0.get('/upload', [['REQUEST_METHOD', 'POST'], ['CONTENT_LENGTH', '100000']], false);
+  const piece = encodeFrame(FrameType.BODY, Buffer.alloc(100000, 'u'));
+  l0.send(piece.subarray(0, 50000));
+  await new Promise((res) => setTimeout(res, 100));
+  assert.match(body(await l1.answer(l1.get('/fast'))), /^fast/);
+  assert.ok(!r.log.includes('0 END'));
+  l0.send(Buffer.concat([piece.subarray(50000), BODY_END_FRAME]));
+  assert.equal(body(await l0.answer(from0)), 'got 100000');
+});
+
+test('ABORT in the middle of an upload on lane 0: END there, nothing else; lane 1 unaffected', async () => {
+  const r = await worker(2);
+  const [l0, l1] = r.lanes;
+  const from0 = l0.get('/upload', [['REQUEST_METHOD', 'POST'], ['CONTENT_LENGTH', '100000']], false);
+  l0.send(encodeFrame(FrameType.BODY, Buffer.alloc(30000, 'u')));
+  l0.send(ABORT_FRAME);
+  assert.deepEqual((await l0.answer(from0)).map((f) => f.type), [FrameType.END]);
+  assert.match(body(await l1.answer(l1.get('/fast'))), /^fast/);
+  assert.match(body(await l0.answer(l0.get('/fast'))), /^fast/);
+});
+
 test('ABORT on one lane stops that request only: the app hears http.disconnect, or is cancelled; the stream on the next lane completes', async () => {
   const r = await worker(3);
   const [l0, l1, l2] = r.lanes;
@@ -199,7 +230,7 @@ test('a WebSocket on lane 1 is served while lane 0 answers requests', async () =
     ['HTTP_CONNECTION', 'Upgrade'],
     ['HTTP_SEC_WEBSOCKET_KEY', 'dGhlIHNhbXBsZSBub25jZQ=='],
     ['HTTP_SEC_WEBSOCKET_VERSION', '13'],
-  ], true);
+  ], false);
   const head = await l1.frame(FrameType.HEAD, from1);
   assert.equal(head.payload.readUInt16BE(0), 101);
   l1.send(encodeFrame(FrameType.BODY, clientFrame(0x1, Buffer.from('one'))));

@@ -73,13 +73,14 @@ export class FakeLodgedLane {
   }
 
   /**
-   * A GET: REQ (PATH_INFO, the usual pairs and `extra`), then BODY_END unless it opens a
-   * tunnel (`tunnel`). Returns the index its answer's frames start at.
+   * A request: REQ (GET unless `extra` says otherwise, PATH_INFO, the usual pairs and
+   * `extra`), then BODY_END unless `bodyEnd` is false (a tunnel, a body the test sends
+   * itself). Returns the index its answer's frames start at.
    */
-  get(path: string, extra: Array<[string, string]> = [], tunnel = false): number {
+  get(path: string, extra: Array<[string, string]> = [], bodyEnd = true): number {
     const from = this.frames.length;
     const req = encodePairs([
-      ['REQUEST_METHOD', 'GET'],
+      ...(extra.some(([k]) => k === 'REQUEST_METHOD') ? [] : [['REQUEST_METHOD', 'GET'] as [string, string]]),
       ['SCRIPT_NAME', ''],
       ['PATH_INFO', path],
       ['QUERY_STRING', ''],
@@ -90,7 +91,7 @@ export class FakeLodgedLane {
       ['REQUEST_URI', path],
       ...extra,
     ]);
-    this.socket.write(Buffer.concat([encodeFrame(FrameType.REQ, req), ...(tunnel ? [] : [BODY_END_FRAME])]));
+    this.socket.write(Buffer.concat([encodeFrame(FrameType.REQ, req), ...(bodyEnd ? [BODY_END_FRAME] : [])]));
     return from;
   }
 
