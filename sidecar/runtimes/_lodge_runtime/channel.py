@@ -27,7 +27,7 @@ class Channel:
     def __init__(self, sock, direct=False):
         # Room for a whole FRAME_CHUNK_MAX frame plus what follows it, so that the abort
         # check can look past the body the app has not read yet without growing the buffer.
-        self.buf = bytearray(READ_AHEAD)
+        self.buf = self.fresh_buffer()
         self.mv = memoryview(self.buf)
         self.idle = False
         self.filebuf = None
@@ -44,6 +44,9 @@ class Channel:
         self.aborted = self.gone = False
         self.poll = select.poll()
         self.poll.register(sock.fileno(), select.POLLIN)
+
+    def fresh_buffer(self):
+        return bytearray(READ_AHEAD)
 
     def hang_up(self):
         """The peer closed: lodged's end ends the worker; mod_lodge's ends the request."""
@@ -76,7 +79,7 @@ class Channel:
             self.pos = self.end = 0
             if len(self.buf) > READ_AHEAD:
                 # a one-off huge REQ must not keep its buffer for the worker's life
-                self.buf = bytearray(READ_AHEAD)
+                self.buf = self.fresh_buffer()
                 self.mv = memoryview(self.buf)
         if self.pos + n > len(self.buf):
             self.compact(n)
