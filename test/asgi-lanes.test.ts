@@ -99,7 +99,7 @@ after(async () => {
   for (const r of running) if (r.child.exitCode === null && r.child.signalCode === null) process.kill(r.child.pid!, 'SIGKILL');
   await Promise.all(running.map((r) => r.exited));
   if (user) await removeUser(user);
-  if (!process.env.LODGE_KEEP) fs.rmSync(dir, { recursive: true, force: true });
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 const events = (): string[] => (fs.existsSync(path.join(dir, 'events')) ? fs.readFileSync(path.join(dir, 'events'), 'utf8').split('\n').filter(Boolean) : []);
