@@ -1,6 +1,7 @@
-"""Lodge ASGI worker: hosts one tenant's ASGI 3 application (HTTP and lifespan scopes),
-one request at a time on one event loop, speaking the frame protocol of
-sidecar/src/protocol/PROTOCOL.md on fd 3. Started as wsgi_worker.py is:
+"""Lodge ASGI worker: hosts one tenant's ASGI 3 application (HTTP, WebSocket and lifespan
+scopes) on one event loop, one request at a time on each of its lanes and all lanes at
+once (fd 3, then 6, 7, ...: START's `lanes`), speaking the frame protocol of
+sidecar/src/protocol/PROTOCOL.md. Started as wsgi_worker.py is:
 
     lodge-spawn [--cgroup DIR]... [--uid N --gid N] -- python3 -I asgi_worker.py
 

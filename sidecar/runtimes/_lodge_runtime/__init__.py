@@ -15,6 +15,9 @@ use, so the app cannot shadow it):
     entry      what both entries do: START, the app's process, load, READY or FAIL, serve
     asgi_scope the ASGI HTTP scope from a request's REQ pairs
     asgi_serve the ASGI worker: the event loop, receive() and send() of a request
+    asgi_lanes the lane server: a task per lane, each serving its own requests at once
+    asgi_lane  a lane: a frame stream the loop reads and writes without blocking in it
+    asgi_run   a request's app call as its own task, stopped on ABORT
     asgi_lifespan the lifespan scope: startup before READY, shutdown on leaving
     asgi_input the request's input read on demand, the loop waiting on the socket
     asgi_websocket the websocket scope over mod_lodge's tunnel

@@ -1,23 +1,31 @@
-"""An ASGI 3 app in the request loop of serve.py: one request at a time, as for WSGI,
-each run to its end on the worker's one event loop; between requests the worker waits
-in that loop, so the app's own tasks keep running.
+"""An ASGI 3 app on the worker's one event loop. With lodged's lanes (asgi_lanes.py) it
+serves a request per lane at once; on the path with the app's own socket (LISTEN_FD,
+one lane) it runs in the request loop of serve.py, one request at a time. Between
+requests the worker waits in the loop, so the app's own tasks keep running.
 
-receive() takes the request body from the channel as the app asks for it (BODY frames
-are read on demand, so lodged and Apache are held back by a slow reader), then waits
-for the client to leave (ABORT, or a direct connection closing); send() puts each body
-piece out at once. The lifespan scope (asgi_lifespan.py) runs before READY."""
+Each request's app call is a task of its own (run_app): when lodged sends ABORT (the
+client left, or LodgeTimeout passed) or the lane ends, the app hears http.disconnect and
+what is still running ABORT_CANCEL_S later is cancelled, so the lane answers END well
+within ABORT_GRACE. receive() takes the request body from the lane as the app asks for
+it (BODY frames are read on demand, so lodged and Apache are held back by a slow
+reader), then waits for the client to leave; send() puts each body piece out at once
+and returns once the socket took it. The lifespan scope (asgi_lifespan.py) runs before
+READY."""
 
 import asyncio
 import signal
 
 from . import serve
 from .asgi_input import ClientGone, read_piece
+from .asgi_lane import Lane
+from .asgi_lanes import LaneServer
 from .asgi_lifespan import Lifespan
+from .asgi_run import run_app
 from .asgi_scope import http_scope
 from .asgi_websocket import is_tunnel, serve_websocket
 from .channel import Gone
 from .constants import ABORT
-from .frames import BODY_END_HDR, HDR
+from .frames import BODY_END_HDR, END_FRAME, HDR
 from .response import ContractError, Exchange, head_payload
 
 DISCONNECT = {'type': 'http.disconnect'}
@@ -37,19 +45,42 @@ class AsgiWorker(serve.Worker):
         asyncio.set_event_loop(loop)
         cls._lifespan = Lifespan(app, loop).start(sock, root, entry)
 
-    def __init__(self, *args):
+    @classmethod
+    def channel(cls, sock, direct=False):
+        # fd 3 ends the worker when lodged closes it, as for WSGI, unless the lane server
+        # takes it (serve() below).
+        return Lane(sock, cls._loop, leaves=not direct, direct=direct)
+
+    def __init__(self, *args, lanes=()):
         super().__init__(*args)
         self.loop = loop = self._loop
         ls = self._lifespan
         self.state = ls.state if ls is not None else None
         self.waking = None
+        # lodged's lanes past fd 3 (sockets); the lane server serves them all at once.
+        self.more_lanes = lanes
+        self.server = None
         # SIGTERM through the loop: while the worker waits in it, the wait ends and the
         # serve loop leaves (running the lifespan's shutdown), as serve.on_term would.
         loop.add_signal_handler(signal.SIGTERM, self.on_term)
 
+    def serve(self):
+        if self.listener is not None:
+            return super().serve()
+        self.server = LaneServer(self, [self.lodged] + [self.channel(s) for s in self.more_lanes])
+        self.server.run()
+
+    def on_hangup(self):
+        # With the lane server, fd 3's end closes lane 0 only (the hang-up watcher then
+        # gives the rest LEAVE_GRACE seconds).
+        if self.listener is not None:
+            serve.on_term()
+
     def on_term(self):
         serve._term = True
         self.wake()
+        if self.server is not None:
+            self.server.stop()
 
     def wake(self):
         w = self.waking
@@ -73,22 +104,66 @@ class AsgiWorker(serve.Worker):
         return not serve._term
 
     def handle(self, env):
-        if 'HTTP_UPGRADE' in env and is_tunnel(env):
-            return serve_websocket(self, env)
+        """One request of serve.Worker's loop (the path with the app's own socket)."""
         ch = self.ch
+        try:
+            return self.loop.run_until_complete(self.request(ch, env))
+        finally:
+            # The loop's reader of the socket goes with the request: idle() waits on it
+            # next, and a connection's socket is closed.
+            ch.unwatch()
+
+    async def request(self, ch, env):
+        """Runs one request on ch; returns the status answered (0: none, the client gone)."""
+        try:
+            if 'HTTP_UPGRADE' in env and is_tunnel(env):
+                return await serve_websocket(self, ch, env)
+            return await self.http(ch, env)
+        finally:
+            # A lane's reader stays: the lane reads its next REQ in the loop.
+            ch.busy = False
+            ch.on_stop = ch.waiter = None
+
+    async def http(self, ch, env):
         ex = Exchange(ch)
         call = Call(ch, ex, self.loop)
-        err = None
-        try:
-            self.loop.run_until_complete(self.app(http_scope(env, self.state), call.receive, call.send))
-            if ex.head is None and not ch.aborted:
-                err = self.broken(env, ContractError('the app returned without sending http.response.start'))
-        except KeyboardInterrupt:
-            raise
-        except BaseException as e:
-            err = self.failed(env, e, ex)
+        e = await run_app(ch, self.loop, lambda: self.app(http_scope(env, self.state), call.receive, call.send),
+                          call.on_abort)
         call.ch = None
-        return self.conclude(env, ex, err)
+        if e is not None:
+            err = self.failed_on(ch, env, e)
+        elif ex.head is None and not ch.aborted:
+            err = self.broken(env, ContractError('the app returned without sending http.response.start'))
+        else:
+            err = None
+        return await self.conclude(ch, env, ex, err)
+
+    def failed_on(self, ch, env, e):
+        return None if ch.aborted else self.fault(env, e)
+
+    async def conclude(self, ch, env, ex, err):
+        """serve.Worker.conclude on a lane: the rest of the body read (the loop waiting,
+        not blocked), then END (the response whole, or the client gone) or ERROR."""
+        if err is None and not ch.aborted:
+            err = self.whole(env, ex)
+        if not ch.done:
+            try:
+                await ch.drain_body()
+            except Gone:
+                pass   # the lane's peer closed: nothing more goes out
+        if ch.aborted:
+            ch.send(END_FRAME)
+            status = 0
+        elif err is None:
+            ex.out.append(END_FRAME)
+            ex.size += len(END_FRAME)
+            ex.flush()
+            status = ex.code
+        else:
+            ch.send(serve.error_frame(err))
+            status = err[0]
+        await ch.flushed()
+        return status
 
 
 class Call:
@@ -121,8 +196,14 @@ class Call:
                 pass   # the direct connection closed: the client is gone
             return DISCONNECT
 
+    def on_abort(self):
+        """ABORT or the lane's end: a receive() waiting for the disconnect has it."""
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
     async def body(self, ch):
-        data = await read_piece(ch, self.loop)
+        data = await read_piece(ch)
         if data is None:
             self.body_over = True
             return DISCONNECT if ch.aborted else LAST_PIECE
@@ -141,19 +222,14 @@ class Call:
         if ch.pos + 8 <= ch.end and HDR.unpack_from(ch.buf, ch.pos) == _ABORT_HDR:
             ch.pos += 8
             ch.done = ch.aborted = True
+            ch.stopped()
             return
+        # The lane's watcher looks for ABORT (Lane.on_readable); on_abort wakes us.
         fut = self.waiter = self.loop.create_future()
-        fd = ch.sock.fileno()
-
-        def look():
-            if ch.poll_abort() and not fut.done():
-                fut.set_result(None)
-
-        self.loop.add_reader(fd, look)
+        ch.watch()
         try:
             await fut
         finally:
-            self.loop.remove_reader(fd)
             self.waiter = None
 
     async def send(self, message):
@@ -177,6 +253,8 @@ class Call:
                 # A piece of a stream: out now, HEAD first, not held for the next one.
                 ex.queue_head()
                 ex.flush()
+                # Back-pressure: the app goes on once the lane took the piece.
+                await ch.flushed()
             else:
                 # The last piece: it goes out with END (serve.Worker.finish), in one write.
                 self.over = True

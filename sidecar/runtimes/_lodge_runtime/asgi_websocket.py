@@ -9,9 +9,11 @@ import collections
 
 from .asgi_scope import http_scope
 from .asgi_input import ClientGone, read_piece
+from .asgi_run import run_app
 from .channel import Gone
 from .frames import END_FRAME
 from .response import ContractError, Exchange, head_payload
+from .serve import error_frame
 from .ws_codec import OP_BINARY, OP_PING, OP_PONG, OP_TEXT, Decoder, WsError, accept_key, close_frame, encode
 
 # The largest message a client may send (over it: close 1009), as FRAME_MAX bounds a frame.
@@ -109,6 +111,7 @@ class WsCall:
             kind = event[0]
             if kind == 'ping':
                 self.out(encode(OP_PONG, event[1]))
+                await self.ch.flushed()
             elif kind == 'close':
                 # Echo the close (RFC 6455 5.5.1), unless ours went first.
                 self.close(event[1] if event[1] != 1005 else None, '')
@@ -120,6 +123,11 @@ class WsCall:
                 if not self.dropping:
                     self.inbox.append({'type': 'websocket.receive', kind: event[1]})
                     self.arrived = _wake(self.arrived)
+
+    def on_abort(self):
+        """ABORT or the lane's end, seen while the pump was not reading."""
+        if self.ended is None:
+            self.end(1006, '')
 
     def end(self, code, reason):
         self.ended = {'type': 'websocket.disconnect', 'code': code, 'reason': reason}
@@ -149,6 +157,8 @@ class WsCall:
                 self.out(encode(OP_BINARY, data))
             else:
                 raise ContractError('websocket.send with neither bytes nor text')
+            # Back-pressure: the app goes on once the lane took the message.
+            await self.ch.flushed()
         elif t == 'websocket.accept':
             if self.state != CONNECTING:
                 raise ContractError('websocket.accept twice, or after websocket.close')
@@ -204,9 +214,8 @@ def _wake(fut):
     return None
 
 
-def serve_websocket(worker, env):
-    """One WebSocket connection; returns the status answered (101, 403, 400 or 500)."""
-    ch = worker.ch
+async def serve_websocket(worker, ch, env):
+    """One WebSocket connection on ch; returns the status answered (101, 403, 400 or 500)."""
     ex = Exchange(ch)
     key = accept_key(env.get('HTTP_SEC_WEBSOCKET_KEY', ''))
     if key is None or env.get('HTTP_SEC_WEBSOCKET_VERSION') != '13':
@@ -214,33 +223,33 @@ def serve_websocket(worker, env):
         body = b'a WebSocket handshake needs Sec-WebSocket-Key and Sec-WebSocket-Version 13\n'
         ex.code, ex.head, ex.left = head_payload('400 ASGI', [('Sec-WebSocket-Version', '13'), ('Content-Length', str(len(body)))])
         ex.emit(body)
-        return end_tunnel(ex)
+        return await end_tunnel(ex)
     loop = worker.loop
-    call = WsCall(ch, ex, loop, key, lambda c: read_piece(c, loop))
+    call = WsCall(ch, ex, loop, key, read_piece)
     call.start()
-    try:
-        loop.run_until_complete(worker.app(websocket_scope(env, worker.state), call.receive, call.send))
-    except KeyboardInterrupt:
-        raise
-    except ClientGone:
-        pass   # an app that sent after the client left: its way of learning so
-    except BaseException as e:
-        err = worker.failed(env, e, ex)
+    e = await run_app(ch, loop, lambda: worker.app(websocket_scope(env, worker.state), call.receive, call.send),
+                      call.on_abort)
+    # ClientGone: an app that sent after the client left, its way of learning so.
+    if e is not None and not isinstance(e, ClientGone):
+        err = worker.failed_on(ch, env, e)
         if err is not None and call.state == CONNECTING:
             # Before the 101 it is an ordinary failed request: the visitor's 500. No
             # drain first: the tunnel's input ends only after our ERROR.
-            loop.run_until_complete(call.stop())
-            return worker.send_error(err)
+            await call.stop()
+            ch.send(error_frame(err))
+            await ch.flushed()
+            return err[0]
         call.close(1011, 'internal error')
-    loop.run_until_complete(call.finish())
-    return end_tunnel(ex)
+    await call.finish()
+    return await end_tunnel(ex)
 
 
-def end_tunnel(ex):
+async def end_tunnel(ex):
     """END: mod_lodge closes the client's connection, then sends BODY_END, which the
     idle worker drops with whatever BODY frames came before it."""
     ex.queue_head()
     ex.out.append(END_FRAME)
     ex.size += len(END_FRAME)
     ex.flush()
+    await ex.ch.flushed()
     return ex.code

@@ -27,7 +27,7 @@ class Channel:
     def __init__(self, sock, direct=False):
         # Room for a whole FRAME_CHUNK_MAX frame plus what follows it, so that the abort
         # check can look past the body the app has not read yet without growing the buffer.
-        self.buf = bytearray(READ_AHEAD)
+        self.buf = self.fresh_buffer()
         self.mv = memoryview(self.buf)
         self.idle = False
         self.filebuf = None
@@ -45,6 +45,9 @@ class Channel:
         self.poll = select.poll()
         self.poll.register(sock.fileno(), select.POLLIN)
 
+    def fresh_buffer(self):
+        return bytearray(READ_AHEAD)
+
     def hang_up(self):
         """The peer closed: lodged's end ends the worker; mod_lodge's ends the request."""
         if not self.direct:
@@ -53,9 +56,9 @@ class Channel:
 
     # -- input --
 
-    def recv(self):
+    def recv(self, flags=0):
         try:
-            n = self.sock.recv_into(self.mv[self.end:])
+            n = self.sock.recv_into(self.mv[self.end:], 0, flags)
         except ConnectionResetError:
             n = 0
         if not n:
@@ -65,16 +68,21 @@ class Channel:
 
     def need(self, n):
         """Block until n bytes are buffered at pos."""
+        self.room(n)
+        while self.end - self.pos < n:
+            self.recv()
+
+    def room(self, n):
+        """Make room for n bytes at pos: the buffer rewound when empty, compacted or
+        grown when they would not fit."""
         if self.pos == self.end:
             self.pos = self.end = 0
             if len(self.buf) > READ_AHEAD:
                 # a one-off huge REQ must not keep its buffer for the worker's life
-                self.buf = bytearray(READ_AHEAD)
+                self.buf = self.fresh_buffer()
                 self.mv = memoryview(self.buf)
         if self.pos + n > len(self.buf):
             self.compact(n)
-        while self.end - self.pos < n:
-            self.recv()
 
     def compact(self, room):
         have = self.end - self.pos
@@ -113,19 +121,22 @@ class Channel:
         while not self.left:
             if self.done:
                 return False
-            t, n = self.header()
-            if t == BODY:
-                self.left = n
-            elif t == BODY_END and not n:
-                self.done = True
-            elif t == ABORT and not n:
-                self.done = self.aborted = True
-            else:
-                protocol_error('frame type 0x%02x (%d bytes) inside a request body' % (t, n))
+            self.body_frame(*self.header())
         if self.pos == self.end:
             self.pos = self.end = 0
             self.recv()
         return True
+
+    def body_frame(self, t, n):
+        """A frame header read inside a request's input."""
+        if t == BODY:
+            self.left = n
+        elif t == BODY_END and not n:
+            self.done = True
+        elif t == ABORT and not n:
+            self.done = self.aborted = True
+        else:
+            protocol_error('frame type 0x%02x (%d bytes) inside a request body' % (t, n))
 
     def skip(self, n):
         while n:

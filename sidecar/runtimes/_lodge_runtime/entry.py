@@ -10,12 +10,11 @@ import sys
 import threading
 
 from . import process, serve
-from .channel import Channel
-from .constants import BOARD_FD, LISTEN_FD, READY, WORKER_EXIT_PROTOCOL, WORKER_FD
+from .constants import BOARD_FD, LANE_FD_FIRST, LISTEN_FD, READY, WORKER_EXIT_PROTOCOL, WORKER_FD
 from .frames import frame, pairs
 from .scoreboard import IDLE, Scoreboard, ScoreboardError
 from .loader import describe, load_app, own_modules, print_exception
-from .process import _exit, fail, log, open_log, watch_hangup
+from .process import _exit, fail, log, open_log, protocol_error, watch_hangup
 from .start import apply_env, read_start
 
 
@@ -31,6 +30,11 @@ def main(kind, Worker):
     os.set_inheritable(WORKER_FD, False)
     listener = app_socket()
     opts, env = read_start(sock)
+    lanes = lane_sockets(kind, opts['lanes'])
+    if lanes and listener is not None:
+        # lodged makes no app socket for a worker with lanes (PROTOCOL.md, "Lanes").
+        listener.close()
+        listener = None
     root, entry = opts['root'], opts['entry']
     if os.path.isabs(entry) or '..' in entry.split('/'):
         fail(sock, '%s: the app file must be inside the app directory' % entry)
@@ -65,17 +69,38 @@ def main(kind, Worker):
     startup = getattr(Worker, 'startup', None)
     if startup is not None:
         startup(sock, app, root, entry)
-    serve._ch = ch = Channel(sock)
+    serve._ch = ch = Worker.channel(sock)
     try:
         # accepts: it serves the app's socket, so lodged may send mod_lodge there.
         accepts = (b'accepts', b'1') if listener is not None else ()
         sock.sendall(frame(READY, pairs(b'pid', str(os.getpid()).encode(), *accepts, *own_modules(root))))
     except OSError:
         _exit(0)
-    threading.Thread(target=watch_hangup, args=(WORKER_FD, serve.on_term), name='lodge-hangup',
-                     daemon=True).start()
     board = app_board(opts, listener)
-    Worker(ch, app, root, entry, listener, board).serve()
+    worker = Worker(ch, app, root, entry, listener, board, **({'lanes': lanes} if lanes else {}))
+    threading.Thread(target=watch_hangup, args=(WORKER_FD, worker.on_hangup), name='lodge-hangup',
+                     daemon=True).start()
+    worker.serve()
+
+
+def lane_sockets(kind, n):
+    """The sockets of lanes 1..n-1 (PROTOCOL.md, "Lanes"): fds LANE_FD_FIRST on. A WSGI
+    worker has one lane."""
+    if n == 1:
+        return []
+    if kind == 'wsgi':
+        protocol_error('START: lanes %d for a WSGI worker, which serves one request at a time' % n)
+    socks = []
+    for fd in range(LANE_FD_FIRST, LANE_FD_FIRST + n - 1):
+        try:
+            s = socket.socket(fileno=fd)
+        except OSError as e:
+            protocol_error('START: lanes %d, but fd %d is not a socket (%s)' % (n, fd, e))
+        s.setblocking(True)
+        # As fd 3: not for the programs the tenant runs.
+        os.set_inheritable(fd, False)
+        socks.append(s)
+    return socks
 
 
 def app_board(opts, listener):

@@ -32,6 +32,14 @@ class Worker:
     # that the app's own tasks run between requests.
     loop = None
 
+    @classmethod
+    def channel(cls, sock, direct=False):
+        """The frame stream over sock: lodged's socket, or a connection to the app's."""
+        return Channel(sock, direct)
+
+    # What the hang-up watcher does when lodged closes fd 3 (process.watch_hangup).
+    on_hangup = staticmethod(on_term)
+
     def __init__(self, ch, app, root, label, listener=None, board=None):
         self.ch = self.lodged = ch
         # Where the requests from the app's socket are counted (scoreboard.py): lodged
@@ -65,7 +73,7 @@ class Worker:
     def serve(self):
         ch = self.lodged
         if self.listener is not None:
-            self.direct = Channel(self.listener, direct=True)
+            self.direct = self.channel(self.listener, direct=True)
             listen_fd = self.listener.fileno()
             # Every worker of the app waits on the same socket: EPOLLEXCLUSIVE wakes one
             # of them per connection, not all (the others would only lose the accept).
@@ -146,9 +154,9 @@ class Worker:
             self.ch = self.lodged
             conn.close()
 
-    def environ(self, p, n):
+    def environ(self, p, n, ch=None):
         env = self.base.copy()
-        raw = self.ch.mv[p:p + n]
+        raw = (ch or self.ch).mv[p:p + n]
         # latin-1 maps byte i to code point i, so the byte offsets of the pairs are
         # string offsets too: one decode for the whole payload, then slices.
         s = str(raw, 'latin-1')
@@ -225,8 +233,7 @@ class Worker:
 
     def send_error(self, err):
         """ERROR for err, (status, message); returns the status."""
-        msg = err[1].encode('utf-8', 'replace')[:MESSAGE_TEXT_MAX]
-        self.ch.send(ERR.pack(ERROR, 4 + len(msg), err[0], 0) + msg)
+        self.ch.send(error_frame(err))
         return err[0]
 
     def send_iter(self, ex, result):
@@ -280,17 +287,10 @@ class Worker:
                 return
 
     def finish(self, env, ex):
+        err = self.whole(env, ex)
+        if err is not None:
+            return err
         ch = self.ch
-        if not ex.queued:
-            if ex.head is None:
-                return self.broken(env, ContractError(
-                    'application returned without calling start_response()'))
-            ex.queue_head()
-        if ex.left and ex.code >= 200 and ex.code not in (204, 304) \
-                and env.get('REQUEST_METHOD') != 'HEAD':
-            # Sending less than announced would leave the client waiting: cut instead.
-            return self.broken(env, ContractError(
-                'response is %d bytes shorter than its Content-Length' % ex.left))
         if not ch.done:
             ch.drain()
         if ch.aborted:
@@ -301,9 +301,28 @@ class Worker:
         ex.flush()
         return None
 
+    def whole(self, env, ex):
+        """After the app: None when the response it left is whole (HEAD queued), else the
+        502 for it."""
+        if not ex.queued:
+            if ex.head is None:
+                return self.broken(env, ContractError(
+                    'application returned without calling start_response()'))
+            ex.queue_head()
+        if ex.left and ex.code >= 200 and ex.code not in (204, 304) \
+                and env.get('REQUEST_METHOD') != 'HEAD':
+            # Sending less than announced would leave the client waiting: cut instead.
+            return self.broken(env, ContractError(
+                'response is %d bytes shorter than its Content-Length' % ex.left))
+        return None
+
     def failed(self, env, e, ex):
         if self.ch.aborted:
             return None   # the client left; what the app did about it is no error
+        return self.fault(env, e)
+
+    def fault(self, env, e):
+        """What the app's exception e answers: 502 for a broken contract, else 500."""
         if isinstance(e, ContractError):
             return self.broken(env, e)
         log('%s: exception in the application' % request_line(env))
@@ -316,6 +335,12 @@ class Worker:
         if e.__traceback__ is not None:
             print_exception(e)
         return 502, msg
+
+
+def error_frame(err):
+    """The ERROR frame for err, (status, message)."""
+    msg = err[1].encode('utf-8', 'replace')[:MESSAGE_TEXT_MAX]
+    return ERR.pack(ERROR, 4 + len(msg), err[0], 0) + msg
 
 
 def request_line(env):

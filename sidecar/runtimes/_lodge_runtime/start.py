@@ -6,11 +6,11 @@ process running as root (see PROTOCOL.md, "Worker start")."""
 
 import os
 
-from .constants import START, START_MAX
+from .constants import LANES_MAX, START, START_MAX
 from .frames import HDR, U16, U32
 from .process import protocol_error
 
-KEYS = ('root', 'entry', 'log', 'callable', 'slot')
+KEYS = ('root', 'entry', 'log', 'callable', 'slot', 'lanes')
 
 
 def _read(sock, n):
@@ -61,7 +61,16 @@ def read_start(sock):
     for k in ('root', 'entry', 'log'):
         if not opts.get(k):
             protocol_error('START: no %s' % k)
+    opts['lanes'] = lanes(opts.get('lanes', '1'))
     return opts, env
+
+
+def lanes(v):
+    """START's `lanes`: how many requests lodged may give the worker at once (PROTOCOL.md,
+    "Lanes"), a decimal 1..LANES_MAX."""
+    if not (v.isascii() and v.isdigit()) or not 1 <= int(v) <= LANES_MAX:
+        protocol_error('START: lanes %.20r is not a number from 1 to %d' % (v, LANES_MAX))
+    return int(v)
 
 
 def apply_env(env):
