@@ -142,7 +142,8 @@ static void check_app(apr_pool_t *p, const char *kind, const char *file,
         return;
     }
     FUZZ_CHECK(path[0] == '/');
-    FUZZ_CHECK(strcmp(kind, "wsgi") == 0 || strcmp(kind, "node") == 0);
+    FUZZ_CHECK(strcmp(kind, "wsgi") == 0 || strcmp(kind, "asgi") == 0
+               || strcmp(kind, "node") == 0);
     FUZZ_CHECK(d->root != NULL && d->root[0] == '/');
     FUZZ_CHECK(strlen(d->root) == 1 || d->root[strlen(d->root) - 1] != '/');
     FUZZ_CHECK(lodge_stays_inside(d->entry));
@@ -162,7 +163,7 @@ static lodge_dir_conf *limits_from(apr_pool_t *p, char **words, int n)
         int before = d->timeout;
         const char *err;
 
-        switch ((unsigned char)w[0] % 5) {
+        switch ((unsigned char)w[0] % 6) {
         case 0:
             err = lodge_set_timeout(fake_cmd(p, "LodgeTimeout", "/"), d, w + 1);
             check_message(err, "LodgeTimeout");
@@ -181,6 +182,13 @@ static lodge_dir_conf *limits_from(apr_pool_t *p, char **words, int n)
             err = lodge_set_memory(fake_cmd(p, "LodgeMemory", "/"), d, w + 1);
             check_message(err, "LodgeMemory");
             FUZZ_CHECK(err != NULL || d->memory >= 1);
+            break;
+        case 4:
+            err = lodge_set_concurrency(fake_cmd(p, "LodgeConcurrency", "/"),
+                                        d, w + 1);
+            check_message(err, "LodgeConcurrency");
+            FUZZ_CHECK(err != NULL || (d->concurrency >= 1
+                                       && d->concurrency <= LODGE_LANES_MAX));
             break;
         default:
             err = lodge_set_processes(fake_cmd(p, "LodgeProcesses", "/"), d,
