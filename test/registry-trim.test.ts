@@ -9,7 +9,7 @@ import { eventually } from './helpers/site';
 function fakeIdlePool(root: string): { pool: Pool; forgotten: () => boolean } {
   let gone = false;
   const spec = { root, kind: 'wsgi', entry: 'app.py', callable: '', env: {}, limits: { idle: 1 } };
-  const pool = { workers: new Set(), isRetired: false, lastUsed: 0, spec, reapIdle() {}, busyWorkers: () => 0, close() {}, forget: () => (gone = true) };
+  const pool = { workers: new Set(), isRetired: false, lastUsed: 0, spec, reapIdle() {}, inFlight: () => 0, close() {}, forget: () => (gone = true) };
   return { pool: pool as unknown as Pool, forgotten: () => gone };
 }
 
@@ -41,7 +41,7 @@ test('afterReaping waits while a request is in hand', async () => {
     registry.pools.set('gone', gone.pool);
     // An app serving a request, its pool kept (no idle time has passed for it).
     let busy = 1;
-    const serving = { ...fakeIdlePool('/srv/busy').pool, lastUsed: Date.now(), busyWorkers: () => busy, workers: new Set([{}]) } as unknown as Pool;
+    const serving = { ...fakeIdlePool('/srv/busy').pool, lastUsed: Date.now(), inFlight: () => busy, workers: new Set([{}]) } as unknown as Pool;
     registry.pools.set('busy', serving);
     await eventually(() => gone.forgotten(), 'the idle pool forgotten', 10_000);
     await new Promise((r) => setTimeout(r, 3500));
