@@ -137,7 +137,8 @@ forEachApache((apache) => {
       assert.equal(next.text.split(' ')[1], pid, 'the worker was not killed');
     });
 
-    test(`${k.kind}: a blocked event loop is a 504 at LodgeTimeout, and its worker is killed`, async () => {
+    // Which worker is killed, and when, is lodged's alone: once, on Apache 2.4.
+    if (apache === '2.4') test(`${k.kind}: a blocked event loop is a 504 at LodgeTimeout, and its worker is killed`, async () => {
       const t = `${k.kind}-timeout`;
       const first = await site.get(t, '/');
       const pid = Number(first.text.split(' ')[1]);
