@@ -162,9 +162,12 @@ export class Lane {
       return;
     }
     try {
-      this.current = new Exchange(head, server, this.connection, this.out, () => this.answered());
+      // The whole exchange may happen inside the constructor (the app answered at once):
+      // then it is over before it would be in hand.
+      const ex = new Exchange(head, server, this.connection, this.out, () => this.answered());
+      if (!ex.isFinished) this.current = ex;
     } catch (err) {
-      // The client's request line or a header is one Node's http client refuses to write.
+      // The client's request line or a header is one that cannot be written as HTTP/1.1 (request-bytes.ts).
       log(`${head.line}: cannot be given to the app: ${(err as Error).message}`);
       this.send(encodeError(400, 0, `${head.line}: ${(err as Error).message}`));
     }
