@@ -3,6 +3,8 @@
  *
  *     node dist/test/perf/node-worker-cpu.js [N=20000] [lanes...=1 4]
  *
+ * With PROF_DIR set (a folder the tenant may write), the worker writes a CPU profile there.
+ *
  * The real runtime started by lodge-spawn as a tenant (as test/node-lanes.test.ts does),
  * a hello app, and the script in lodged's place: each lane gets a REQ (the pairs mod_lodge
  * sends for a browser's GET) and BODY_END, the next once the END came. The worker's
@@ -84,7 +86,7 @@ async function run(uid: number, gid: number, appDir: string, count: number, n: n
   const pairs = Array.from({ length: count }, () => socketPair());
   const stdio: StdioOptions = Array.from({ length: count > 1 ? LANE_FD_FIRST + count - 1 : WORKER_FD + 1 }, (_, i) => (i === 2 ? 'pipe' : 'ignore'));
   pairs.forEach(([, theirs], i) => (stdio[i === 0 ? WORKER_FD : LANE_FD_FIRST + i - 1] = theirs));
-  const child = spawn(SPAWN, ['--uid', String(uid), '--gid', String(gid), '--', process.execPath, RUNTIME], { cwd: '/', env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' }, stdio });
+  const child = spawn(SPAWN, ['--uid', String(uid), '--gid', String(gid), '--', process.execPath, ...(process.env.PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF_DIR}`] : []), RUNTIME], { cwd: '/', env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' }, stdio });
   for (const [, theirs] of pairs) fs.closeSync(theirs);
   child.stderr!.on("data", (d: Buffer) => process.stderr.write(d));
   const socks = pairs.map(([mine]) => new net.Socket({ fd: mine, readable: true, writable: true, allowHalfOpen: true }));

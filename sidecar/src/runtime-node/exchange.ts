@@ -141,8 +141,10 @@ export class Exchange implements ConnectionUser, ResponseSink {
     this.finish(END_FRAME);
   }
 
+  // The app may answer inside the write (its server reads and answers synchronously), and
+  // that answer may close the connection: a write that says "full" then holds nothing.
   private write(bytes: Buffer): void {
-    if (!this.conn.write(bytes) && !this.holding) {
+    if (!this.conn.write(bytes) && !this.holding && !this.finished) {
       this.holding = true;
       this.out.pauseInput();
     }

@@ -31,18 +31,21 @@ export interface RequestHead {
   line: string;
 }
 
-// Hop-by-hop (RFC 9110 7.6.1) or set by us; never passed on from the client.
-const DROPPED = new Set(['CONNECTION', 'KEEP_ALIVE', 'PROXY_CONNECTION', 'TE', 'TRAILER', 'TRANSFER_ENCODING', 'UPGRADE', 'EXPECT', 'X_FORWARDED_PROTO', 'X_FORWARDED_HOST', 'X_FORWARDED_FOR', 'HOST']);
+// Hop-by-hop (RFC 9110 7.6.1) or set by us; never passed on from the client. The ones
+// read for the request itself (Host, X-Forwarded-For, Upgrade, Connection,
+// Transfer-Encoding) are taken out of the loop in requestHead first.
+const DROPPED = new Set(['HTTP_KEEP_ALIVE', 'HTTP_PROXY_CONNECTION', 'HTTP_TE', 'HTTP_TRAILER', 'HTTP_EXPECT', 'HTTP_X_FORWARDED_PROTO', 'HTTP_X_FORWARDED_HOST']);
 
 // Spelled once per name: every request brings the same few dozen.
 const NAMES = new Map<string, string>();
 const NAMES_MAX = 1000;
 
-/** `USER_AGENT` -> `User-Agent`. */
+/** `HTTP_USER_AGENT` -> `User-Agent`. */
 function headerName(cgi: string): string {
   let name = NAMES.get(cgi);
   if (name !== undefined) return name;
   name = cgi
+    .slice(5)
     .toLowerCase()
     .split('_')
     .map((w) => (w ? w[0].toUpperCase() + w.slice(1) : w))
@@ -54,39 +57,107 @@ function headerName(cgi: string): string {
 const hasToken = (value: string | undefined, token: string) =>
   value !== undefined && value.split(',').some((t) => t.trim().toLowerCase() === token);
 
-export function requestHead(pairs: Array<[string, string]>): RequestHead {
-  const env = new Map(pairs);
-  const get = (k: string) => env.get(k);
-  const method = get('REQUEST_METHOD') || 'GET';
-  const url = get('REQUEST_URI') || `${get('SCRIPT_NAME') ?? ''}${get('PATH_INFO') ?? ''}${get('QUERY_STRING') ? `?${get('QUERY_STRING')}` : ''}` || '/';
-  const https = /^(on|1)$/i.test(get('HTTPS') ?? '');
-  const remote = get('REMOTE_ADDR') || '127.0.0.1';
-  const host = get('HTTP_HOST') || `${get('SERVER_NAME') ?? 'localhost'}${get('SERVER_PORT') ? `:${get('SERVER_PORT')}` : ''}`;
-  const tunnel =
-    method === 'GET' && get('SERVER_PROTOCOL') === 'HTTP/1.1' && hasToken(get('HTTP_UPGRADE'), 'websocket') &&
-    hasToken(get('HTTP_CONNECTION'), 'upgrade') && get('CONTENT_LENGTH') === undefined && get('HTTP_TRANSFER_ENCODING') === undefined;
+const HTTPS_ON = /^(on|1)$/i;
 
-  const headers: Record<string, string> = { Host: host };
-  for (const [k, v] of pairs) {
-    if (!k.startsWith('HTTP_')) continue;
-    const name = k.slice(5);
-    if (DROPPED.has(name)) continue;
-    headers[headerName(name)] = v;
+/**
+ * One pass over the pairs, no map of them: this runs for every request. A name that
+ * comes twice counts with its last value (a header keeps its first place).
+ */
+export function requestHead(pairs: Array<[string, string]>): RequestHead {
+  let method, uri, scriptName, pathInfo, query, httpsVar, remoteAddr, remotePort, serverName, serverPort, serverAddr, protocol: string | undefined;
+  let contentType, contentLength, hostHeader, xff, upgrade, connection, te: string | undefined;
+  // Host first, as a proxy writes it; its value once the pairs are read.
+  const headers: Record<string, string> = { Host: '' };
+  for (let i = 0; i < pairs.length; i++) {
+    const [k, v] = pairs[i];
+    if (k.startsWith('HTTP_')) {
+      switch (k) {
+        case 'HTTP_HOST':
+          hostHeader = v;
+          break;
+        case 'HTTP_X_FORWARDED_FOR':
+          xff = v;
+          break;
+        case 'HTTP_UPGRADE':
+          upgrade = v;
+          break;
+        case 'HTTP_CONNECTION':
+          connection = v;
+          break;
+        case 'HTTP_TRANSFER_ENCODING':
+          te = v;
+          break;
+        default:
+          if (!DROPPED.has(k)) headers[headerName(k)] = v;
+      }
+      continue;
+    }
+    switch (k) {
+      case 'REQUEST_METHOD':
+        method = v;
+        break;
+      case 'REQUEST_URI':
+        uri = v;
+        break;
+      case 'SCRIPT_NAME':
+        scriptName = v;
+        break;
+      case 'PATH_INFO':
+        pathInfo = v;
+        break;
+      case 'QUERY_STRING':
+        query = v;
+        break;
+      case 'HTTPS':
+        httpsVar = v;
+        break;
+      case 'REMOTE_ADDR':
+        remoteAddr = v;
+        break;
+      case 'REMOTE_PORT':
+        remotePort = v;
+        break;
+      case 'SERVER_NAME':
+        serverName = v;
+        break;
+      case 'SERVER_PORT':
+        serverPort = v;
+        break;
+      case 'SERVER_ADDR':
+        serverAddr = v;
+        break;
+      case 'SERVER_PROTOCOL':
+        protocol = v;
+        break;
+      case 'CONTENT_TYPE':
+        contentType = v;
+        break;
+      case 'CONTENT_LENGTH':
+        contentLength = v;
+        break;
+    }
   }
-  if (get('CONTENT_TYPE') !== undefined) headers['Content-Type'] = get('CONTENT_TYPE')!;
-  if (get('CONTENT_LENGTH') !== undefined) headers['Content-Length'] = get('CONTENT_LENGTH')!;
-  else if (get('HTTP_TRANSFER_ENCODING') !== undefined) headers['Transfer-Encoding'] = 'chunked';
-  const xff = get('HTTP_X_FORWARDED_FOR');
+  method ||= 'GET';
+  const url = uri || `${scriptName ?? ''}${pathInfo ?? ''}${query ? `?${query}` : ''}` || '/';
+  const https = httpsVar !== undefined && HTTPS_ON.test(httpsVar);
+  const remote = remoteAddr || '127.0.0.1';
+  const host = hostHeader || `${serverName ?? 'localhost'}${serverPort ? `:${serverPort}` : ''}`;
+  const tunnel = method === 'GET' && protocol === 'HTTP/1.1' && hasToken(upgrade, 'websocket') && hasToken(connection, 'upgrade') && contentLength === undefined && te === undefined;
+
+  headers.Host = host;
+  if (contentType !== undefined) headers['Content-Type'] = contentType;
+  if (contentLength !== undefined) headers['Content-Length'] = contentLength;
+  else if (te !== undefined) headers['Transfer-Encoding'] = 'chunked';
   headers['X-Forwarded-For'] = xff ? `${xff}, ${remote}` : remote;
   headers['X-Forwarded-Proto'] = https ? 'https' : 'http';
   headers['X-Forwarded-Host'] = host;
   if (tunnel) {
     headers.Connection = 'Upgrade';
-    headers.Upgrade = get('HTTP_UPGRADE')!;
+    headers.Upgrade = upgrade!;
   } else {
     headers.Connection = 'keep-alive';
   }
-  const port = Number(get('SERVER_PORT') ?? 0);
+  const port = Number(serverPort ?? 0);
   return {
     method,
     url,
@@ -95,8 +166,8 @@ export function requestHead(pairs: Array<[string, string]>): RequestHead {
     line: `${method} ${url}`,
     peer: {
       remoteAddress: remote,
-      remotePort: Number(get('REMOTE_PORT') ?? 0),
-      localAddress: get('SERVER_ADDR') || '127.0.0.1',
+      remotePort: Number(remotePort ?? 0),
+      localAddress: serverAddr || '127.0.0.1',
       localPort: Number.isInteger(port) ? port : 0,
       encrypted: https,
     },
