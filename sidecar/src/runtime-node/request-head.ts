@@ -50,7 +50,8 @@ function headerName(cgi: string): string {
     .split('_')
     .map((w) => (w ? w[0].toUpperCase() + w.slice(1) : w))
     .join('-');
-  if (NAMES.size < NAMES_MAX) NAMES.set(cgi, name);
+  // A copy of the name as key: `cgi` may be a slice of a whole REQ (req-pairs.ts).
+  if (NAMES.size < NAMES_MAX) NAMES.set(Buffer.from(cgi, 'latin1').toString('latin1'), name);
   return name;
 }
 
