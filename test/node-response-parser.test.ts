@@ -3,6 +3,8 @@ import * as assert from 'node:assert/strict';
 import { HEAD_MAX, ResponseParser, ResponseSink } from '../sidecar/src/runtime-node/response-parser';
 import { chunk, requestHeadText } from '../sidecar/src/runtime-node/request-bytes';
 import { requestHead } from '../sidecar/src/runtime-node/request-head';
+import { headFrame } from '../sidecar/src/runtime-node/head-frame';
+import { encodeHead } from '../sidecar/src/protocol/frames';
 
 // The Node worker's reader of the app's answer (response-parser.ts) and writer of the
 // request (request-bytes.ts): pure logic, fed by hand. Each response is also fed one
@@ -145,4 +147,10 @@ test('the request head as the http client writes it; CR, LF or NUL refused', () 
   }
   assert.throws(() => requestHeadText(requestHead([...base, ['REQUEST_URI', '/a b']])), /unescaped characters/);
   assert.equal(chunk(Buffer.from('hello, world!!!!')).toString(), '10\r\nhello, world!!!!\r\n');
+});
+
+test("the HEAD frame's bytes are encodeHead's", () => {
+  const headers: Array<[string, string]> = [['Content-Type', 'text/html; charset=\xe9'], ['X-Empty', ''], ['Set-Cookie', 'a=1'], ['Set-Cookie', 'b=2']];
+  assert.deepEqual(headFrame(404, headers), encodeHead(404, headers));
+  assert.deepEqual(headFrame(200, []), encodeHead(200, []));
 });

@@ -63,10 +63,11 @@ const REQ = encodeFrame(
   ]),
 );
 
-function cpuUs(pid: number): number {
+/** utime and stime in microseconds. */
+function cpuUs(pid: number): [number, number] {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK;
+  return [(Number(f[11]) * 1e6) / CLK_TCK, (Number(f[12]) * 1e6) / CLK_TCK];
 }
 
 /** One lane from lodged's side: request after request until `left()` says none is left. */
@@ -107,10 +108,12 @@ async function run(uid: number, gid: number, appDir: string, count: number, n: n
   const t0 = process.hrtime.bigint();
   await pass(n);
   const wall = Number(process.hrtime.bigint() - t0) / 1e3;
-  const used = cpuUs(child.pid!) - before;
+  const after = cpuUs(child.pid!);
+  const [user, sys] = [after[0] - before[0], after[1] - before[1]];
+  const used = user + sys;
   for (const s of socks) s.destroy();
   await new Promise((r) => child.on('exit', r));
-  process.stdout.write(`lanes=${count} n=${n}: ${(used / n).toFixed(1)} us CPU/request, ${(wall / n).toFixed(1)} us wall/request\n`);
+  process.stdout.write(`lanes=${count} n=${n}: ${(used / n).toFixed(1)} us CPU/request (user ${(user / n).toFixed(1)}, system ${(sys / n).toFixed(1)}), ${(wall / n).toFixed(1)} us wall/request\n`);
   return used / n;
 }
 

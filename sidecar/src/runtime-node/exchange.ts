@@ -1,7 +1,8 @@
 import type * as net from 'node:net';
 import { FRAME_CHUNK_MAX, MESSAGE_TEXT_MAX } from '../protocol/constants';
-import { END_FRAME, FrameType, encodeError, encodeFrame, encodeHead } from '../protocol/frames';
+import { END_FRAME, FrameType, encodeError, encodeFrame } from '../protocol/frames';
 import { AppConnection, ConnectionUser } from './app-connection';
+import { headFrame } from './head-frame';
 import { log } from './process-io';
 import { LAST_CHUNK, chunk, requestHeadText } from './request-bytes';
 import { RequestHead } from './request-head';
@@ -185,7 +186,7 @@ export class Exchange implements ConnectionUser, ResponseSink {
     if (status === 101) this.tunnel = true;
     else if (raw.some(isConnectionHeader)) headers = raw.filter((h) => !isConnectionHeader(h));
     this.headSent = true;
-    this.out.send(encodeHead(status, headers));
+    this.out.send(headFrame(status, headers));
   }
 
   onBody(bytes: Buffer): void {

@@ -31,10 +31,21 @@ export interface RequestHead {
   line: string;
 }
 
-// Hop-by-hop (RFC 9110 7.6.1) or set by us; never passed on from the client. The ones
-// read for the request itself (Host, X-Forwarded-For, Upgrade, Connection,
-// Transfer-Encoding) are taken out of the loop in requestHead first.
-const DROPPED = new Set(['HTTP_KEEP_ALIVE', 'HTTP_PROXY_CONNECTION', 'HTTP_TE', 'HTTP_TRAILER', 'HTTP_EXPECT', 'HTTP_X_FORWARDED_PROTO', 'HTTP_X_FORWARDED_HOST']);
+// What each pair is to requestHead: one lookup per pair, a REQ has some 30 of them.
+const enum Var {
+  Method = 1, Uri, ScriptName, PathInfo, Query, Https, RemoteAddr, RemotePort, ServerName, ServerPort, ServerAddr, Protocol, ContentType, ContentLength,
+  Host, Xff, Upgrade, Connection, TransferEncoding,
+  /** Hop-by-hop (RFC 9110 7.6.1) or set by us; never passed on from the client. */
+  Dropped,
+}
+
+const VARS = new Map<string, Var>([
+  ['REQUEST_METHOD', Var.Method], ['REQUEST_URI', Var.Uri], ['SCRIPT_NAME', Var.ScriptName], ['PATH_INFO', Var.PathInfo], ['QUERY_STRING', Var.Query],
+  ['HTTPS', Var.Https], ['REMOTE_ADDR', Var.RemoteAddr], ['REMOTE_PORT', Var.RemotePort], ['SERVER_NAME', Var.ServerName], ['SERVER_PORT', Var.ServerPort],
+  ['SERVER_ADDR', Var.ServerAddr], ['SERVER_PROTOCOL', Var.Protocol], ['CONTENT_TYPE', Var.ContentType], ['CONTENT_LENGTH', Var.ContentLength],
+  ['HTTP_HOST', Var.Host], ['HTTP_X_FORWARDED_FOR', Var.Xff], ['HTTP_UPGRADE', Var.Upgrade], ['HTTP_CONNECTION', Var.Connection], ['HTTP_TRANSFER_ENCODING', Var.TransferEncoding],
+  ...['HTTP_KEEP_ALIVE', 'HTTP_PROXY_CONNECTION', 'HTTP_TE', 'HTTP_TRAILER', 'HTTP_EXPECT', 'HTTP_X_FORWARDED_PROTO', 'HTTP_X_FORWARDED_HOST'].map((k): [string, Var] => [k, Var.Dropped]),
+]);
 
 // Spelled once per name: every request brings the same few dozen.
 const NAMES = new Map<string, string>();
@@ -61,84 +72,40 @@ const hasToken = (value: string | undefined, token: string) =>
 const HTTPS_ON = /^(on|1)$/i;
 
 /**
- * One pass over the pairs, no map of them: this runs for every request. A name that
+ * One pass over the pairs, one lookup each: this runs for every request. A name that
  * comes twice counts with its last value (a header keeps its first place).
  */
 export function requestHead(pairs: Array<[string, string]>): RequestHead {
-  let method, uri, scriptName, pathInfo, query, httpsVar, remoteAddr, remotePort, serverName, serverPort, serverAddr, protocol: string | undefined;
-  let contentType, contentLength, hostHeader, xff, upgrade, connection, te: string | undefined;
   // Host first, as a proxy writes it; its value once the pairs are read.
   const headers: Record<string, string> = { Host: '' };
+  // Each variable as its last pair says; the rest of the HTTP_* pairs become headers.
+  const got = new Array<string | undefined>(Var.Dropped + 1);
   for (let i = 0; i < pairs.length; i++) {
     const [k, v] = pairs[i];
-    if (k.startsWith('HTTP_')) {
-      switch (k) {
-        case 'HTTP_HOST':
-          hostHeader = v;
-          break;
-        case 'HTTP_X_FORWARDED_FOR':
-          xff = v;
-          break;
-        case 'HTTP_UPGRADE':
-          upgrade = v;
-          break;
-        case 'HTTP_CONNECTION':
-          connection = v;
-          break;
-        case 'HTTP_TRANSFER_ENCODING':
-          te = v;
-          break;
-        default:
-          if (!DROPPED.has(k)) headers[headerName(k)] = v;
-      }
-      continue;
-    }
-    switch (k) {
-      case 'REQUEST_METHOD':
-        method = v;
-        break;
-      case 'REQUEST_URI':
-        uri = v;
-        break;
-      case 'SCRIPT_NAME':
-        scriptName = v;
-        break;
-      case 'PATH_INFO':
-        pathInfo = v;
-        break;
-      case 'QUERY_STRING':
-        query = v;
-        break;
-      case 'HTTPS':
-        httpsVar = v;
-        break;
-      case 'REMOTE_ADDR':
-        remoteAddr = v;
-        break;
-      case 'REMOTE_PORT':
-        remotePort = v;
-        break;
-      case 'SERVER_NAME':
-        serverName = v;
-        break;
-      case 'SERVER_PORT':
-        serverPort = v;
-        break;
-      case 'SERVER_ADDR':
-        serverAddr = v;
-        break;
-      case 'SERVER_PROTOCOL':
-        protocol = v;
-        break;
-      case 'CONTENT_TYPE':
-        contentType = v;
-        break;
-      case 'CONTENT_LENGTH':
-        contentLength = v;
-        break;
-    }
+    const which = VARS.get(k);
+    if (which === undefined) {
+      if (k.startsWith('HTTP_')) headers[headerName(k)] = v;
+    } else got[which] = v;
   }
-  method ||= 'GET';
+  const method = got[Var.Method] || 'GET';
+  const uri = got[Var.Uri];
+  const scriptName = got[Var.ScriptName];
+  const pathInfo = got[Var.PathInfo];
+  const query = got[Var.Query];
+  const httpsVar = got[Var.Https];
+  const remoteAddr = got[Var.RemoteAddr];
+  const remotePort = got[Var.RemotePort];
+  const serverName = got[Var.ServerName];
+  const serverPort = got[Var.ServerPort];
+  const serverAddr = got[Var.ServerAddr];
+  const protocol = got[Var.Protocol];
+  const contentType = got[Var.ContentType];
+  const contentLength = got[Var.ContentLength];
+  const hostHeader = got[Var.Host];
+  const xff = got[Var.Xff];
+  const upgrade = got[Var.Upgrade];
+  const connection = got[Var.Connection];
+  const te = got[Var.TransferEncoding];
   const url = uri || `${scriptName ?? ''}${pathInfo ?? ''}${query ? `?${query}` : ''}` || '/';
   const https = httpsVar !== undefined && HTTPS_ON.test(httpsVar);
   const remote = remoteAddr || '127.0.0.1';

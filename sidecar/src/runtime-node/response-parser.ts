@@ -38,7 +38,9 @@ const enum State {
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const HEAD_CTL = /[\0-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+const DIGITS = /^[0-9]{1,15}$/;
+const LAST_CHUNKED = /(?:^|,)[ \t]*chunked[ \t]*$/i;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([0-9]{3})(?: [^\r\n]*)?$/;
 
 export class ResponseParser {
@@ -170,7 +172,8 @@ export class ResponseParser {
     if (end < 0) return -1;
     const after = buf[end + 1] === 13 ? end + 3 : end + 2;
     if (end - at > HEAD_MAX) return `the response head is larger than ${HEAD_MAX} bytes`;
-    const lines = buf.toString('latin1', at, end).split('\n');
+    const text = buf.toString('latin1', at, end);
+    const lines = text.split('\n');
     const first = STATUS_LINE.exec(stripCr(lines[0]));
     if (!first) return 'its status line is not HTTP/1.x';
     const minor = first[1];
@@ -181,13 +184,15 @@ export class ResponseParser {
     let chunked = false;
     let te = false;
     let close = minor === '0';
+    // No control character but HTAB anywhere in the head (CR and LF end its lines).
+    if (HEAD_CTL.test(text)) return 'its head has a control character';
     for (let i = 1; i < lines.length; i++) {
       const line = stripCr(lines[i]);
       const colon = line.indexOf(':');
       const name = colon > 0 ? line.slice(0, colon) : '';
       if (!TOKEN.test(name)) return `its header line '${line.slice(0, 40)}' is not one`;
-      const value = line.slice(colon + 1).trim();
-      if (BAD_VALUE.test(value)) return `its header ${name} has a control character`;
+      if (line.includes('\r')) return `its header ${name} has a control character`;
+      const value = ows(line, colon + 1);
       headers.push([name, value]);
       switch (name.length) {
         case 10:
@@ -201,7 +206,7 @@ export class ResponseParser {
           break;
         case 14:
           if (name.toLowerCase() === 'content-length') {
-            if (!/^[0-9]{1,15}$/.test(value)) return `its Content-Length '${value.slice(0, 40)}' is not a length`;
+            if (!DIGITS.test(value)) return `its Content-Length '${value.slice(0, 40)}' is not a length`;
             const n = Number(value);
             if (length >= 0 && n !== length) return 'it has two different Content-Length headers';
             length = n;
@@ -210,7 +215,7 @@ export class ResponseParser {
         case 17:
           if (name.toLowerCase() === 'transfer-encoding') {
             te = true;
-            chunked = /(?:^|,)[ \t]*chunked[ \t]*$/i.test(value);
+            chunked = LAST_CHUNKED.test(value);
           }
           break;
       }
@@ -286,6 +291,16 @@ function headEnd(buf: Buffer, at: number): number {
     nl = buf.indexOf(10, nl + 1);
   }
   return nl < 0 ? -1 : nl;
+}
+
+// The value after `from`, without the spaces and tabs around it (and nothing else: a
+// value may end in a byte 0xA0, which String.trim would take).
+function ows(line: string, from: number): string {
+  let a = from;
+  let b = line.length;
+  while (a < b && (line.charCodeAt(a) === 32 || line.charCodeAt(a) === 9)) a++;
+  while (b > a && (line.charCodeAt(b - 1) === 32 || line.charCodeAt(b - 1) === 9)) b--;
+  return line.slice(a, b);
 }
 
 function stripCr(line: string): string {

@@ -71,18 +71,26 @@ export class PairEnd extends Duplex {
 
   /** net.Socket's idle timer: 'timeout' after ms without a byte either way. */
   setTimeout(ms: number, cb?: () => void): this {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     this.idleMs = ms;
     if (cb) this.once('timeout', cb);
     this.touch();
     return this;
   }
 
+  // Every read and write: the timer is restarted, not made anew (a server keeps one set
+  // on a kept connection between requests, and each request's bytes touch it).
   private touch(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
     if (this.idleMs > 0 && !this.destroyed) {
-      this.idleTimer = setTimeout(() => this.emit('timeout'), this.idleMs);
-      this.idleTimer.unref();
+      if (this.idleTimer) this.idleTimer.refresh();
+      else {
+        this.idleTimer = setTimeout(() => this.emit('timeout'), this.idleMs);
+        this.idleTimer.unref();
+      }
+    } else if (this.idleTimer) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = undefined;
     }
   }
 
