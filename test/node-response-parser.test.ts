@@ -95,6 +95,14 @@ test('1xx answers before the final one are skipped; bytes after the response spo
   const s = everyWay('HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx');
   assert.deepEqual([s.heads.map((h) => h.status), s.body, s.keepAlive], [[200], 'x', true]);
   assert.equal(everyWay('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxJUNK').keepAlive, false);
+  // Bytes after the response in the same read: the sink knows at its end, not later.
+  for (const text of ['HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxJUNK', 'HTTP/1.1 204 No Content\r\n\r\nJUNK', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nJUNK']) {
+    const p = new ResponseParser();
+    let atEnd: boolean | undefined;
+    p.begin({ onHead() {}, onBody() {}, onEnd: () => (atEnd = p.keepAlive) }, false);
+    assert.equal(p.push(Buffer.from(text)), undefined);
+    assert.equal(atEnd, false, JSON.stringify(text));
+  }
 });
 
 test('101: the head, then every byte is the upgraded protocol until EOF', () => {

@@ -108,7 +108,7 @@ export class ResponseParser {
           at += n;
           this.left -= n;
           if (this.left > 0) break;
-          if (this.state === State.Length) this.finish();
+          if (this.state === State.Length) this.finish(at < buf.length);
           else this.state = State.ChunkDataEnd;
           break;
         }
@@ -161,7 +161,10 @@ export class ResponseParser {
     return undefined;
   }
 
-  private finish(): void {
+  // `more`: bytes follow the response in what came; they are none of it, and the sink
+  // must know before it decides on the connection.
+  private finish(more: boolean): void {
+    if (more) this.keepAlive = false;
     this.state = State.Done;
     this.sink.onEnd();
   }
@@ -231,13 +234,13 @@ export class ResponseParser {
     if (te && length >= 0) return 'it has both Content-Length and Transfer-Encoding';
     this.keepAlive = !close;
     this.sink.onHead(status, headers);
-    if (this.noBody || status === 204 || status === 304) this.finish();
+    if (this.noBody || status === 204 || status === 304) this.finish(after < buf.length);
     else if (chunked) this.state = State.ChunkSize;
     else if (te || length < 0) {
       // Only the end of the connection ends this body.
       this.keepAlive = false;
       this.state = State.UntilEof;
-    } else if (length === 0) this.finish();
+    } else if (length === 0) this.finish(after < buf.length);
     else {
       this.left = length;
       this.state = State.Length;
@@ -266,7 +269,7 @@ export class ResponseParser {
       const line = stripCr(buf.toString('latin1', from, nl));
       from = nl + 1;
       if (line === '') {
-        this.finish();
+        this.finish(from < buf.length);
         return from;
       }
       if (from - at > HEAD_MAX) return `the trailers are larger than ${HEAD_MAX} bytes`;
