@@ -13,8 +13,8 @@ export interface PeerInfo {
 /**
  * One end of an in-process connection. The app's server gets one end as its
  * 'connection' (it parses the request and writes its response with Node's own HTTP
- * code), the runtime's http client the other: no byte leaves the process and no port is
- * opened. A write is handed to the other end's readable side; its callback waits until
+ * code), the runtime the other (exchange.ts writes the request and reads the answer):
+ * no byte leaves the process and no port is opened. A write is handed to the other end's readable side; its callback waits until
  * that side has room again, so each direction has back-pressure as a socket has.
  *
  * The socket calls a server makes (setTimeout, setNoDelay, setKeepAlive, ref, address,
