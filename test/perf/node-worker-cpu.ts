@@ -70,11 +70,13 @@ function cpuUs(pid: number): [number, number] {
   return [(Number(f[11]) * 1e6) / CLK_TCK, (Number(f[12]) * 1e6) / CLK_TCK];
 }
 
+let errors = 0;
+
 /** One lane from lodged's side: request after request until `left()` says none is left. */
 function drive(sock: net.Socket, take: () => boolean, done: () => void): void {
   const reader = new FrameReader((type) => {
     if (type !== FrameType.END && type !== FrameType.ERROR) return;
-    if (type === FrameType.ERROR) throw new Error('ERROR frame');
+    if (type === FrameType.ERROR) errors++;
     if (take()) sock.write(Buffer.concat([REQ, BODY_END_FRAME]));
     else done();
   });
@@ -96,11 +98,13 @@ async function run(uid: number, gid: number, appDir: string, count: number, n: n
     socks[0].on('data', (c: Buffer) => r.push(c));
   });
   socks[0].write(encodeFrame(FrameType.START, encodePairs([['root', appDir], ['entry', 'server.js'], ['log', 'logs/lodge.log'], ['lanes', String(count)]])));
-  await ready;
+  const exited = new Promise((r) => child.on('exit', r));
+  await Promise.race([ready, exited.then(() => Promise.reject(new Error('the worker exited before READY (see logs/lodge.log)')))]);
   socks[0].removeAllListeners('data');
   const pass = async (total: number): Promise<void> => {
     let left = total;
-    await Promise.all(socks.map((s) => new Promise<void>((resolve) => drive(s, () => left-- > 0, resolve))));
+    const lanes = Promise.all(socks.map((s) => new Promise<void>((resolve) => drive(s, () => left-- > 0, resolve))));
+    await Promise.race([lanes, exited.then(() => Promise.reject(new Error('the worker exited in the middle of the run (see logs/lodge.log)')))]);
     for (const s of socks) s.removeAllListeners('data');
   };
   await pass(2000); // warm up
@@ -112,8 +116,8 @@ async function run(uid: number, gid: number, appDir: string, count: number, n: n
   const [user, sys] = [after[0] - before[0], after[1] - before[1]];
   const used = user + sys;
   for (const s of socks) s.destroy();
-  await new Promise((r) => child.on('exit', r));
-  process.stdout.write(`lanes=${count} n=${n}: ${(used / n).toFixed(1)} us CPU/request (user ${(user / n).toFixed(1)}, system ${(sys / n).toFixed(1)}), ${(wall / n).toFixed(1)} us wall/request\n`);
+  await exited;
+  process.stdout.write(`lanes=${count} n=${n}: ${(used / n).toFixed(1)} us CPU/request (user ${(user / n).toFixed(1)}, system ${(sys / n).toFixed(1)}), ${(wall / n).toFixed(1)} us wall/request${errors ? `, ${errors} ERROR frames` : ''}\n`);
   return used / n;
 }
 
@@ -133,4 +137,7 @@ async function main(): Promise<void> {
   }
 }
 
-void main();
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).message}\n`);
+  process.exitCode = 1;
+});
