@@ -1,11 +1,12 @@
-import * as http from 'node:http';
 import type * as net from 'node:net';
-import type { Duplex } from 'node:stream';
 import { FRAME_CHUNK_MAX, MESSAGE_TEXT_MAX } from '../protocol/constants';
-import { END_FRAME, FrameType, encodeError, encodeFrame, encodeHead } from '../protocol/frames';
-import { AppConnection } from './app-connection';
+import { END_FRAME, FrameType, encodeError, encodeFrame } from '../protocol/frames';
+import { AppConnection, ConnectionUser } from './app-connection';
+import { headFrame } from './head-frame';
 import { log } from './process-io';
+import { LAST_CHUNK, chunk, requestHeadText } from './request-bytes';
 import { RequestHead } from './request-head';
+import { ResponseParser, ResponseSink } from './response-parser';
 import type { PairEnd } from './socket-pair';
 
 /** Where an exchange's frames go (lodged's socket, or mod_lodge's while it borrows it). */
@@ -18,10 +19,6 @@ export interface FrameOut {
   resumeInput(): void;
 }
 
-// Headers of the in-process connection, not of the response (mod_lodge drops the
-// hop-by-hop ones too; these are ours alone): the body goes out de-chunked in DATA frames.
-const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding']);
-
 /**
  * After the client closed a tunnel (BODY_END), how long the app has to close its end
  * before the runtime does: well inside mod_lodge's TUNNEL_GRACE, so that the END is
@@ -29,34 +26,49 @@ const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encodi
  */
 const TUNNEL_CLOSE_WAIT_MS = 1000;
 
+/** How the request body goes to the app. */
+const enum Body {
+  /** None, or all of it written. */
+  Done,
+  /** `bodyLeft` bytes of a Content-Length body still to come. */
+  Length,
+  /** As chunks, until BODY_END. */
+  Chunked,
+  /** A WebSocket handshake: what comes after its head is the client's, once the app said 101. */
+  Tunnel,
+}
+
 /**
  * One request, fed into the app's server on a real HTTP/1.1 connection: the server has
  * an in-process socket (app-connection.ts: 'connection', or 'secureConnection' for an
  * https server, kept alive across requests) and reads the request from it with Node's
- * own parser; the runtime writes that request with
- * Node's own http client (method, URL, headers, the body as BODY frames come) and reads
- * the server's answer with the client's parser, so neither direction is parsed or written
- * by hand. The answer goes out as HEAD, DATA… and END, or ERROR. A WebSocket handshake
- * the app answers with 101 becomes a tunnel (PROTOCOL.md, "The tunnel"): BODY frames are
- * the client's bytes, DATA the app's, until either side ends.
+ * own parser, as from any client. The runtime writes that request as Node's http client
+ * would (request-bytes.ts: method, URL, headers, then the body as BODY frames come) and
+ * reads the server's answer as a client does (response-parser.ts). The answer goes out
+ * as HEAD, DATA… and END, or ERROR. A WebSocket handshake the app answers with 101
+ * becomes a tunnel (PROTOCOL.md, "The tunnel"): BODY frames are the client's bytes, DATA
+ * the app's, until either side ends.
  *
  * `done(status)` runs once, when the exchange has sent its END or ERROR.
  */
-export class Exchange {
-  private readonly req: http.ClientRequest;
+export class Exchange implements ConnectionUser, ResponseSink {
   private readonly conn: PairEnd;
-  private tunnel?: Duplex;
+  private readonly parser: ResponseParser;
+  private tunnel = false;
   private headSent = false;
   /** The response ended as HTTP/1.1 ends one on a connection that stays open. */
   private clean = false;
   private finished = false;
   private status = 0;
+  private bodyMode: Body;
   /**
-   * Bytes of a Content-Length body still to come. The request is ended with its last
-   * byte, not at BODY_END: the app may answer as soon as it has the whole body, and an
-   * answer that comes while the request is still open costs the kept connection.
+   * Bytes of a Content-Length body still to come. The request is whole with its last
+   * byte, not at BODY_END: the app may answer as soon as it has the whole body, and the
+   * connection stays fit for the next request when it does.
    */
-  private bodyLeft?: number;
+  private bodyLeft = 0;
+  /** lodged's socket is paused until the app reads what was written. */
+  private holding = false;
 
   constructor(
     private readonly head: RequestHead,
@@ -65,48 +77,63 @@ export class Exchange {
     private readonly out: FrameOut,
     private readonly done: (status: number) => void,
   ) {
-    const runtime = connection.take(server, head.peer);
-    this.conn = runtime;
-    this.req = http.request({
-      method: head.method,
-      path: head.url,
-      headers: head.headers,
-      setHost: false,
-      createConnection: () => runtime,
-    } as http.RequestOptions);
-    this.req.on('response', (res) => this.onResponse(res));
-    this.req.on('upgrade', (res, socket, rest) => this.onUpgrade(res, socket, rest));
-    this.req.on('error', (err) => this.onError(err));
-    // A handshake has no body: its headers go now, and the app's 101 opens the tunnel.
-    if (head.tunnel) this.req.flushHeaders();
+    // Throws (lane.ts answers 400) before the connection is touched.
+    const text = requestHeadText(head);
+    const h = head.headers;
+    if (head.tunnel) this.bodyMode = Body.Tunnel;
+    else if (h['Transfer-Encoding'] !== undefined) this.bodyMode = Body.Chunked;
+    else if (h['Content-Length'] !== undefined && (this.bodyLeft = Number(h['Content-Length'])) > 0) this.bodyMode = Body.Length;
     // A request without a body is whole now: the app's answer may come before BODY_END
     // does, and the connection is still fit for the next request.
-    else if (head.headers['Content-Length'] === undefined && head.headers['Transfer-Encoding'] === undefined) this.req.end();
-    else if (head.headers['Transfer-Encoding'] === undefined) this.bodyLeft = Number(head.headers['Content-Length']);
+    else this.bodyMode = Body.Done;
+    this.parser = connection.parser;
+    this.parser.begin(this, head.method === 'HEAD');
+    this.conn = connection.take(server, head.peer, this);
+    this.write(Buffer.from(text, 'latin1'));
+  }
+
+  /** Its END or ERROR went out. */
+  get isFinished(): boolean {
+    return this.finished;
   }
 
   /** A BODY frame's bytes: the request body (or, in a tunnel, the client's bytes). */
   body(bytes: Buffer): void {
-    if (this.finished) return;
-    if (this.tunnel) {
-      if (!this.tunnel.write(bytes)) this.holdInput(this.tunnel);
-      return;
+    if (this.finished || bytes.length === 0) return;
+    switch (this.bodyMode) {
+      case Body.Tunnel:
+        // Before the app's 101 there is nothing to pass them to but the app's server.
+        if (!this.conn.writableEnded) this.write(bytes);
+        return;
+      case Body.Length: {
+        const part = bytes.length > this.bodyLeft ? bytes.subarray(0, this.bodyLeft) : bytes;
+        this.bodyLeft -= part.length;
+        if (this.bodyLeft === 0) this.bodyMode = Body.Done;
+        this.write(part);
+        return;
+      }
+      case Body.Chunked:
+        this.write(chunk(bytes));
+        return;
+      case Body.Done:
+        return;
     }
-    if (this.req.writableEnded) return;
-    if (!this.req.write(bytes)) this.holdInput(this.req);
-    if (this.bodyLeft !== undefined && (this.bodyLeft -= bytes.length) <= 0) this.req.end();
   }
 
   /** BODY_END: the request body is whole (in a tunnel: the client left). */
   bodyEnd(): void {
     if (this.finished) return;
-    if (this.tunnel) {
-      const t = this.tunnel;
+    if (this.bodyMode === Body.Tunnel) {
+      if (!this.tunnel) return;
+      const t = this.conn;
       t.end();
       setTimeout(() => t.destroy(), TUNNEL_CLOSE_WAIT_MS).unref();
       return;
     }
-    if (!this.req.writableEnded) this.req.end();
+    if (this.bodyMode === Body.Chunked) {
+      this.bodyMode = Body.Done;
+      this.write(LAST_CHUNK);
+    }
   }
 
   /** ABORT: the client is gone. The app's connection closes (its request sees 'close'); END says the worker stopped. */
@@ -115,83 +142,74 @@ export class Exchange {
     this.finish(END_FRAME);
   }
 
-  private holdInput(w: NodeJS.WritableStream): void {
-    this.out.pauseInput();
-    w.once('drain', () => this.out.resumeInput());
+  // The app may answer inside the write (its server reads and answers synchronously), and
+  // that answer may close the connection: a write that says "full" then holds nothing.
+  private write(bytes: Buffer): void {
+    if (!this.conn.write(bytes) && !this.holding && !this.finished) {
+      this.holding = true;
+      this.out.pauseInput();
+    }
   }
 
-  private onResponse(res: http.IncomingMessage): void {
+  // ConnectionUser: what the connection brings.
+
+  data(chunk: Buffer): void {
     if (this.finished) return;
-    const headers: Array<[string, string]> = [];
-    const raw = res.rawHeaders;
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      if (!CONNECTION_HEADERS.has(raw[i].toLowerCase())) headers.push([raw[i], raw[i + 1]]);
-    }
-    this.status = res.statusCode ?? 502;
-    this.sendHead(this.status, headers);
-    this.stream(res, () => {
-      // The client's parser saw the whole response and the server keeping the connection
-      // (no `Connection: close`), and the whole request went to the app: the next request
-      // may follow on the same connection. An app that answered before reading all of
-      // the body gets a new one (the rest of that body is no request).
-      this.clean = !this.head.tunnel && this.req.shouldKeepAlive && this.req.writableFinished;
-      this.finish(END_FRAME);
-    });
-    res.on('aborted', () => this.cut('the app closed the connection in the middle of its response'));
-    res.on('error', (err) => this.cut(`the app's response broke off: ${err.message}`));
+    const wrong = this.parser.push(chunk);
+    if (wrong !== undefined) this.cut(`the app's answer is not HTTP (${wrong})`);
   }
 
-  private onUpgrade(res: http.IncomingMessage, socket: Duplex, rest: Buffer): void {
-    if (this.finished) {
-      socket.destroy();
-      return;
-    }
-    const headers: Array<[string, string]> = [];
-    const raw = res.rawHeaders;
-    for (let i = 0; i + 1 < raw.length; i += 2) headers.push([raw[i], raw[i + 1]]);
-    this.status = 101;
-    this.tunnel = socket;
-    this.sendHead(101, headers);
-    if (rest.length) this.sendData(rest);
-    this.stream(socket, () => this.finish(END_FRAME));
-    socket.on('close', () => this.finish(END_FRAME));
-    socket.on('error', () => this.finish(END_FRAME));
+  ended(): void {
+    if (this.finished) return;
+    const wrong = this.parser.eof();
+    if (wrong !== undefined) this.cut(wrong);
   }
 
-  // The app's bytes out as DATA frames, paused while lodged's socket is full.
-  private stream(from: NodeJS.ReadableStream & { pause(): unknown; resume(): unknown }, ended: () => void): void {
-    from.on('data', (chunk: Buffer) => {
-      if (this.finished) return;
-      if (!this.sendData(chunk)) {
-        from.pause();
-        this.out.onDrain(() => from.resume());
-      }
-    });
-    from.on('end', ended);
+  closed(): void {
+    if (this.finished) return;
+    if (this.tunnel) return this.finish(END_FRAME);
+    this.cut(this.parser.started ? 'the app closed the connection in the middle of its response' : 'the app closed the connection without answering');
   }
 
-  private sendHead(status: number, headers: Array<[string, string]>): void {
+  drained(): void {
+    if (!this.holding) return;
+    this.holding = false;
+    this.out.resumeInput();
+  }
+
+  // ResponseSink: what the parser read.
+
+  onHead(status: number, raw: Array<[string, string]>): void {
+    if (this.finished) return;
+    this.status = status;
+    let headers = raw;
+    if (status === 101) this.tunnel = true;
+    else if (raw.some(isConnectionHeader)) headers = raw.filter((h) => !isConnectionHeader(h));
     this.headSent = true;
-    this.out.send(encodeHead(status, headers));
+    this.out.send(headFrame(status, headers));
   }
 
-  private sendData(chunk: Buffer): boolean {
-    let ok = true;
-    for (let at = 0; at < chunk.length; at += FRAME_CHUNK_MAX) {
-      ok = this.out.send(encodeFrame(FrameType.DATA, chunk.subarray(at, at + FRAME_CHUNK_MAX)));
-    }
-    return ok;
-  }
-
-  private onError(err: NodeJS.ErrnoException): void {
+  onBody(bytes: Buffer): void {
     if (this.finished) return;
-    const why =
-      err.code === 'ECONNRESET'
-        ? 'the app closed the connection without answering'
-        : err.code?.startsWith('HPE_')
-          ? `the app's answer is not HTTP (${err.message})`
-          : `the request could not be given to the app: ${err.message}`;
-    this.cut(why);
+    let ok = true;
+    for (let at = 0; at < bytes.length; at += FRAME_CHUNK_MAX) {
+      ok = this.out.send(encodeFrame(FrameType.DATA, at === 0 && bytes.length <= FRAME_CHUNK_MAX ? bytes : bytes.subarray(at, at + FRAME_CHUNK_MAX)));
+    }
+    if (!ok) {
+      const conn = this.conn;
+      conn.pause();
+      this.out.onDrain(() => conn.resume());
+    }
+  }
+
+  onEnd(): void {
+    if (this.finished) return;
+    // The whole response came and the server keeps the connection (no `Connection:
+    // close`), and the whole request went to the app: the next request may follow on the
+    // same connection. An app that answered before reading all of the body gets a new one
+    // (the rest of that body is no request).
+    this.clean = !this.tunnel && this.parser.keepAlive && this.bodyMode === Body.Done;
+    this.finish(END_FRAME);
   }
 
   // Before HEAD: a 502 page; after it, ERROR cuts the response off, so the client sees
@@ -208,11 +226,18 @@ export class Exchange {
     if (this.finished) return;
     this.finished = true;
     this.out.send(last);
-    // The rest of the body (if the app answered before reading it) is not the app's any more.
-    this.req.removeAllListeners('drain');
-    this.tunnel?.destroy();
     this.connection.release(this.conn, this.clean);
-    this.out.resumeInput();
+    if (this.holding) this.out.resumeInput();
+    this.holding = false;
     this.done(this.status);
   }
+}
+
+// Headers of the in-process connection, not of the response (mod_lodge drops the
+// hop-by-hop ones too; these are ours alone): the body goes out de-chunked in DATA frames.
+function isConnectionHeader([name]: [string, string]): boolean {
+  const n = name.length;
+  if (n !== 10 && n !== 17) return false;
+  const l = name.toLowerCase();
+  return l === 'connection' || l === 'keep-alive' || l === 'transfer-encoding';
 }

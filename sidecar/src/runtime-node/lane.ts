@@ -1,11 +1,12 @@
 import * as net from 'node:net';
 import { FrameError, FrameReader } from '../protocol/frame-reader';
-import { FrameType, decodePairs, encodeError, frameName } from '../protocol/frames';
+import { FrameType, encodeError, frameName } from '../protocol/frames';
 import { FRAME_MAX, START_MAX } from '../protocol/constants';
 import { AppConnection } from './app-connection';
 import { Exchange, FrameOut } from './exchange';
 import { servingServer } from './listen-catch';
 import { log } from './process-io';
+import { reqPairs } from './req-pairs';
 import { requestHead } from './request-head';
 
 export type Phase = 'start' | 'loading' | 'serving';
@@ -151,7 +152,7 @@ export class Lane {
     if (this.current) this.protocolError('REQ while a request is in hand');
     let head: ReturnType<typeof requestHead>;
     try {
-      head = requestHead(decodePairs(frame, 8));
+      head = requestHead(reqPairs(frame, 8));
     } catch (err) {
       this.protocolError(`REQ: ${(err as Error).message}`);
     }
@@ -162,9 +163,12 @@ export class Lane {
       return;
     }
     try {
-      this.current = new Exchange(head, server, this.connection, this.out, () => this.answered());
+      // The whole exchange may happen inside the constructor (the app answered at once):
+      // then it is over before it would be in hand.
+      const ex = new Exchange(head, server, this.connection, this.out, () => this.answered());
+      if (!ex.isFinished) this.current = ex;
     } catch (err) {
-      // The client's request line or a header is one Node's http client refuses to write.
+      // The client's request line or a header is one that cannot be written as HTTP/1.1 (request-bytes.ts).
       log(`${head.line}: cannot be given to the app: ${(err as Error).message}`);
       this.send(encodeError(400, 0, `${head.line}: ${(err as Error).message}`));
     }

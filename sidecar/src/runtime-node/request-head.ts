@@ -31,62 +31,101 @@ export interface RequestHead {
   line: string;
 }
 
-// Hop-by-hop (RFC 9110 7.6.1) or set by us; never passed on from the client.
-const DROPPED = new Set(['CONNECTION', 'KEEP_ALIVE', 'PROXY_CONNECTION', 'TE', 'TRAILER', 'TRANSFER_ENCODING', 'UPGRADE', 'EXPECT', 'X_FORWARDED_PROTO', 'X_FORWARDED_HOST', 'X_FORWARDED_FOR', 'HOST']);
+// What each pair is to requestHead: one lookup per pair, a REQ has some 30 of them.
+const enum Var {
+  Method = 1, Uri, ScriptName, PathInfo, Query, Https, RemoteAddr, RemotePort, ServerName, ServerPort, ServerAddr, Protocol, ContentType, ContentLength,
+  Host, Xff, Upgrade, Connection, TransferEncoding,
+  /** Hop-by-hop (RFC 9110 7.6.1) or set by us; never passed on from the client. */
+  Dropped,
+}
+
+const VARS = new Map<string, Var>([
+  ['REQUEST_METHOD', Var.Method], ['REQUEST_URI', Var.Uri], ['SCRIPT_NAME', Var.ScriptName], ['PATH_INFO', Var.PathInfo], ['QUERY_STRING', Var.Query],
+  ['HTTPS', Var.Https], ['REMOTE_ADDR', Var.RemoteAddr], ['REMOTE_PORT', Var.RemotePort], ['SERVER_NAME', Var.ServerName], ['SERVER_PORT', Var.ServerPort],
+  ['SERVER_ADDR', Var.ServerAddr], ['SERVER_PROTOCOL', Var.Protocol], ['CONTENT_TYPE', Var.ContentType], ['CONTENT_LENGTH', Var.ContentLength],
+  ['HTTP_HOST', Var.Host], ['HTTP_X_FORWARDED_FOR', Var.Xff], ['HTTP_UPGRADE', Var.Upgrade], ['HTTP_CONNECTION', Var.Connection], ['HTTP_TRANSFER_ENCODING', Var.TransferEncoding],
+  ...['HTTP_KEEP_ALIVE', 'HTTP_PROXY_CONNECTION', 'HTTP_TE', 'HTTP_TRAILER', 'HTTP_EXPECT', 'HTTP_X_FORWARDED_PROTO', 'HTTP_X_FORWARDED_HOST'].map((k): [string, Var] => [k, Var.Dropped]),
+]);
 
 // Spelled once per name: every request brings the same few dozen.
 const NAMES = new Map<string, string>();
 const NAMES_MAX = 1000;
 
-/** `USER_AGENT` -> `User-Agent`. */
+/** `HTTP_USER_AGENT` -> `User-Agent`. */
 function headerName(cgi: string): string {
   let name = NAMES.get(cgi);
   if (name !== undefined) return name;
   name = cgi
+    .slice(5)
     .toLowerCase()
     .split('_')
     .map((w) => (w ? w[0].toUpperCase() + w.slice(1) : w))
     .join('-');
-  if (NAMES.size < NAMES_MAX) NAMES.set(cgi, name);
+  // A copy of the name as key: `cgi` may be a slice of a whole REQ (req-pairs.ts).
+  if (NAMES.size < NAMES_MAX) NAMES.set(Buffer.from(cgi, 'latin1').toString('latin1'), name);
   return name;
 }
 
 const hasToken = (value: string | undefined, token: string) =>
   value !== undefined && value.split(',').some((t) => t.trim().toLowerCase() === token);
 
-export function requestHead(pairs: Array<[string, string]>): RequestHead {
-  const env = new Map(pairs);
-  const get = (k: string) => env.get(k);
-  const method = get('REQUEST_METHOD') || 'GET';
-  const url = get('REQUEST_URI') || `${get('SCRIPT_NAME') ?? ''}${get('PATH_INFO') ?? ''}${get('QUERY_STRING') ? `?${get('QUERY_STRING')}` : ''}` || '/';
-  const https = /^(on|1)$/i.test(get('HTTPS') ?? '');
-  const remote = get('REMOTE_ADDR') || '127.0.0.1';
-  const host = get('HTTP_HOST') || `${get('SERVER_NAME') ?? 'localhost'}${get('SERVER_PORT') ? `:${get('SERVER_PORT')}` : ''}`;
-  const tunnel =
-    method === 'GET' && get('SERVER_PROTOCOL') === 'HTTP/1.1' && hasToken(get('HTTP_UPGRADE'), 'websocket') &&
-    hasToken(get('HTTP_CONNECTION'), 'upgrade') && get('CONTENT_LENGTH') === undefined && get('HTTP_TRANSFER_ENCODING') === undefined;
+const HTTPS_ON = /^(on|1)$/i;
 
-  const headers: Record<string, string> = { Host: host };
-  for (const [k, v] of pairs) {
-    if (!k.startsWith('HTTP_')) continue;
-    const name = k.slice(5);
-    if (DROPPED.has(name)) continue;
-    headers[headerName(name)] = v;
+/**
+ * One pass over the pairs, one lookup each: this runs for every request. A name that
+ * comes twice counts with its last value (a header keeps its first place).
+ */
+export function requestHead(pairs: Array<[string, string]>): RequestHead {
+  // Host first, as a proxy writes it; its value once the pairs are read.
+  const headers: Record<string, string> = { Host: '' };
+  // Each variable as its last pair says; the rest of the HTTP_* pairs become headers.
+  const got = new Array<string | undefined>(Var.Dropped + 1);
+  for (let i = 0; i < pairs.length; i++) {
+    const [k, v] = pairs[i];
+    const which = VARS.get(k);
+    if (which === undefined) {
+      if (k.startsWith('HTTP_')) headers[headerName(k)] = v;
+    } else got[which] = v;
   }
-  if (get('CONTENT_TYPE') !== undefined) headers['Content-Type'] = get('CONTENT_TYPE')!;
-  if (get('CONTENT_LENGTH') !== undefined) headers['Content-Length'] = get('CONTENT_LENGTH')!;
-  else if (get('HTTP_TRANSFER_ENCODING') !== undefined) headers['Transfer-Encoding'] = 'chunked';
-  const xff = get('HTTP_X_FORWARDED_FOR');
+  const method = got[Var.Method] || 'GET';
+  const uri = got[Var.Uri];
+  const scriptName = got[Var.ScriptName];
+  const pathInfo = got[Var.PathInfo];
+  const query = got[Var.Query];
+  const httpsVar = got[Var.Https];
+  const remoteAddr = got[Var.RemoteAddr];
+  const remotePort = got[Var.RemotePort];
+  const serverName = got[Var.ServerName];
+  const serverPort = got[Var.ServerPort];
+  const serverAddr = got[Var.ServerAddr];
+  const protocol = got[Var.Protocol];
+  const contentType = got[Var.ContentType];
+  const contentLength = got[Var.ContentLength];
+  const hostHeader = got[Var.Host];
+  const xff = got[Var.Xff];
+  const upgrade = got[Var.Upgrade];
+  const connection = got[Var.Connection];
+  const te = got[Var.TransferEncoding];
+  const url = uri || `${scriptName ?? ''}${pathInfo ?? ''}${query ? `?${query}` : ''}` || '/';
+  const https = httpsVar !== undefined && HTTPS_ON.test(httpsVar);
+  const remote = remoteAddr || '127.0.0.1';
+  const host = hostHeader || `${serverName ?? 'localhost'}${serverPort ? `:${serverPort}` : ''}`;
+  const tunnel = method === 'GET' && protocol === 'HTTP/1.1' && hasToken(upgrade, 'websocket') && hasToken(connection, 'upgrade') && contentLength === undefined && te === undefined;
+
+  headers.Host = host;
+  if (contentType !== undefined) headers['Content-Type'] = contentType;
+  if (contentLength !== undefined) headers['Content-Length'] = contentLength;
+  else if (te !== undefined) headers['Transfer-Encoding'] = 'chunked';
   headers['X-Forwarded-For'] = xff ? `${xff}, ${remote}` : remote;
   headers['X-Forwarded-Proto'] = https ? 'https' : 'http';
   headers['X-Forwarded-Host'] = host;
   if (tunnel) {
     headers.Connection = 'Upgrade';
-    headers.Upgrade = get('HTTP_UPGRADE')!;
+    headers.Upgrade = upgrade!;
   } else {
     headers.Connection = 'keep-alive';
   }
-  const port = Number(get('SERVER_PORT') ?? 0);
+  const port = Number(serverPort ?? 0);
   return {
     method,
     url,
@@ -95,8 +134,8 @@ export function requestHead(pairs: Array<[string, string]>): RequestHead {
     line: `${method} ${url}`,
     peer: {
       remoteAddress: remote,
-      remotePort: Number(get('REMOTE_PORT') ?? 0),
-      localAddress: get('SERVER_ADDR') || '127.0.0.1',
+      remotePort: Number(remotePort ?? 0),
+      localAddress: serverAddr || '127.0.0.1',
       localPort: Number.isInteger(port) ? port : 0,
       encrypted: https,
     },

@@ -13,8 +13,8 @@ export interface PeerInfo {
 /**
  * One end of an in-process connection. The app's server gets one end as its
  * 'connection' (it parses the request and writes its response with Node's own HTTP
- * code), the runtime's http client the other: no byte leaves the process and no port is
- * opened. A write is handed to the other end's readable side; its callback waits until
+ * code), the runtime the other (exchange.ts writes the request and reads the answer):
+ * no byte leaves the process and no port is opened. A write is handed to the other end's readable side; its callback waits until
  * that side has room again, so each direction has back-pressure as a socket has.
  *
  * The socket calls a server makes (setTimeout, setNoDelay, setKeepAlive, ref, address,
@@ -71,18 +71,26 @@ export class PairEnd extends Duplex {
 
   /** net.Socket's idle timer: 'timeout' after ms without a byte either way. */
   setTimeout(ms: number, cb?: () => void): this {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     this.idleMs = ms;
     if (cb) this.once('timeout', cb);
     this.touch();
     return this;
   }
 
+  // Every read and write: the timer is restarted, not made anew (a server keeps one set
+  // on a kept connection between requests, and each request's bytes touch it).
   private touch(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
     if (this.idleMs > 0 && !this.destroyed) {
-      this.idleTimer = setTimeout(() => this.emit('timeout'), this.idleMs);
-      this.idleTimer.unref();
+      if (this.idleTimer) this.idleTimer.refresh();
+      else {
+        this.idleTimer = setTimeout(() => this.emit('timeout'), this.idleMs);
+        this.idleTimer.unref();
+      }
+    } else if (this.idleTimer) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = undefined;
     }
   }
 
