@@ -143,3 +143,13 @@ test('101: the tunnel carries bytes both ways; the client leaving ends it with E
   assert.deepEqual([out.frames[0].payload.readUInt16BE(0), body, out.frames[out.frames.length - 1].type], [101, 'hi echo', FrameType.END]);
   assert.ok(!out.frames.some((f) => f.type === FrameType.ERROR && decodeError(f.payload)));
 });
+
+test('a 101 to a request that asked for no upgrade is the app\'s error (502), not a tunnel', async () => {
+  const server = http.createServer((req) => {
+    req.socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nraw bytes');
+  });
+  const r = await exchange(server, new AppConnection(), pairs('GET', '/plain'));
+  assert.equal(r.status, 502);
+  assert.equal(r.last, FrameType.ERROR);
+  assert.equal(r.body, '', 'none of what followed the 101 went out');
+});

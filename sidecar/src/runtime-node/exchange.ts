@@ -181,6 +181,9 @@ export class Exchange implements ConnectionUser, ResponseSink {
 
   onHead(status: number, raw: Array<[string, string]>): void {
     if (this.finished) return;
+    // Only a handshake (a TUNNEL request) may switch protocols: anywhere else the bytes
+    // that would follow are no HTTP response mod_lodge could pass on.
+    if (status === 101 && !this.head.tunnel) return this.cut('the app answered 101 Switching Protocols to a request that asked for no upgrade');
     this.status = status;
     let headers = raw;
     if (status === 101) this.tunnel = true;
