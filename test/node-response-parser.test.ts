@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { HEAD_MAX, ResponseParser, ResponseSink } from '../sidecar/src/runtime-node/response-parser';
+import { APP_HEAD_MAX, ResponseParser, ResponseSink } from '../sidecar/src/runtime-node/response-parser';
 import { chunk, requestHeadText } from '../sidecar/src/runtime-node/request-bytes';
 import { requestHead } from '../sidecar/src/runtime-node/request-head';
 import { headFrame } from '../sidecar/src/runtime-node/head-frame';
@@ -132,8 +132,8 @@ test('an answer that is not HTTP is an error, whole or split', () => {
   for (const text of bad) assert.equal(typeof everyWay(text).error, 'string', JSON.stringify(text));
 });
 
-test('a head that never ends is refused once it passes HEAD_MAX bytes, not buffered on', () => {
-  const endless = `HTTP/1.1 200 OK\r\n${'X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(HEAD_MAX / 16)}`;
+test('a head that never ends is refused once it passes APP_HEAD_MAX bytes, not buffered on', () => {
+  const endless = `HTTP/1.1 200 OK\r\n${'X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(APP_HEAD_MAX / 16)}`;
   assert.match(everyWay(endless).error ?? '', /larger than 16384 bytes/);
   const sizeLine = `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;${'e'.repeat(5000)}`;
   assert.match(everyWay(sizeLine).error ?? '', /longer than/);

@@ -9,7 +9,7 @@
  * parser reads goes to its sink as it comes; `push` and `eof` return what went wrong
  * (the app's answer is not HTTP, or it ended short) as a sentence, or undefined.
  * The head and a chunk's size line are bounded: an app cannot make the runtime buffer
- * more than HEAD_MAX bytes of them.
+ * more than APP_HEAD_MAX bytes of them.
  */
 export interface ResponseSink {
   /** The final head (or a 101's): its headers as the app spelled them, in order. */
@@ -21,7 +21,7 @@ export interface ResponseSink {
 }
 
 /** Node's own client refuses a larger head (its parser's default limit). */
-export const HEAD_MAX = 16 * 1024;
+export const APP_HEAD_MAX = 16 * 1024;
 /** A chunk size line with extensions longer than this is no honest one. */
 const SIZE_LINE_MAX = 1024;
 
@@ -154,8 +154,8 @@ export class ResponseParser {
   // Bytes of a part not yet whole wait for the next push, up to a bound for each part.
   private keep(buf: Buffer, at: number): string | undefined {
     const rest = buf.length - at;
-    if (this.state === State.Head && rest > HEAD_MAX) return `the response head is larger than ${HEAD_MAX} bytes`;
-    if (this.state === State.Trailers && rest > HEAD_MAX) return `the trailers are larger than ${HEAD_MAX} bytes`;
+    if (this.state === State.Head && rest > APP_HEAD_MAX) return `the response head is larger than ${APP_HEAD_MAX} bytes`;
+    if (this.state === State.Trailers && rest > APP_HEAD_MAX) return `the trailers are larger than ${APP_HEAD_MAX} bytes`;
     if (this.state === State.ChunkSize && rest > SIZE_LINE_MAX) return `a chunk size line is longer than ${SIZE_LINE_MAX} bytes`;
     this.pending = Buffer.from(buf.subarray(at));
     return undefined;
@@ -174,7 +174,7 @@ export class ResponseParser {
     const end = headEnd(buf, at);
     if (end < 0) return -1;
     const after = buf[end + 1] === 13 ? end + 3 : end + 2;
-    if (end - at > HEAD_MAX) return `the response head is larger than ${HEAD_MAX} bytes`;
+    if (end - at > APP_HEAD_MAX) return `the response head is larger than ${APP_HEAD_MAX} bytes`;
     const text = buf.toString('latin1', at, end);
     const lines = text.split('\n');
     const first = STATUS_LINE.exec(stripCr(lines[0]));
@@ -272,7 +272,7 @@ export class ResponseParser {
         this.finish(from < buf.length);
         return from;
       }
-      if (from - at > HEAD_MAX) return `the trailers are larger than ${HEAD_MAX} bytes`;
+      if (from - at > APP_HEAD_MAX) return `the trailers are larger than ${APP_HEAD_MAX} bytes`;
       const colon = line.indexOf(':');
       if (colon <= 0 || !TOKEN.test(line.slice(0, colon))) return `its trailer line '${line.slice(0, 40)}' is not one`;
     }
@@ -283,7 +283,7 @@ export class ResponseParser {
 // line follows, as CRLF or LF), or -1 if it is not all there yet.
 function headEnd(buf: Buffer, at: number): number {
   let nl = buf.indexOf(10, at);
-  while (nl >= 0 && nl - at <= HEAD_MAX) {
+  while (nl >= 0 && nl - at <= APP_HEAD_MAX) {
     const next = buf[nl + 1];
     if (next === 10) return nl;
     if (next === 13) {
