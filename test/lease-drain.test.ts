@@ -3,6 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
 import { Site, eventually, startSite } from './helpers/site';
 import { FRAMES_PY, assertCameOn, forEachApacheAndPath, untilOnPath } from './helpers/raw';
+import { processesOf } from './helpers/users';
 
 // Once its client has left, or its response was refused, a lent worker is told ABORT
 // and what it still sends is read and dropped. An app that ignores ABORT and keeps
@@ -76,6 +77,7 @@ forEachApacheAndPath((apache, via) => {
     await leaveEarly('/trickle');
     assertCameOn(site, 'ld', '/trickle', via);
     await eventually(() => stuckLines() > seen, 'lodged was told the worker is stuck, and killed it', 30_000);
+    await eventually(() => !processesOf(site.users.ld.uid).includes(Number(before)), 'the stuck worker is gone', 30_000);
     assert.match(site.errorLog(), /LG00052: lodge: the app's worker did not end its response within 5 s of being told to stop/);
     assert.notEqual(await pid(), before, 'a fresh worker serves the next request');
   });
@@ -86,6 +88,7 @@ forEachApacheAndPath((apache, via) => {
     await leaveEarly('/flood');
     assertCameOn(site, 'ld', '/flood', via);
     await eventually(() => stuckLines() > seen, 'lodged was told the worker is stuck, and killed it', 30_000);
+    await eventually(() => !processesOf(site.users.ld.uid).includes(Number(before)), 'the stuck worker is gone', 30_000);
     assert.match(site.errorLog(), /LG00056: lodge: the app's worker sent more than \d+ bytes after being told to stop/);
     assert.notEqual(await pid(), before, 'a fresh worker serves the next request');
   });
@@ -97,6 +100,7 @@ forEachApacheAndPath((apache, via) => {
     assert.equal(r.status, 502);
     assertCameOn(site, 'ld', '/refused-trickle', via);
     await eventually(() => stuckLines() > seen, 'lodged was told the worker is stuck, and killed it', 30_000);
+    await eventually(() => !processesOf(site.users.ld.uid).includes(Number(before)), 'the stuck worker is gone', 30_000);
     assert.notEqual(await pid(), before, 'a fresh worker serves the next request');
   });
 });
