@@ -140,7 +140,7 @@ export class Pool implements ShareMember {
     // on a route's first request): then no worker is idle, whatever lodged last saw.
     const onSocket = this.route ? Math.max(0, listenQueue(this.route.fd)) : 0;
     const w = onSocket < this.opts.maxQueue ? this.takeIdle() : undefined;
-    if (w) return this.serveOn(w, ex, frames);
+    if (w) return w.serve(ex, frames);
     if (this.counted() >= this.spec.limits.processes) this.stats.capReached++;
     const failed = this.backoff.failed;
     if (failed !== undefined && this.liveWorkers() === 0 && !this.backoff.release(Date.now(), this.entryMtime())) {
@@ -502,7 +502,7 @@ export class Pool implements ShareMember {
       const next = this.queue.shift();
       if (!next) break;
       clearTimeout(next.timer);
-      this.serveOn(w, next.ex, next.frames);
+      w.serve(next.ex, next.frames);
     }
     if (w.freeLanes() > 0 && !this.idle.includes(w)) this.idle.push(w);
   }
@@ -618,10 +618,6 @@ export class Pool implements ShareMember {
   // The workers LodgeProcesses counts.
   private counted(): number {
     return this.workers.size - this.leaving.size;
-  }
-
-  private serveOn(w: Worker, ex: Exchange, frames: Buffer[]): void {
-    w.serve(ex, frames);
   }
 
   /**
