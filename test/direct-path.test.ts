@@ -1,10 +1,10 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Site, eventually, forEachApache, startSite } from './helpers/site';
+import { oneConnection } from './helpers/one-connection';
 import { statusSnapshot } from '../sidecar/src/status/schema';
 
 const CLI = path.join(__dirname, '..', 'sidecar', 'src', 'cli', 'main.js');
@@ -34,26 +34,6 @@ def application(environ, start_response):
     return [("%d %d %s" % (os.getpid(), len(body), os.environ.get("LODGE_MARK", "-"))).encode()]
 `;
 
-/** Requests on one kept-alive connection: one Apache process serves them all. */
-function oneConnection(site: Site) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const send = (p: string, body?: Buffer) =>
-    new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = http.request(
-        { host: '127.0.0.1', port: site.sb.port, path: p, method: body ? 'POST' : 'GET', agent, headers: { Host: 'alpha.localhost', ...(body ? { 'Content-Length': String(body.length) } : {}) }, timeout: 10_000 },
-        (res) => {
-          const parts: Buffer[] = [];
-          res.on('data', (c: Buffer) => parts.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString() }));
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error('no answer in 10 s')));
-      req.on('error', reject);
-      req.end(body);
-    });
-  return { send, close: () => agent.destroy() };
-}
-
 forEachApache((apache) => {
   let site: Site;
   const routeDir = () => path.join(path.dirname(site.sb.socket), 'apps');
@@ -66,7 +46,7 @@ forEachApache((apache) => {
   });
 
   test('after the first request Apache goes to the app\'s own socket: served while lodged is stopped, bodies both ways', async () => {
-    const c = oneConnection(site);
+    const c = oneConnection(site, 'alpha');
     try {
       // The first starts the app (lodged carries it); the next finds a worker ready,
       // and lodged answers ROUTE.
@@ -100,7 +80,7 @@ forEachApache((apache) => {
   });
 
   test('a request that goes straight and fails still gets lodged\'s verdict: a loop past LodgeTimeout is 504 and its worker killed, a worker that dies is 502 with why', async () => {
-    const c = oneConnection(site);
+    const c = oneConnection(site, 'alpha');
     try {
       for (let i = 0; i < 2; i++) assert.equal((await c.send('/')).status, 200);
       const before = site.lodgedLog().length;
@@ -125,7 +105,7 @@ forEachApache((apache) => {
       assert.ok(app, 'alpha is listed');
       return app;
     };
-    const c = oneConnection(site);
+    const c = oneConnection(site, 'alpha');
     try {
       for (let i = 0; i < 2; i++) assert.equal((await c.send('/')).status, 200);
       // The board is read every half second: what came before is in by then.
@@ -160,7 +140,7 @@ forEachApache((apache) => {
   });
 
   test('requests waiting in the app\'s listen queue while every worker is busy start another worker, up to LodgeProcesses', async () => {
-    const c = oneConnection(site);
+    const c = oneConnection(site, 'alpha');
     try {
       for (let i = 0; i < 2; i++) assert.equal((await c.send('/')).status, 200);
     } finally {
@@ -178,7 +158,7 @@ forEachApache((apache) => {
   });
 
   test('an app whose settings change is a new app: its first request asks lodged, which routes it to a socket of its own', async () => {
-    const c = oneConnection(site);
+    const c = oneConnection(site, 'alpha');
     try {
       assert.equal((await c.send('/')).status, 200);
       fs.writeFileSync(path.join(site.root, 'alpha', '.htaccess'), 'LodgeApp wsgi app.py\nLodgeProcesses 2\nLodgeTimeout 2\nLodgeEnv LODGE_MARK two\n');

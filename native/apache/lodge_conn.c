@@ -122,23 +122,35 @@ void lodge_conn_set_deadline(lodge_conn *c, int seconds)
     c->deadline = lodge_now_ms() + seconds * 1000LL;
 }
 
-static int new_socket(void)
+/*
+ * Where socket() takes the flags, a non-blocking one costs no fcntl() pair
+ * (an app's socket is connected afresh for every request).
+ */
+#if defined(SOCK_CLOEXEC) && defined(SOCK_NONBLOCK)
+#define LODGE_SOCKET_FLAGS 1
+#endif
+
+/* A unix stream socket, close-on-exec (CGI children and piped loggers must
+ * not inherit a lodged stream), non-blocking when asked. */
+static int new_socket(int nonblocking)
 {
-#ifdef SOCK_CLOEXEC
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+#ifdef LODGE_SOCKET_FLAGS
+    return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC
+                  | (nonblocking ? SOCK_NONBLOCK : 0), 0);
 #else
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 
-    /* CGI children and piped loggers must not inherit a lodged stream. */
-    if (fd >= 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+    if (fd >= 0 && (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0
+                    || (nonblocking && fcntl(fd, F_SETFL,
+                                             fcntl(fd, F_GETFL) | O_NONBLOCK) != 0))) {
         int e = errno;
 
         close(fd);
         errno = e;
         return -1;
     }
-#endif
     return fd;
+#endif
 }
 
 /* One block: it outlives every request pool, and is freed as one. */
@@ -160,6 +172,8 @@ static lodge_conn *wrap(int fd, const char *path, size_t n)
     c->end = 0;
     c->passed_fd = -1;
     c->polled = 0;
+    c->awaiting = 0;
+    c->no_fds = 0;
     c->deadline = 0;
     c->next = NULL;
     return c;
@@ -181,17 +195,12 @@ static int connect_to(const char *path, int nonblocking)
     if (n >= sizeof(sa.sun_path)) {
         return -ENAMETOOLONG;
     }
-    fd = new_socket();
+    fd = new_socket(nonblocking);
     if (fd < 0) {
         return -errno;
     }
-    if (nonblocking) {
-        rv = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0 ? 0 : -errno;
-    }
-    else {
-        /* On Linux SO_SNDTIMEO also bounds a unix-socket connect. */
-        rv = set_timeouts(fd, LODGE_CONNECT_TIMEOUT);
-    }
+    /* On Linux SO_SNDTIMEO also bounds a unix-socket connect. */
+    rv = nonblocking ? 0 : set_timeouts(fd, LODGE_CONNECT_TIMEOUT);
     if (rv != 0) {
         close(fd);
         return rv;
@@ -278,8 +287,10 @@ int lodge_conn_open_app(const char *path, lodge_conn **out)
     rv = lodge_conn_adopt(fd, 1, out);
     if (rv != 0) {
         close(fd);
+        return rv;
     }
-    return rv;
+    (*out)->no_fds = 1;
+    return 0;
 }
 
 int lodge_conn_adopt(int fd, int polled, lodge_conn **out)
@@ -417,6 +428,8 @@ int lodge_conn_send(lodge_conn *c, const void *data, size_t n)
         }
         p += w;
         n -= (size_t)w;
+        /* A worker's answer takes at least a wake-up: the next wait polls first. */
+        c->awaiting = c->polled;
         started = lodge_now_ms();
         if (c->timeout_left) {
             /* On failure timeout_left stays set, and the next call retries. */
@@ -441,6 +454,9 @@ static ssize_t receive(lodge_conn *c, int flags)
     struct cmsghdr *cm;
     ssize_t n;
 
+    if (c->no_fds) {
+        return recv(c->fd, c->buf + c->end, LODGE_CONN_BUFSIZE - c->end, flags);
+    }
     iov.iov_base = c->buf + c->end;
     iov.iov_len = LODGE_CONN_BUFSIZE - c->end;
     memset(&msg, 0, sizeof(msg));
@@ -497,6 +513,16 @@ long lodge_conn_fill(lodge_conn *c, int wait)
         return -ENOBUFS;
     }
     started = wait ? lodge_now_ms() : 0;
+    if (c->awaiting) {
+        /*
+         * Right after the request went out nothing is there yet: a read now
+         * would only fail with EAGAIN before the poll it then needs.
+         */
+        c->awaiting = 0;
+        if (wait && (rv = wait_ready(c, POLLIN, started)) != 0) {
+            return rv;
+        }
+    }
     for (;;) {
         n = receive(c, (wait && !c->polled) ? 0 : MSG_DONTWAIT);
         if (n >= 0) {

@@ -37,6 +37,8 @@ struct lodge_conn {
     size_t end;             /* one past the last byte read into buf */
     int passed_fd;          /* a descriptor lodged sent along (GRANT), or -1 */
     int polled;             /* non-blocking socket: waits are poll()s */
+    int awaiting;           /* polled: just sent to; the answer cannot be there yet */
+    int no_fds;             /* an app's socket: no descriptor ever comes on it */
     long long deadline;     /* polled: no wait past it (lodge_now_ms()); 0: none */
     lodge_conn *next;       /* in the free list */
 };

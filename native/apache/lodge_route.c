@@ -224,6 +224,8 @@ static int await_accept(lodge_exchange *x, lodge_conn *w)
     x->worker_pid = apr_psprintf(x->r->pool, "%lu", pid);
     x->direct_pid = pid;
     w->pos += need;
+    /* The worker has only just begun: its answer is not there yet either. */
+    w->awaiting = w->pos == w->end;
     return OK;
 }
 

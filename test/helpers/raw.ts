@@ -195,7 +195,7 @@ export interface RequestPath {
   cameOn: 'fd3' | 'app-socket';
 }
 export const REQUEST_PATHS: readonly RequestPath[] = [
-  { name: "lodged's path", lodged: undefined, cameOn: 'fd3' },
+  { name: "lodged's path", lodged: { direct: false }, cameOn: 'fd3' },
   { name: 'straight to the app', lodged: { direct: true }, cameOn: 'app-socket' },
 ];
 

@@ -4,7 +4,9 @@ when the worker was one file."""
 
 import os
 import select
+import socket
 import struct
+from socket import AF_UNIX, SOCK_STREAM
 
 from . import process
 from .body import FileWrapper, Input
@@ -14,6 +16,9 @@ from .frames import END_FRAME, ERR, HDR, U16, U32
 from .loader import describe, print_exception
 from .process import leave, log, protocol_error
 from .response import ContractError, Exchange
+
+# Connections taken from the app's socket in a row before lodged's socket is looked at.
+LODGED_EVERY = 16
 
 # Here rather than in process.py: the loop reads _term once per request.
 _term = False
@@ -48,6 +53,7 @@ class Worker:
         # The app's own socket (LISTEN_FD): mod_lodge connects, one request a connection.
         self.listener = listener
         self.direct = None
+        self.run = 0   # requests taken in a row without looking at lodged's socket
         # First on every connection it takes: mod_lodge knows from it that the request
         # was seen (before it, a closed connection may safely go to lodged instead).
         self.accepted = HDR.pack(ACCEPTED, 4) + U32.pack(os.getpid())
@@ -95,6 +101,14 @@ class Worker:
                 if self.loop is not None:
                     self.idle(listen_fd)
                     wait = 0   # the loop saw input; another worker may have taken it
+                # Under load a connection is usually waiting: take it without a
+                # wait. lodged's socket is looked at when none is, and every
+                # LODGED_EVERY requests, so that its frames (a carried request, its
+                # hang-up) are never starved by a busy app socket.
+                if wait < 0 and self.run < LODGED_EVERY and self.accept():
+                    self.run += 1
+                    continue
+                self.run = 0
                 lodged_has = False
                 for fd, _ in poller.poll(wait):
                     if fd == listen_fd:
@@ -123,15 +137,19 @@ class Worker:
                 protocol_error('frame type 0x%02x (%d bytes) while idle' % (t, n))
 
     def accept(self):
-        """One request from mod_lodge on a connection of its own to the app's socket."""
+        """One request from mod_lodge on a connection of its own to the app's socket;
+        False when none was waiting (another worker took it)."""
         try:
-            conn, _ = self.listener.accept()
+            # The raw accept: accept4 gives a blocking descriptor already, and a socket
+            # made on it with its family and type named costs no further syscall
+            # (socket.accept() would query it, then set it blocking).
+            fd, _ = self.listener._accept()
         except (BlockingIOError, InterruptedError):
-            return   # another worker took it
+            return False
+        conn = socket.socket(AF_UNIX, SOCK_STREAM, 0, fd)
         self.lodged.idle = False
         dch = self.direct
         try:
-            conn.setblocking(True)
             dch.attach(conn)
             self.ch = dch
             dch.send(self.accepted)
@@ -153,6 +171,7 @@ class Worker:
         finally:
             self.ch = self.lodged
             conn.close()
+        return True
 
     def environ(self, p, n, ch=None):
         env = self.base.copy()

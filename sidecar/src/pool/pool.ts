@@ -105,7 +105,9 @@ export class Pool implements ShareMember {
   /** This app's counters in the status model, kept across pools (status/app-record.ts). */
   readonly stats: AppRecord;
   /** The app's own listening socket, which its workers accept on and mod_lodge connects to. */
-  private route?: { path: string; fd: number; tick: NodeJS.Timeout; board: AppBoard };
+  private route?: { path: string; fd: number; tick: NodeJS.Timeout; board: AppBoard; shut: boolean };
+  /** Requests from the app's socket that the last read of the board found in hand. */
+  private boardBusy = 0;
   /** The scoreboard slot of each worker started while the app had its socket. */
   private readonly slotOf = new Map<Worker, number>();
   /** Workers that hold the app's socket (started while it had one), and those of them ready. */
@@ -135,6 +137,10 @@ export class Pool implements ShareMember {
   acquire(ex: Exchange, frames: Buffer[]): void {
     this.lastUsed = Date.now();
     this.checkCode();
+    // A request here for an app with a socket (its first, one past a full listen queue,
+    // one that found the socket moved aside): the board as it is now, not as the last
+    // tick saw it, for the share and for which worker is free.
+    this.readBoard();
     if (!this.opts.share.admits(this, this.opts.caps)) return this.refuseForShare(ex);
     // mod_lodge sends a request here when the app's own socket's queue is full (and
     // on a route's first request): then no worker is idle, whatever lodged last saw.
@@ -171,6 +177,8 @@ export class Pool implements ShareMember {
     const file = path.join(dir, `${name}.sock`);
     fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
     const board = new AppBoard(path.join(path.dirname(dir), 'boards'), name, this.spec.limits.processes);
+    // A socket moved aside for the tenant's share by a lodged that then died.
+    fs.rmSync(shutName(file), { force: true });
     let fd: number;
     try {
       // The listen queue is the app's request queue, as long as lodged's (maxQueue): a
@@ -184,7 +192,7 @@ export class Pool implements ShareMember {
     // looked for, and their counts read off the board, on a clock instead.
     const tick = setInterval(() => this.onTick(), ROUTE_TICK_MS);
     tick.unref();
-    this.route = { path: file, fd, tick, board };
+    this.route = { path: file, fd, tick, board, shut: false };
     this.opts.listenFd = fd;
     this.opts.boardFd = board.fd;
   }
@@ -197,14 +205,14 @@ export class Pool implements ShareMember {
   /** The socket mod_lodge may connect to for this app now: a worker of it is ready. */
   routeReady(): string | undefined {
     // A worker started before the app had its socket does not accept on it.
-    if (!this.route || this.retired || this.candidate || this.routedReady.size === 0) return undefined;
+    if (!this.route || this.retired || this.candidate || this.route.shut || this.routedReady.size === 0) return undefined;
     return this.route.path;
   }
 
   private closeRoute(): void {
     if (!this.route) return;
     try {
-      fs.unlinkSync(this.route.path);
+      fs.unlinkSync(this.route.shut ? shutName(this.route.path) : this.route.path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
@@ -213,6 +221,7 @@ export class Pool implements ShareMember {
     this.readBoard();
     this.route.board.close();
     this.route = undefined;
+    this.boardBusy = 0;
     this.slotOf.clear();
     this.onSocket.clear();
     this.routedReady.clear();
@@ -222,6 +231,28 @@ export class Pool implements ShareMember {
   private onTick(): void {
     this.checkCode();
     this.readBoard();
+    this.guardDoor();
+  }
+
+  /**
+   * The tenant's request share for requests that never pass lodged: while the tenant
+   * holds its share (here and on its other apps), the app's socket is moved aside, so
+   * that mod_lodge finds none there and asks lodged, which refuses with 503 as for any
+   * request past the share (acquire). Within one tick (ROUTE_TICK_MS) of the share
+   * filling, the listen queue can still take what it has room for.
+   */
+  private guardDoor(): void {
+    const route = this.route;
+    if (!route) return;
+    const over = !this.opts.share.admits(this, this.opts.caps);
+    if (over === route.shut) return;
+    const [from, to] = over ? [route.path, shutName(route.path)] : [shutName(route.path), route.path];
+    try {
+      fs.renameSync(from, to);
+      route.shut = over;
+    } catch (err) {
+      log.warn(`${this.name}: cannot move the app's socket ${from} to ${to}: ${(err as Error).message}`);
+    }
   }
 
   // What the workers counted of the requests they took straight from Apache: into the
@@ -242,6 +273,7 @@ export class Pool implements ShareMember {
       }
       byPid.get(s.pid)?.boardSaw(s);
     }
+    this.boardBusy = busy;
     this.spawnForQueue(busy);
   }
 
@@ -573,7 +605,10 @@ export class Pool implements ShareMember {
   }
 
   held(): number {
-    return this.inFlight() + this.queue.length;
+    // With the app's socket: the requests its workers took from it (as the board last
+    // showed them) and those waiting in its listen queue.
+    const direct = this.route ? this.boardBusy + Math.max(0, listenQueue(this.route.fd)) : 0;
+    return this.inFlight() + this.queue.length + direct;
   }
 
   processes(): number {
@@ -631,8 +666,8 @@ export class Pool implements ShareMember {
     for (let i = this.idle.length - 1; i >= 0; i--) {
       // None free: leaving, or a request it was told to stop has not answered yet.
       if (this.idle[i].freeLanes() === 0) continue;
-      if (best < 0 || this.idle[i].inFlight < this.idle[best].inFlight) best = i;
-      if (this.idle[best].inFlight === 0) break;
+      if (best < 0 || rank(this.idle[i]) < rank(this.idle[best])) best = i;
+      if (rank(this.idle[best]) === 0) break;
     }
     if (best < 0) return undefined;
     const w = this.idle[best];
@@ -665,4 +700,18 @@ function sameSnap(a: Map<string, number>, b: Map<string, number>): boolean {
   if (a.size !== b.size) return false;
   for (const [f, m] of a) if (b.get(f) !== m) return false;
   return true;
+}
+
+/** Where guardDoor moves an app's socket while its tenant holds its share. */
+function shutName(socketPath: string): string {
+  return `${socketPath}.shut`;
+}
+
+/**
+ * Which free worker lodged hands a request to first: the fewest requests in hand, one
+ * busy with a request it took from the app's socket counting as one (lodged cannot
+ * tell when that ends; the request would wait behind it).
+ */
+function rank(w: Worker): number {
+  return w.inFlight + (w.servesDirect ? 1 : 0);
 }

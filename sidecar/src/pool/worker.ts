@@ -188,6 +188,11 @@ export class Worker implements LaneOwner {
     return tenantLog(this.identity.uid);
   }
 
+  /** The board last showed it holding a request it took from the app's socket. */
+  get servesDirect(): boolean {
+    return this.boardRequest !== undefined;
+  }
+
   /** Requests lodged handed it that are not over yet. */
   get inFlight(): number {
     let n = 0;
