@@ -61,7 +61,7 @@ done
 ((COLD_TRIES <= 200)) || { echo "bench: -c takes at most 200 tries" >&2; exit 2; }
 ((DURATION > 0 && ROUNDS > 0)) || { echo "bench: -d and -r must be at least 1" >&2; exit 2; }
 for s in $SYSTEMS; do
-  [ -f "$BENCH/systems/${s//[^a-z0-9]/}.sh" ] || { echo "bench: no system '$s' (known: modwsgi uwsgi passenger lodge lodge-direct lodge-1.3 proxynode passengernode lodgenode uvicorn lodgeasgi)" >&2; exit 2; }
+  [ -f "$BENCH/systems/${s//[^a-z0-9]/}.sh" ] || { echo "bench: no system '$s' (known: modwsgi uwsgi passenger lodge lodge-carried lodge-1.3 proxynode passengernode lodgenode uvicorn lodgeasgi)" >&2; exit 2; }
   source "$BENCH/systems/${s//[^a-z0-9]/}.sh"
 done
 fn() { echo "${1//[^a-z0-9]/}_$2"; }   # fn lodge-1.3 start -> lodge13_start

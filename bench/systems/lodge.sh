@@ -12,7 +12,7 @@ LODGE_CLI="$REPO/dist/sidecar/src/cli/main.js"
 LODGE_USER=lodge-bench
 LODGE_USER_CREATED=
 
-lodge_desc() { echo "Apache mpm_event + mod_lodge + lodged (lodge sandbox), LodgeProcesses 2"; }
+lodge_desc() { echo "Apache mpm_event + mod_lodge straight to the app's socket, lodged supervising (lodge sandbox, its defaults), LodgeProcesses 2"; }
 
 lodge_version() {
   local commit

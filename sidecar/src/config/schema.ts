@@ -89,12 +89,13 @@ export const configSchema = z
     pidFile: absolute.optional(),
     /**
      * Apache reaches each app's workers on the app's own socket, lodged asked only for
-     * an app it has not reached yet (PROTOCOL.md, "Straight to the app"). A step of the
-     * move of lodged out of the byte path, off until lodged supervises those requests
-     * too: with it on, reloads, the request watchdogs' verdicts, the status counts, idle
-     * reaping and the tenant's request share do not see the requests that go straight.
+     * an app it has not reached yet, a full listen queue, or a tenant at its share
+     * (PROTOCOL.md, "Straight to the app"): lodged out of the byte path, so that a
+     * `kill -9` of it fails no request. Off: every request passes through lodged.
+     * Node apps, and ASGI apps with more than one request in flight per worker, are
+     * served through lodged either way.
      */
-    direct: z.boolean().default(false),
+    direct: z.boolean().default(true),
     defaults: appSettings.partial().default({}),
     limits: appSettings.merge(tenantSettings).partial().default({}),
   })
