@@ -1,13 +1,15 @@
 """A hostile tenant for test/fuzz-hostile-worker.test.ts: on each request it writes
-random frames, seeded by the query string (?seed=N), straight onto its worker's
-protocol socket (fd 3), then answers, dies, or stalls, as the seed says. The same
-seed writes the same bytes, so a failing request can be replayed by hand."""
+random frames, seeded by the query string (?seed=N), straight onto the socket the
+request came on (lodged's, fd 3, or mod_lodge's connection to the app's own socket),
+then answers, dies, or stalls, as the seed says. The same seed writes the same bytes,
+so a failing request can be replayed by hand."""
 
 import base64
 import json
 import os
 import random
 import struct
+import sys
 import time
 
 PROTO_FD = 3
@@ -17,6 +19,19 @@ NAMES = [b'Content-Length', b'Content-Type', b'Connection', b'Transfer-Encoding'
          b'file', b'root', b'pid', b'timeout', b'']
 VALUES = [b'12', b'-1', b'18446744073709551616', b'text/plain', b'a\r\nb', b'\x00', b'close',
           b'../../etc/shadow', b'']
+
+
+def request_fd():
+    """The socket of the request in hand, from the runtime's frames that called the
+    app (its Worker's channel): fd 3 when lodged carried it, else mod_lodge's
+    connection straight to the app."""
+    f = sys._getframe()
+    while f is not None:
+        sock = getattr(getattr(f.f_locals.get('self'), 'ch', None), 'sock', None)
+        if sock is not None:
+            return sock.fileno()
+        f = f.f_back
+    return PROTO_FD
 
 
 def noise(rng, most):
@@ -88,8 +103,9 @@ def frames(rng):
 def replay(case):
     """A saved case (test/fuzz-regressions/hostile-*.json): its writes, each followed
     by the pause, then what it does next (the runtime's own answer follows)."""
+    fd = request_fd()
     for chunk in case['writes']:
-        os.write(PROTO_FD, bytes.fromhex(chunk))
+        os.write(fd, bytes.fromhex(chunk))
         time.sleep(case.get('pause', 0))
     return case.get('then', 'answer')
 
@@ -108,10 +124,11 @@ def application(environ, start_response):
     data = frames(rng)
     # Whole, or cut in two writes with a pause, so readers see it split.
     cut = rng.randrange(len(data) + 1)
-    os.write(PROTO_FD, data[:cut])
+    fd = request_fd()
+    os.write(fd, data[:cut])
     if rng.random() < 0.3:
         time.sleep(0.05)
-    os.write(PROTO_FD, data[cut:])
+    os.write(fd, data[cut:])
     then = rng.random()
     if then < 0.1:
         os._exit(rng.choice([0, 1, 3]))
