@@ -108,6 +108,8 @@ export class Pool implements ShareMember {
   private route?: { path: string; fd: number; tick: NodeJS.Timeout; board: AppBoard; shut: boolean };
   /** Requests from the app's socket that the last read of the board found in hand. */
   private boardBusy = 0;
+  /** Connections the last read of the board found waiting in the app's listen queue. */
+  private socketQueue = 0;
   /** The scoreboard slot of each worker started while the app had its socket. */
   private readonly slotOf = new Map<Worker, number>();
   /** Workers that hold the app's socket (started while it had one), and those of them ready. */
@@ -221,7 +223,7 @@ export class Pool implements ShareMember {
     this.readBoard();
     this.route.board.close();
     this.route = undefined;
-    this.boardBusy = 0;
+    this.boardBusy = this.socketQueue = 0;
     this.slotOf.clear();
     this.onSocket.clear();
     this.routedReady.clear();
@@ -274,6 +276,8 @@ export class Pool implements ShareMember {
       byPid.get(s.pid)?.boardSaw(s);
     }
     this.boardBusy = busy;
+    // The kernel's count costs a netlink round trip: asked only when one waits.
+    this.socketQueue = this.route && pending(this.route.fd) ? Math.max(1, listenQueue(this.route.fd)) : 0;
     this.spawnForQueue(busy);
   }
 
@@ -285,9 +289,9 @@ export class Pool implements ShareMember {
     const route = this.route;
     const held = this.capHeld;
     this.capHeld = false;
-    if (!route || busy < this.liveWorkers() || !pending(route.fd)) return;
+    if (!route || busy < this.liveWorkers() || this.socketQueue === 0) return;
     // Connections wait on the app's socket and every worker is busy.
-    this.stats.queued(Math.max(1, listenQueue(route.fd)));
+    this.stats.queued(this.socketQueue);
     if (this.workers.size >= this.spec.limits.processes) {
       // Counted once each time the cap holds requests back, not at every read.
       if (!held) this.stats.capReached++;
@@ -605,10 +609,10 @@ export class Pool implements ShareMember {
   }
 
   held(): number {
-    // With the app's socket: the requests its workers took from it (as the board last
-    // showed them) and those waiting in its listen queue.
-    const direct = this.route ? this.boardBusy + Math.max(0, listenQueue(this.route.fd)) : 0;
-    return this.inFlight() + this.queue.length + direct;
+    // With the app's socket: the requests its workers took from it and those waiting
+    // in its listen queue, as the last read of the board saw them (every share check
+    // sums the tenant's apps: no system call here).
+    return this.inFlight() + this.queue.length + this.boardBusy + this.socketQueue;
   }
 
   processes(): number {
