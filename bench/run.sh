@@ -20,8 +20,9 @@ usage: bash bench/run.sh [-d SECONDS] [-w SECONDS] [-r ROUNDS] [-s "SYSTEMS"] [-
   -s SYSTEMS   subset of "modwsgi uwsgi passenger lodge" (ratios need modwsgi), or of the
                node systems "proxynode passengernode lodgenode" (ratios need proxynode), or
                of the ASGI systems "uvicorn lodgeasgi" (ratios need uvicorn)
-  -a APPS      subset of "hello flask stream upload hello-h2" (the WSGI systems'; hello-h2
-               is hello over HTTP/2 in the clear, mod_http2 in each 2.4 Apache), "node-hello"
+  -a APPS      subset of "hello flask stream upload hello-h2 hello-c64" (the WSGI systems';
+               hello-h2 is hello over HTTP/2 in the clear, mod_http2 in each 2.4 Apache;
+               hello-c64 is hello with 64 connections instead of 16), "node-hello"
                (the node systems') and "asgi-hello" (the ASGI systems'); default: all
                the chosen systems serve
   -n APPS      idle apps for the status model's cost, measured after the rounds
@@ -39,7 +40,7 @@ SYSTEMS="modwsgi uwsgi passenger lodge"
 # mod_lodge in Apache 1.3 (prefork; built when APXS13 names a 1.3 apxs), compared with
 # mod_wsgi on 2.4 in the same run.
 [ -n "${APXS13:-}" ] && SYSTEMS+=" lodge-1.3"
-ALL_APPS="hello flask stream upload hello-h2 node-hello asgi-hello"
+ALL_APPS="hello flask stream upload hello-h2 hello-c64 node-hello asgi-hello"
 APPS=
 while getopts 'd:w:r:s:a:n:c:h' opt; do
   case $opt in
@@ -66,7 +67,7 @@ for s in $SYSTEMS; do
 done
 fn() { echo "${1//[^a-z0-9]/}_$2"; }   # fn lodge-1.3 start -> lodge13_start
 # serves SYSTEM: the apps the system serves (a system without NAME_apps serves the WSGI apps).
-serves() { if declare -F "$(fn "$1" apps)" >/dev/null; then "$(fn "$1" apps)"; else echo hello flask stream upload hello-h2; fi; }
+serves() { if declare -F "$(fn "$1" apps)" >/dev/null; then "$(fn "$1" apps)"; else echo hello flask stream upload hello-h2 hello-c64; fi; }
 # apps_of SYSTEM: those of APPS it serves, in APPS's order.
 apps_of() { local a mine; mine=" $(serves "$1") "; for a in $APPS; do [[ $mine == *" $a "* ]] && echo "$a"; done; }
 for a in $APPS; do
@@ -140,7 +141,7 @@ COLUMNS_TSV="round position system app status rps requests p50_ms p90_ms p99_ms 
 tr ' ' '\t' <<<"$COLUMNS_TSV" >"$OUT/results.tsv"
 point() { local IFS=$'\t'; echo "$*" >>"$OUT/results.tsv"; }
 
-declare -A PATHS=([hello]=/hello [flask]=/flask/ [stream]=/stream [upload]=/upload [hello-h2]=/hello [node-hello]=/hello [asgi-hello]=/hello)
+declare -A PATHS=([hello]=/hello [flask]=/flask/ [stream]=/stream [upload]=/upload [hello-h2]=/hello [hello-c64]=/hello [node-hello]=/hello [asgi-hello]=/hello)
 HOST=bench.localhost   # the lodge tenant's name; the other systems ignore it
 
 # reason_from RUN SYSTEM: the telling lines of the system's logs, for the report:
@@ -178,18 +179,19 @@ fail_all() {
 }
 
 # load_run APP URL SECONDS OUT: one run of the app's load, its BENCH line in OUT:
-# wrk (2 threads, 16 connections, wrk.lua), or for hello-h2 h2load over h2c by prior
-# knowledge (2 threads, 4 connections, 4 streams at a time on each: 16 in flight, as
-# wrk's 16 connections; more would pass a tenant's share of Apache's workers).
+# wrk (2 threads, 16 connections, wrk.lua; 64 for hello-c64), or for hello-h2 h2load
+# over h2c by prior knowledge (2 threads, 4 connections, 4 streams at a time on each: 16
+# in flight, as wrk's 16 connections).
 load_run() {
-  local app=$1 url=$2 secs=$3 out=$4 post=0
+  local app=$1 url=$2 secs=$3 out=$4 post=0 conns=16
   [ "$app" = upload ] && post=1048576
+  [ "$app" = hello-c64 ] && conns=64
   if [ "$app" = hello-h2 ]; then
     timeout --foreground $((secs + 30)) h2load -t2 -c4 -m4 -D "$secs" -H ":authority: $HOST" "$url" >"$out.h2load" 2>&1
     "$PY" "$BENCH/lib/h2load_result.py" <"$out.h2load" >"$out"
     cat "$out.h2load" >>"$out" && rm -f "$out.h2load"
   else
-    BENCH_POST_BYTES=$post timeout --foreground $((secs + 30)) wrk -t2 -c16 -d"${secs}s" --latency -H "Host: $HOST" \
+    BENCH_POST_BYTES=$post timeout --foreground $((secs + 30)) wrk -t2 -c"$conns" -d"${secs}s" --latency -H "Host: $HOST" \
       -s "$BENCH/lib/wrk.lua" "$url" >"$out" 2>&1
   fi
 }

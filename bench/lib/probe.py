@@ -24,6 +24,7 @@ EXPECTED = {
     "upload": ("POST", "/upload", b"u" * MIB, "text/plain", b"%d\n" % MIB),
     # apps/node/server.js: hello's bytes, from Node
     "hello-h2": ("GET", "/hello", None, "text/plain", b"Hello, world!\n"),   # hello; measured over h2c
+    "hello-c64": ("GET", "/hello", None, "text/plain", b"Hello, world!\n"),  # hello; 64 connections
     "node-hello": ("GET", "/hello", None, "text/plain", b"Hello, world!\n"),
     "asgi-hello": ("GET", "/hello", None, "text/plain", b"Hello, world!\n"),
 }

@@ -84,7 +84,7 @@ def main(out):
         return num(r["rps"]) if r and r["status"] == "ok" else None
 
     lines = ["# Lodge bench, %s" % about["date"], ""]
-    lines.append("Machine: %s CPUs (%s), kernel %s, %s RAM. wrk -t2 -c16 -d%ss --latency, "
+    lines.append("Machine: %s CPUs (%s), kernel %s, %s RAM. wrk -t2 -c16 (hello-c64: -c64) -d%ss --latency, "
                  "keep-alive, after a %ss warm-up; %d round(s), even rounds in reverse order; "
                  "every system freshly started each round; load on 127.0.0.1 only."
                  % (about["nproc"], about["cpu"], about["kernel"], about["mem"],
@@ -97,7 +97,7 @@ def main(out):
     refs = list(dict.fromkeys(ref_of(app) for app in apps))  # in the apps' order
     ref_text = REF if refs == [REF] else "the reference's (%s)" % ", ".join(
         "%s for %s" % (r, " ".join(a for a in apps if ref_of(a) == r)) for r in refs)
-    lines += ["", "## req/s, latency, memory (c=16)", "",
+    lines += ["", "## req/s, latency, memory (c=16; hello-c64: c=64)", "",
               "ratio = geometric mean over rounds of (req/s ÷ %s req/s in the same round). "
               "Memory: all serving processes right after the point (RSS double-counts pages "
               "shared after fork; PSS splits them)." % ref_text, "",

@@ -8,7 +8,7 @@ lodge13_version() { echo "Apache $("$(dirname "$APXS13")/httpd" -v | sed -n 's/^
 lodge13_setup() { lodge_setup; }
 lodge13_teardown() { lodge_teardown; }
 # 1.3 has no HTTP/2: no hello-h2.
-lodge13_apps() { echo hello flask stream upload; }
+lodge13_apps() { echo hello flask stream upload hello-c64; }
 lodge13_start() { LODGE_APACHE=1.3 lodge_start "$@"; }
 lodge13_stop() { lodge_stop "$@"; }
 lodge13_roots() { lodge_roots "$@"; }
