@@ -1,7 +1,7 @@
 """CPU of a process tree by kind of process, for CPU per request.
 
-  proccpu.py sample PID...                 "kind=ticks ..." summed over the pids and
-                                           their descendants, now
+  proccpu.py sample PID...                 "kind:pid=ticks ..." for the pids and their
+                                           descendants, now
   proccpu.py per-request BEFORE AFTER N    "kind=us ..." CPU microseconds per request
                                            between two samples, N requests
 
@@ -9,8 +9,11 @@ Kinds by the process's name: apache (Apache's parent and children), daemon
 (mod_wsgi's daemon processes), lodged (node running lodged's main.js), worker
 (python), passenger (its agents), uwsgi (uWSGI's master and workers), node (the
 node processes that run a Node app: Lodge's node workers, proxynode's backend,
-Passenger's "Passenger NodeApp" processes); any other name stands for itself. A process that exited between the two
-samples takes its CPU with it, so short-lived ones count less than they cost.
+Passenger's "Passenger NodeApp" processes); any other name stands for itself. Each
+process counts what it used between the two samples (all of it when it is new): one
+that exited in between takes its CPU with it, so short-lived ones count less than
+they cost, but never less than nothing (summed by kind, an Apache child that left
+during the point would have made its kind's share negative).
 """
 import os
 import sys
@@ -59,8 +62,7 @@ def sample(roots):
             pass
         fields = stat.rsplit(")", 1)[1].split()
         ticks = int(fields[11]) + int(fields[12])  # utime + stime
-        k = kind(comm, argv)
-        out[k] = out.get(k, 0) + ticks
+        out["%s:%d" % (kind(comm, argv), pid)] = ticks
     return out
 
 
@@ -68,13 +70,21 @@ def parse(text):
     return {k: int(v) for k, v in (kv.split("=") for kv in text.split())}
 
 
+def by_kind(before, after):
+    """Ticks of each kind between the samples, process by process."""
+    out = {}
+    for key, ticks in after.items():
+        k = key.rsplit(":", 1)[0]
+        out[k] = out.get(k, 0) + max(0, ticks - before.get(key, 0))
+    return out
+
+
 def main(args):
     if args[:1] == ["sample"]:
         print(" ".join("%s=%d" % kv for kv in sorted(sample([int(a) for a in args[1:]]).items())))
     elif args[:1] == ["per-request"] and len(args) == 4:
-        before, after, n = parse(args[1]), parse(args[2]), int(args[3])
-        print(" ".join("%s=%.0f" % (k, (after[k] - before.get(k, 0)) * 1e6 / TICK / n)
-                       for k in sorted(after) if n > 0))
+        used, n = by_kind(parse(args[1]), parse(args[2])), int(args[3])
+        print(" ".join("%s=%.0f" % (k, used[k] * 1e6 / TICK / n) for k in sorted(used) if n > 0))
     else:
         sys.stderr.write(__doc__)
         return 2
