@@ -4,9 +4,8 @@ when the worker was one file."""
 
 import os
 import select
-import socket
 import struct
-from socket import AF_UNIX, SOCK_STREAM
+from socket import AF_UNIX, SOCK_STREAM, socket as Socket
 
 from . import process
 from .body import FileWrapper, Input
@@ -141,12 +140,12 @@ class Worker:
         False when none was waiting (another worker took it)."""
         try:
             # The raw accept: accept4 gives a blocking descriptor already, and a socket
-            # made on it with its family and type named costs no further syscall
-            # (socket.accept() would query it, then set it blocking).
+            # made on it with its family and type named costs one getsockname (Python's
+            # check of the descriptor); socket.accept() would then also set it blocking.
             fd, _ = self.listener._accept()
         except (BlockingIOError, InterruptedError):
             return False
-        conn = socket.socket(AF_UNIX, SOCK_STREAM, 0, fd)
+        conn = Socket(AF_UNIX, SOCK_STREAM, 0, fd)
         self.lodged.idle = False
         dch = self.direct
         try:
