@@ -85,9 +85,10 @@ function npmPackages() {
 function addon() {
   const out = path.join(root, 'build', 'Release', 'lodge_posix.node');
   const spawner = path.join(root, 'build', 'Release', 'lodge-spawn');
+  const worker = path.join(root, 'build', 'Release', 'lodge_worker.node');
   const inputs = ['native/addon', 'native/spawn', 'binding.gyp'];
   // lodge-spawn includes the protocol's generated header (its exit status); the addon does not.
-  if (!stale(out, inputs) && !stale(spawner, [...inputs, 'native/apache/lodge_protocol.h'])) return;
+  if (!stale(out, inputs) && !stale(worker, inputs) && !stale(spawner, [...inputs, 'native/apache/lodge_protocol.h'])) return;
   say('lodge: building the native addon');
   const gyp = require.resolve('node-gyp/bin/node-gyp.js', { paths: [root] });
   // configure + build, not rebuild: rebuild empties build/, where mod_lodge lives too.

@@ -20,8 +20,9 @@ export interface SlotSeen {
 }
 
 /**
- * The scoreboard of an app reached on its own socket (scoreboard/LAYOUT.md): one slot
- * per worker, where the worker counts the requests it takes straight from Apache, so
+ * The scoreboard of an app reached on its own socket (scoreboard/LAYOUT.md): a block of
+ * slots per worker, one per lane (a WSGI worker's one, LodgeConcurrency for a Node
+ * worker), where the worker counts the requests it takes straight from Apache, so
  * that lodged learns of them without a message per request. lodged makes the file
  * (root's, 0600, in a folder only root enters) and each worker gets it as an inherited
  * descriptor with its slot number; lodged reads it on the pool's clock.
@@ -36,13 +37,14 @@ export class AppBoard {
   private readonly tally = new BoardTally();
   private readonly pids: Array<number | undefined>;
 
-  constructor(dir: string, name: string, workers: number) {
+  /** `lanes`: the slots of one worker; a worker's block starts at a multiple of it. */
+  constructor(dir: string, name: string, workers: number, private readonly lanes = 1) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const file = path.join(dir, `${name}.board`);
     // One left by a lodged before this one (killed, or the app's pool made anew).
     fs.rmSync(file, { force: true });
     // Room for a reload's new workers beside the old ones leaving.
-    const slots = Math.min(MAX_SLOTS, workers * 2 + 2);
+    const slots = Math.floor(Math.min(MAX_SLOTS, (workers * 2 + 2) * lanes) / lanes) * lanes;
     this.file = createBoard(file, slots);
     this.reader = new BoardReader(this.file.fd, this.file.geometry);
     this.pids = new Array<number | undefined>(slots).fill(undefined);
@@ -52,16 +54,18 @@ export class AppBoard {
     return this.file.fd;
   }
 
-  /** A free slot for a worker about to start, or undefined when all are taken. */
+  /** The first slot of a free block for a worker about to start, or undefined when all are taken. */
   freeSlot(): number | undefined {
-    const i = this.pids.indexOf(undefined);
-    return i < 0 ? undefined : i;
+    for (let i = 0; i < this.pids.length; i += this.lanes) if (this.pids[i] === undefined) return i;
+    return undefined;
   }
 
-  /** The worker started in `slot` has this pid. */
+  /** The worker started in the block at `slot` has this pid. */
   taken(slot: number, pid: number): void {
-    this.pids[slot] = pid;
-    this.writeLeave(slot, 0);
+    for (let i = slot; i < slot + this.lanes; i++) {
+      this.pids[i] = pid;
+      this.writeLeave(i, 0);
+    }
   }
 
   /**
@@ -78,10 +82,10 @@ export class AppBoard {
     fs.writeSync(this.file.fd, word, 0, 4, this.file.geometry.slotsOffset + slot * SLOT_SIZE + SLOT.leave);
   }
 
-  /** The worker of `slot` is gone: what it counted last is read first. */
+  /** The worker of the block at `slot` is gone: what it counted last is read first. */
   freed(slot: number): SlotDelta[] {
     const { deltas } = this.read();
-    this.pids[slot] = undefined;
+    for (let i = slot; i < slot + this.lanes; i++) this.pids[i] = undefined;
     return deltas;
   }
 

@@ -6,7 +6,7 @@ import { log, tenantLog } from '../log';
 import { watchdogs } from '../watchdog';
 import { appendTenantLog } from '../watchdog/tenant-log';
 import { AppSpec, lanesOf } from './app-spec';
-import { AppBoard } from './app-board';
+import { AppBoard, SlotSeen } from './app-board';
 import { CodeWatch } from './code-watch';
 import { declarationKey } from './declared-app';
 import { Exchange } from './exchange';
@@ -172,13 +172,13 @@ export class Pool implements ShareMember {
    * by the web server's user `peerUid` alone. Workers started from now on accept on it.
    */
   ensureRoute(dir: string, peerUid: number, peerGid: number): void {
-    // The Node runtime takes no requests on an app socket (yet), nor a worker with
-    // several lanes: their apps stay on lodged's path.
-    if (this.route || this.retired || this.spec.kind === 'node' || this.lanes > 1) return;
+    // The ASGI runtime takes requests on the app's socket with one lane only: an app of
+    // more stays on lodged's path.
+    if (this.route || this.retired || (this.spec.kind === 'asgi' && this.lanes > 1)) return;
     const name = createHash('sha256').update(declarationKey(this.spec)).digest('hex').slice(0, 32);
     const file = path.join(dir, `${name}.sock`);
     fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
-    const board = new AppBoard(path.join(path.dirname(dir), 'boards'), name, this.spec.limits.processes);
+    const board = new AppBoard(path.join(path.dirname(dir), 'boards'), name, this.spec.limits.processes, this.lanes);
     // A socket moved aside for the tenant's share by a lodged that then died.
     fs.rmSync(shutName(file), { force: true });
     let fd: number;
@@ -265,15 +265,20 @@ export class Pool implements ShareMember {
     if (!board) return;
     const { deltas, seen } = board.read();
     this.countOnBoard(deltas);
-    const byPid = new Map<number, Worker>();
-    for (const w of this.workers) byPid.set(w.pid, w);
+    const byPid = new Map<number, SlotSeen[]>();
     let busy = 0;
     for (const s of seen) {
       if (s.busy) {
         busy++;
         this.lastUsed = Date.now();
       }
-      byPid.get(s.pid)?.boardSaw(s);
+      const of = byPid.get(s.pid);
+      if (of) of.push(s);
+      else byPid.set(s.pid, [s]);
+    }
+    for (const w of this.workers) {
+      const slots = byPid.get(w.pid);
+      if (slots) w.boardSaw(slots);
     }
     this.boardBusy = busy;
     // The kernel's count costs a netlink round trip: asked only when one waits.
@@ -289,7 +294,9 @@ export class Pool implements ShareMember {
     const route = this.route;
     const held = this.capHeld;
     this.capHeld = false;
-    if (!route || busy < this.liveWorkers() || this.socketQueue === 0) return;
+    // Room for one more request in a worker (a lane neither lodged's nor the socket's):
+    // the connections waiting are about to be taken.
+    if (!route || busy + this.inFlight() < this.liveWorkers() * this.lanes || this.socketQueue === 0) return;
     // Connections wait on the app's socket and every worker is busy.
     this.stats.queued(this.socketQueue);
     if (this.workers.size >= this.spec.limits.processes) {
@@ -717,5 +724,5 @@ function shutName(socketPath: string): string {
  * tell when that ends; the request would wait behind it).
  */
 function rank(w: Worker): number {
-  return w.inFlight + (w.servesDirect ? 1 : 0);
+  return w.inFlight + w.directInFlight;
 }

@@ -1,7 +1,7 @@
 import { ChildProcess } from 'node:child_process';
 import { FrameReader, FrameError } from '../protocol/frame-reader';
 import { FrameType, Release, frameName } from '../protocol/frames';
-import { FAIL_MAX, LOST_WAIT_MS, READY_MAX, WATCHED_FILES_MAX } from '../protocol/constants';
+import { ABORT_GRACE_MS, FAIL_MAX, LOST_WAIT_MS, READY_MAX, WATCHED_FILES_MAX } from '../protocol/constants';
 import { parseFail, parseReady } from '../protocol/schemas';
 import { LodgeError, ProtocolError, WorkerDiedError } from '../errors';
 import { killGroup } from '../posix';
@@ -19,6 +19,7 @@ import { SPAWN_HELPER, SpawnOptions, WorkerProcess, startWorkerProcess } from '.
 import { classifyExit } from './exit-classification';
 import { Lane, LaneOwner, verdictStop } from './lane';
 import { noteExit } from './recent-exits';
+import type { SlotSeen } from './app-board';
 
 /**
  * Seconds past LodgeTimeout a request from Apache may hold a worker before lodged stops
@@ -94,11 +95,14 @@ export class Worker implements LaneOwner {
   exitReason?: KillReason;
   lastTold?: string;
   private sentFail = false;
-  /** The requestId (scoreboard) of the request from Apache the request watchdogs follow, and its line. */
-  private boardRequest?: number;
-  private boardLine?: string;
-  /** That request as the status shows it (wall-clock ms at its start). */
-  private boardNow?: { method: string; path: string; since: number };
+  /**
+   * The requests from Apache (the app's socket) the last read of the board showed in
+   * hand, by slot: a WSGI worker has one slot, a Node worker one per lane. `since` is
+   * wall-clock ms at the request's start.
+   */
+  private readonly direct = new Map<number, { requestId: number; method: string; path: string; since: number }>();
+  /** A request from the app's socket was stopped at LodgeTimeout: none is handed over until the worker shows its loop answers. */
+  private directStalled = false;
   /** A watchdog's reason for killing the worker, whatever it was serving. */
   private killedFor?: LodgeError;
   /** Why the worker's exit ended a request, for a VERDICT LOST that asks after it. */
@@ -188,9 +192,9 @@ export class Worker implements LaneOwner {
     return tenantLog(this.identity.uid);
   }
 
-  /** The board last showed it holding a request it took from the app's socket. */
-  get servesDirect(): boolean {
-    return this.boardRequest !== undefined;
+  /** Requests it took from the app's socket, as the board last showed them. */
+  get directInFlight(): number {
+    return this.direct.size;
   }
 
   /** Requests lodged handed it that are not over yet. */
@@ -205,13 +209,15 @@ export class Worker implements LaneOwner {
    * answered its ABORT: its event loop may be blocked, and whatever it took would wait.
    */
   freeLanes(): number {
-    if (this.starting || this.dead || this.retiring) return 0;
+    if (this.starting || this.dead || this.retiring || this.directStalled) return 0;
     let n = 0;
     for (const l of this.lanes) {
       if (l.stalled) return 0;
       if (l.state === 'idle' && !l.closed) n++;
     }
-    return n;
+    // A worker with several lanes shares them with the requests it takes from the app's
+    // socket (a WSGI worker's one request from there ranks it last instead: rank()).
+    return this.eventLoop ? Math.max(0, n - this.direct.size) : n;
   }
 
   /** When the oldest request in hand began (Date.now()), for the status. */
@@ -226,7 +232,7 @@ export class Worker implements LaneOwner {
     const lane = this.lanes.find((l) => l.state === 'idle' && !l.closed);
     if (!lane) throw new Error(`worker ${this.pid}: serve() with no free lane`);
     // The request watchdogs (LodgeCPU, memory recycling) follow the worker's busy time.
-    if (this.inFlight === 0) this.guard.requestStarted();
+    if (this.inFlight + this.direct.size === 0) this.guard.requestStarted();
     this.requests++;
     this.lastTold = undefined; // what the status says of a kill is about this request, not an older note
     lane.serve(ex, frames);
@@ -235,19 +241,26 @@ export class Worker implements LaneOwner {
   /** For the status: a request in hand (the oldest), whether lent, whether being stopped, how many. */
   statusView(): { req?: Buffer; lent: boolean; stopping: boolean; inFlight: number; direct?: { method: string; path: string; since: number } } {
     const busy = this.lanes.filter((l) => l.state === 'busy').sort((a, b) => a.servedAt - b.servedAt)[0];
+    const oldest = this.oldestDirect();
     return {
       req: busy?.reqFrame,
       lent: busy?.lent ?? false,
       stopping: this.killedOnPurpose,
-      inFlight: this.inFlight,
-      direct: this.state === 'idle' ? this.boardNow : undefined,
+      inFlight: this.inFlight + this.direct.size,
+      direct: this.state === 'idle' && oldest ? { method: oldest.method, path: oldest.path, since: oldest.since } : undefined,
     };
+  }
+
+  private oldestDirect(): { requestId: number; method: string; path: string; since: number } | undefined {
+    let at: ReturnType<Worker['oldestDirect']>;
+    for (const d of this.direct.values()) if (!at || d.since < at.since) at = d;
+    return at;
   }
 
   /** A lane's request ended. */
   laneDone(lane: Lane): void {
     // With other requests still in hand, the CPU the worker used counts from here on.
-    const why = this.inFlight === 0 ? this.guard.requestEnded() : this.guard.requestEndedAmid();
+    const why = this.inFlight + this.direct.size === 0 ? this.guard.requestEnded() : this.guard.requestEndedAmid();
     if (why) return this.recycle(why);
     if (this.retiring) return lane.close();
     this.events.free(this);
@@ -266,9 +279,11 @@ export class Worker implements LaneOwner {
     // The board never counts a request its worker did not finish: counted here, with
     // what mod_lodge answered (for LOST, the ERROR it is about to get), from when the
     // board first showed it.
-    const began = this.boardNow ? performance.now() - (Date.now() - this.boardNow.since) : 0;
+    const oldest = this.oldestDirect();
+    const began = oldest ? performance.now() - (Date.now() - oldest.since) : 0;
     if (verdict !== Release.LOST) {
       this.events.endedDirect?.(releasedStatus(verdict, status), began);
+      if (verdict === Release.TIMEOUT && this.eventLoop) return this.directTimedOut();
       return verdictStop(this, verdict, this.requestLine());
     }
     if (this.dead) return this.answerLost({ ex, began });
@@ -278,6 +293,31 @@ export class Worker implements LaneOwner {
       this.log.warn(`worker ${this.pid} (${this.app}) closed a connection from Apache mid-request but did not exit; killed`);
       this.kill('protocol');
     }, LOST_WAIT_MS).unref();
+  }
+
+  /**
+   * A request it took from the app's socket ran past LodgeTimeout: mod_lodge answered
+   * 504 and closed its connection, which ends the request in a worker whose event loop
+   * runs (lane.ts of the runtime). As for a carried one (lane.ts timedOut), the worker is
+   * killed only when its loop does not answer: the board still shows a request that old
+   * ABORT_GRACE later, as a `while (true) {}` leaves it.
+   */
+  private directTimedOut(): void {
+    const secs = this.spec.limits.timeout;
+    const line = this.requestLine();
+    this.log.warn(`worker ${this.pid} (${this.app}): request made no progress for LodgeTimeout ${secs} s; stopped`);
+    this.tellTenant(`${line}: took longer than LodgeTimeout ${secs} s; stopped`);
+    this.directStalled = true;
+    setTimeout(() => {
+      this.directStalled = false;
+      if (this.dead) return;
+      this.events.lastLook?.(this);
+      const now = Date.now();
+      if (![...this.direct.values()].some((d) => now - d.since >= secs * 1000)) return;
+      this.log.warn(`worker ${this.pid} (${this.app}): its event loop did not answer within ${ABORT_GRACE_MS / 1000} s of a request stopped at LodgeTimeout; killed`);
+      this.tellTenant(`worker ${this.pid}: its event loop was blocked (${line} ran past LodgeTimeout ${secs} s and did not stop); killed`);
+      this.kill('timeout');
+    }, ABORT_GRACE_MS).unref();
   }
 
   private answerLost({ ex, began }: { ex: Exchange; began: number }): void {
@@ -306,26 +346,29 @@ export class Worker implements LaneOwner {
    * far past LodgeTimeout (mod_lodge stopped waiting long ago, and its VERDICT did not
    * come) is stopped.
    */
-  boardSaw(s: { busy: boolean; requestId: number; busyFor: number; method: string; path: string }): void {
-    if (this.state !== 'idle' || this.killedOnPurpose) return; // lodged's own request: its own watch
-    const was = this.boardRequest;
-    if (was !== undefined && (!s.busy || s.requestId !== was)) {
-      this.boardRequest = undefined;
-      this.boardNow = undefined;
-      const why = this.guard.requestEnded();
-      if (why) return this.recycle(why);
+  boardSaw(slots: SlotSeen[]): void {
+    // A WSGI worker busy with lodged's own request: that request's own watch.
+    if (this.killedOnPurpose || (!this.eventLoop && this.state !== 'idle')) return;
+    let why: string | undefined;
+    for (const s of slots) {
+      const was = this.direct.get(s.slot);
+      if (was && (!s.busy || s.requestId !== was.requestId)) {
+        this.direct.delete(s.slot);
+        why = (this.inFlight + this.direct.size === 0 ? this.guard.requestEnded() : this.guard.requestEndedAmid()) ?? why;
+      }
     }
-    if (!s.busy) return;
-    if (this.boardRequest === undefined) {
-      this.boardRequest = s.requestId;
-      this.boardLine = `${s.method} ${s.path}`;
-      this.boardNow = { method: s.method, path: s.path, since: Date.now() - s.busyFor * 1000 };
-      this.guard.requestStarted();
-    }
+    if (why) return this.recycle(why);
     const secs = this.spec.limits.timeout;
-    if (s.busyFor > secs + BOARD_TIMEOUT_GRACE_S) {
-      this.log.warn(`worker ${this.pid} (${this.app}) has held a request from Apache for ${Math.round(s.busyFor)} s, past LodgeTimeout ${secs} s; killed`);
-      this.kill('timeout');
+    for (const s of slots) {
+      if (!s.busy) continue;
+      if (!this.direct.has(s.slot)) {
+        if (this.inFlight + this.direct.size === 0) this.guard.requestStarted();
+        this.direct.set(s.slot, { requestId: s.requestId, method: s.method, path: s.path, since: Date.now() - s.busyFor * 1000 });
+      }
+      if (s.busyFor > secs + BOARD_TIMEOUT_GRACE_S) {
+        this.log.warn(`worker ${this.pid} (${this.app}) has held a request from Apache for ${Math.round(s.busyFor)} s, past LodgeTimeout ${secs} s; killed`);
+        return this.kill('timeout');
+      }
     }
   }
 
@@ -407,7 +450,7 @@ export class Worker implements LaneOwner {
   private stopNow(err: LodgeError, tenant: string): void {
     if (this.dead) return;
     this.killedFor = err;
-    this.tellTenant(this.inHand() || this.boardRequest !== undefined ? `${this.requestLine()}: ${tenant}` : tenant);
+    this.tellTenant(this.inHand() || this.direct.size > 0 ? `${this.requestLine()}: ${tenant}` : tenant);
     this.failAll(err);
     this.kill(killReasonOf(err));
   }
@@ -427,7 +470,8 @@ export class Worker implements LaneOwner {
   // one it took straight from Apache, as its scoreboard slot names it.
   private requestLine(): string {
     const lanes = this.lanes.filter((l) => l.inHand).sort((a, b) => a.servedAt - b.servedAt);
-    if (lanes.length === 0 && this.boardRequest !== undefined && this.boardLine) return this.boardLine;
+    const oldest = this.oldestDirect();
+    if (lanes.length === 0 && oldest) return `${oldest.method} ${oldest.path}`;
     if (lanes.length === 0) return 'request';
     const more = lanes.length > 1 ? ` (and ${lanes.length - 1} more request(s) in hand)` : '';
     return lanes[0].requestLine() + more;
@@ -473,7 +517,7 @@ export class Worker implements LaneOwner {
       killedOnPurpose: this.killedOnPurpose,
       killedFor: this.exitReason,
       memoryCause: cause,
-      request: this.inHand() || this.boardRequest !== undefined ? this.requestLine() : undefined,
+      request: this.inHand() || this.direct.size > 0 ? this.requestLine() : undefined,
       failMessage: this.failMessage,
       sentFail: this.sentFail,
       earlyStderr: this.earlyStderr,

@@ -7,7 +7,7 @@ import { Exchange, FrameOut } from './exchange';
 import { servingServer } from './listen-catch';
 import { log } from './process-io';
 import { reqPairs } from './req-pairs';
-import { requestHead } from './request-head';
+import { RequestHead, requestHead } from './request-head';
 
 export type Phase = 'start' | 'loading' | 'serving';
 
@@ -18,7 +18,12 @@ export interface LaneHost {
   entry(): string;
   /** START, on lane 0. */
   start(payload: Buffer): void;
-  protocolError(msg: string): never;
+  /** A frame the lane cannot take: lodged's lanes end the worker; a connection from the app's socket is closed. */
+  protocolError(msg: string, lane: Lane): void;
+  /** A request begins on the lane (the board counts those from the app's socket). */
+  began?(lane: Lane, head: RequestHead): void;
+  /** The lane's request ended with `status` (0: none was sent). */
+  ended?(lane: Lane, status: number): void;
   /** The other end hung up (EOF or a broken socket): lane 0's starts the leave grace. */
   hungUp(lane: Lane): void;
   /** The lane is closed, its last frame written (or lost with its socket). */
@@ -31,15 +36,20 @@ export interface LaneHost {
  * app's server (a kept-alive connection carries one request at a time, so lanes sharing one
  * would wait for each other), its own batching and its own back-pressure: a slow request on
  * one lane never holds another's.
+ *
+ * A connection mod_lodge made to the app's own socket is a lane too, of one request
+ * (`once`, app-socket.ts): its end of file is the client gone, and it closes once answered.
  */
 export class Lane {
   private readonly sock: net.Socket;
-  private readonly connection = new AppConnection();
+  private readonly connection: AppConnection;
   private current?: Exchange;
   /** Takes no request again: closes once the one in hand is answered. */
   private leaving = false;
   /** Its end is being closed: frames still coming are dropped. */
   private closing = false;
+  /** A lane of one request has had it. */
+  private served = false;
   /** The socket's 'close' came: nothing more goes out. */
   private gone = false;
   /** main.ts was told the lane is closed (once). */
@@ -51,18 +61,22 @@ export class Lane {
     readonly index: number,
     fd: number,
     private readonly host: LaneHost,
+    /** One request, then the lane closes (a connection from the app's socket). */
+    private readonly once?: { connection: AppConnection },
   ) {
     // Half-open allowed: EOF does not end the lane's own output, so the request in hand
     // goes on until it is answered or a write fails (nobody holds the other end); the
     // lane closes its end itself, after its last frame.
     this.sock = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+    this.connection = once?.connection ?? new AppConnection();
+    this.leaving = once !== undefined;
     const reader = new FrameReader((type, frame) => this.onFrame(type, frame), (type) => this.limit(type));
     this.sock.on('data', (chunk: Buffer) => {
       try {
         reader.push(chunk);
       } catch (err) {
-        if (err instanceof FrameError) this.protocolError(err.message);
-        throw err;
+        if (!(err instanceof FrameError)) throw err;
+        this.protocolError(err.message);
       }
     });
     this.sock.on('end', () => this.hangUp());
@@ -99,6 +113,11 @@ export class Lane {
     if (!this.current) this.close();
   }
 
+  /** A frame of the runtime's own ahead of any request (ACCEPTED, on a connection from the app's socket). */
+  greet(frame: Buffer): void {
+    this.send(frame);
+  }
+
   // The frames of one turn of the loop (a small response's HEAD, DATA and END) go out in
   // one write: lodged reads them at once instead of waking for each.
   private send(frame: Buffer): boolean {
@@ -123,8 +142,17 @@ export class Lane {
     return type === FrameType.REQ || type === FrameType.BODY || type === FrameType.BODY_END || type === FrameType.ABORT ? FRAME_MAX : undefined;
   }
 
-  private protocolError(msg: string): never {
-    this.host.protocolError(this.index === 0 ? msg : `lane ${this.index}: ${msg}`);
+  /** The bytes that come later are not read: the lane (or the worker) is ending. */
+  private protocolError(msg: string): void {
+    this.sock.pause();
+    this.host.protocolError(this.index === 0 || this.once ? msg : `lane ${this.index}: ${msg}`, this);
+  }
+
+  /** Cuts a connection from the app's socket (its peer broke the protocol): the request in hand ends. */
+  drop(): void {
+    this.closing = true;
+    this.current?.abort();
+    this.sock.destroy();
   }
 
   private onFrame(type: number, frame: Buffer): void {
@@ -144,44 +172,51 @@ export class Lane {
       case FrameType.ABORT:
         return this.current?.abort();
       default:
-        this.protocolError(`${frameName(type)} frame is not expected`);
+        return this.protocolError(`${frameName(type)} frame is not expected`);
     }
   }
 
   private request(frame: Buffer): void {
-    if (this.current) this.protocolError('REQ while a request is in hand');
+    if (this.current) return this.protocolError('REQ while a request is in hand');
+    if (this.once && this.served) return this.protocolError('a second REQ on a connection of one request');
+    this.served = true;
     let head: ReturnType<typeof requestHead>;
     try {
       head = requestHead(reqPairs(frame, 8));
     } catch (err) {
-      this.protocolError(`REQ: ${(err as Error).message}`);
+      return this.protocolError(`REQ: ${(err as Error).message}`);
     }
+    this.host.began?.(this, head);
     const server = servingServer();
     if (!server) {
       log(`${head.line}: the app closed its server; answered 502`);
       this.send(encodeError(502, 0, `${this.host.entry()}: the app closed the server it listened on`));
-      return;
+      return this.answered(502);
     }
     try {
       // The whole exchange may happen inside the constructor (the app answered at once):
       // then it is over before it would be in hand.
-      const ex = new Exchange(head, server, this.connection, this.out, () => this.answered());
+      const ex = new Exchange(head, server, this.connection, this.out, (status) => this.answered(status));
       if (!ex.isFinished) this.current = ex;
     } catch (err) {
       // The client's request line or a header is one that cannot be written as HTTP/1.1 (request-bytes.ts).
       log(`${head.line}: cannot be given to the app: ${(err as Error).message}`);
       this.send(encodeError(400, 0, `${head.line}: ${(err as Error).message}`));
+      this.answered(400);
     }
   }
 
-  private answered(): void {
+  private answered(status: number): void {
     this.current = undefined;
+    this.host.ended?.(this, status);
     if (this.leaving) this.close();
   }
 
   // EOF: every copy of lodged's end is closed. An idle lane closes; a busy one finishes
-  // its request first (a write that fails ends it: broken()).
+  // its request first (a write that fails ends it: broken()). On a connection from the
+  // app's socket it is mod_lodge gone mid-request (its client left): the request ends.
   private hangUp(): void {
+    if (this.once) return this.broken();
     this.leaving = true;
     this.host.hungUp(this);
     if (!this.current) this.close();

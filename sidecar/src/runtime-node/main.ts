@@ -20,7 +20,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FrameType, encodeFrame, encodePairs } from '../protocol/frames';
-import { LANE_FD_FIRST, MESSAGE_TEXT_MAX, WORKER_EXIT_FAIL, WORKER_EXIT_PROTOCOL, WORKER_FD } from '../protocol/constants';
+import { BOARD_FD, LANE_FD_FIRST, LISTEN_FD, MESSAGE_TEXT_MAX, WORKER_EXIT_FAIL, WORKER_EXIT_PROTOCOL, WORKER_FD } from '../protocol/constants';
+import { AppSocket } from './app-socket';
 import { describe, ownModules, runEntry } from './app-loader';
 import { catchListen, firstListen } from './listen-catch';
 import { singleProcessCluster } from './cluster-single';
@@ -41,6 +42,8 @@ let phase: Phase = 'start';
 let root = '';
 let entry = '';
 let graceTimer: NodeJS.Timeout | undefined;
+/** The app's own socket, when lodged gave it one (START's `slot`): requests straight from Apache. */
+let appSocket: AppSocket | undefined;
 
 function protocolError(msg: string): never {
   log(`protocol error from lodged: ${msg}; exiting`);
@@ -51,24 +54,40 @@ const host: LaneHost = {
   phase: () => phase,
   entry: () => entry,
   start,
-  protocolError,
+  protocolError: (msg) => protocolError(msg),
+  // A lane of lodged's is free: the app's socket may take the request it held.
+  ended: () => appSocket?.resume(),
   hungUp(lane) {
     if (lane.index !== 0) return;
     // Before READY the worker has nobody to tell it is ready: lodged gave it up.
     if (phase !== 'serving') exitNow(0);
-    // Nobody supervises the worker any more: what the other lanes hold has LEAVE_GRACE_MS.
+    // Nobody supervises the worker any more: what the other lanes hold has LEAVE_GRACE_MS,
+    // and the app's socket is left to the workers of the next lodged.
+    appSocket?.stop();
     graceTimer ??= setTimeout(() => exitNow(0), LEAVE_GRACE_MS).unref();
   },
-  closed() {
-    if (lanes.every((l) => l.isClosed)) exitNow(0);
-  },
+  closed: () => leaveWhenDone(),
 };
+
+/** Requests in hand, on lodged's lanes and from the app's socket. */
+function busy(): boolean {
+  return lanes.some((l) => l.busy) || (appSocket?.open ?? 0) > 0;
+}
+
+// lodged closed every lane (the worker is retired, or lodged is gone): nothing new comes,
+// and the worker exits once the connections from the app's socket are answered.
+function leaveWhenDone(): void {
+  if (!lanes.every((l) => l.isClosed)) return;
+  appSocket?.stop();
+  if (!appSocket?.open) exitNow(0);
+}
 
 /** Lane 0 is fd 3, where START comes; START says how many more there are. */
 const lanes: Lane[] = [new Lane(0, WORKER_FD, host)];
 
 process.on('SIGTERM', () => {
-  if (phase !== 'serving' || !lanes.some((l) => l.busy)) exitNow(0);
+  if (phase !== 'serving' || !busy()) exitNow(0);
+  appSocket?.stop();
   for (const l of lanes) l.leave();
 });
 
@@ -110,6 +129,24 @@ function openLanes(count: number): void {
   }
 }
 
+// START's `slot` comes with the app's socket (LISTEN_FD) and its scoreboard (BOARD_FD).
+function openAppSocket(count: number, slot: number): void {
+  for (const [fd, what] of [[LISTEN_FD, "the app's socket"], [BOARD_FD, 'the scoreboard']] as const) {
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.fstatSync(fd);
+    } catch {
+      // not open
+    }
+    if (!st || (fd === LISTEN_FD ? !st.isSocket() : !st.isFile())) protocolError(`START: slot=${slot}, but fd ${fd} (${what}) is not one`);
+  }
+  try {
+    appSocket = new AppSocket(count, slot, { entry: () => entry, lanesBusy: () => lanes.filter((l) => l.busy).length, closed: () => leaveWhenDone() });
+  } catch (err) {
+    protocolError(`START: slot=${slot}: ${(err as Error).message}`);
+  }
+}
+
 function start(payload: Buffer): void {
   let opts: ReturnType<typeof parseStart>;
   try {
@@ -119,6 +156,7 @@ function start(payload: Buffer): void {
   }
   phase = 'loading';
   openLanes(opts.lanes);
+  if (opts.slot !== undefined) openAppSocket(opts.lanes, opts.slot);
   root = opts.root;
   entry = opts.entry;
   if (path.isAbsolute(entry) || entry.split('/').includes('..')) fail(`${entry}: the app file must be inside the app directory`);
@@ -170,9 +208,12 @@ function ready(): void {
   if (phase !== 'loading') return;
   phase = 'serving';
   const kv: Array<[string, string]> = [['pid', String(process.pid)]];
+  // accepts: the worker serves the app's socket, so lodged may send mod_lodge there.
+  if (appSocket) kv.push(['accepts', '1']);
   for (const f of ownModules(root)) kv.push(['file', Buffer.from(f, 'utf8').toString('latin1')]);
   sendNow(encodeFrame(FrameType.READY, encodePairs(kv)));
   for (const l of lanes) l.ref(true);
+  appSocket?.start();
 }
 
 // The stack for the tenant's log without the runtime's frames: they are the same in every
@@ -190,7 +231,7 @@ function ownStack(err: unknown): string {
 // lodged answers the request in hand with 502. An app with its own handler keeps it.
 function onUncaught(err: unknown, origin: string): void {
   const what = origin === 'unhandledRejection' ? 'unhandled promise rejection' : 'uncaught exception';
-  log(`${what}${lanes.some((l) => l.busy) ? ' during a request' : ''}:\n${ownStack(err)}`);
+  log(`${what}${busy() ? ' during a request' : ''}:\n${ownStack(err)}`);
   if (phase !== 'serving') fail(`${describe(err, root, entry)} (${what})`);
   if (process.listenerCount('uncaughtException') > 1) return;
   log(`the worker exits (status 1) after the ${what}`);

@@ -1,5 +1,6 @@
 import { decodePairs } from '../protocol/frames';
 import { LANES_MAX } from '../protocol/constants';
+import { MAX_SLOTS } from '../scoreboard/layout';
 
 /** What START says (PROTOCOL.md, "Worker start"). */
 export interface StartPairs {
@@ -10,10 +11,11 @@ export interface StartPairs {
   env: Record<string, string>;
   /** How many lanes lodged gave the worker: fd 3, then LANE_FD_FIRST onwards. */
   lanes: number;
+  /** The first of the worker's `lanes` scoreboard slots, when lodged gave it the app's socket (LISTEN_FD, BOARD_FD). */
+  slot?: number;
 }
 
-// `callable` is the WSGI worker's and `slot` the scoreboard's: lodged may send them to any
-// runtime; this one has no use for them.
+// `callable` is the WSGI worker's: lodged may send it to any runtime; this one has no use for it.
 const START_KEYS = new Set(['root', 'entry', 'log', 'callable', 'slot', 'lanes']);
 
 /** START's pairs, or throws an Error whose message says what is wrong (a protocol error). */
@@ -27,7 +29,17 @@ export function parseStart(payload: Buffer): StartPairs {
     else throw new Error(`unknown pair '${k}'`);
   }
   for (const k of ['root', 'entry', 'log']) if (!opts.get(k)) throw new Error(`no ${k}`);
-  return { root: opts.get('root')!, entry: opts.get('entry')!, log: opts.get('log')!, env, lanes: lanesOf(opts.get('lanes')) };
+  const lanes = lanesOf(opts.get('lanes'));
+  const out: StartPairs = { root: opts.get('root')!, entry: opts.get('entry')!, log: opts.get('log')!, env, lanes };
+  // Whether the slots are on the board is the board's to say (scoreboard/writer.ts).
+  if (opts.has('slot')) out.slot = decimal('slot', opts.get('slot')!, MAX_SLOTS - lanes, 0);
+  return out;
+}
+
+function decimal(name: string, v: string, max: number, min: number): number {
+  const n = /^(0|[1-9][0-9]*)$/.test(v) ? Number(v) : NaN;
+  if (!(n >= min && n <= max)) throw new Error(`${name} must be a decimal from ${min} to ${max}, not '${v}'`);
+  return n;
 }
 
 // A plain decimal, 1 to LANES_MAX: lodged never writes a sign, a leading zero or spaces,

@@ -28,7 +28,8 @@ export function fineUpper(i: number): number {
   return i >= FINE - 1 ? Infinity : FINE_BASE * Math.SQRT2 ** i;
 }
 
-function fineIndex(seconds: number): number {
+/** The fine bucket of a request that took `seconds`: the first whose upper bound is >= it. */
+export function fineIndex(seconds: number): number {
   if (seconds <= FINE_BASE) return 0;
   const i = Math.ceil(2 * Math.log2(seconds / FINE_BASE) - 1e-9);
   return i >= FINE - 1 ? FINE - 1 : i;
