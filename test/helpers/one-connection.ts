@@ -1,3 +1,4 @@
+import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
 import { Site } from './site';
 
@@ -29,4 +30,16 @@ export function oneConnection(site: Site, tenant: string) {
       req.end(body);
     });
   return { send, close: () => agent.destroy() };
+}
+
+/**
+ * `p` on each connection at once, to an app that answers "pid most" (its most requests
+ * in hand at one time so far): all are 200 from the worker `pid`, and it held at least
+ * two of them together.
+ */
+export async function servedAtOnce(conns: Array<ReturnType<typeof oneConnection>>, p: string, pid: string): Promise<void> {
+  const replies = await Promise.all(conns.map((c) => c.send(p)));
+  for (const r of replies) assert.equal(r.status, 200, r.text);
+  assert.equal(replies[0].text.split(' ')[0], pid, 'one worker (LodgeProcesses 1)');
+  assert.ok(Math.max(...replies.map((r) => Number(r.text.split(' ')[1]))) >= 2, `requests ran at once in it: ${replies.map((r) => r.text)}`);
 }

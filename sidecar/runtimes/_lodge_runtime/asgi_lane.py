@@ -52,7 +52,9 @@ class Lane(Channel):
         self.pending.clear()
         self.stop_writing()
         # The request in hand finishes (PROTOCOL.md, "Lanes"): told, its writes failing.
-        self.stopped(cancel=False)
+        # On a connection from the app's socket the end is mod_lodge's (the client left, or
+        # LodgeTimeout passed): as after ABORT, the request is cancelled if it will not stop.
+        self.stopped(cancel=self.direct)
 
     def stopped(self, cancel=True):
         """ABORT or the end of file came, whoever read it: the request in hand is to stop

@@ -65,15 +65,19 @@ class AsgiWorker(serve.Worker):
         loop.add_signal_handler(signal.SIGTERM, self.on_term)
 
     def serve(self):
-        if self.listener is not None:
+        if self.listener is not None and not self.more_lanes:
             return super().serve()
-        self.server = LaneServer(self, [self.lodged] + [self.channel(s) for s in self.more_lanes])
+        board = self.board
+        slots = None if board is None else board if isinstance(board, list) else [board]
+        self.server = LaneServer(self, [self.lodged] + [self.channel(s) for s in self.more_lanes], self.listener, slots)
         self.server.run()
 
     def on_hangup(self):
         # With the lane server, fd 3's end closes lane 0 only (the hang-up watcher then
-        # gives the rest LEAVE_GRACE seconds).
-        if self.listener is not None:
+        # gives the rest LEAVE_GRACE seconds), and no more is taken from the app's socket.
+        if self.server is not None:
+            self.loop.call_soon_threadsafe(self.server.shut_door)
+        elif self.listener is not None:
             serve.on_term()
 
     def on_term(self):

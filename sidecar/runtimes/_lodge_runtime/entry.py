@@ -31,10 +31,6 @@ def main(kind, Worker):
     listener = app_socket()
     opts, env = read_start(sock)
     lanes = lane_sockets(kind, opts['lanes'])
-    if lanes and listener is not None:
-        # lodged makes no app socket for a worker with lanes (PROTOCOL.md, "Lanes").
-        listener.close()
-        listener = None
     root, entry = opts['root'], opts['entry']
     if os.path.isabs(entry) or '..' in entry.split('/'):
         fail(sock, '%s: the app file must be inside the app directory' % entry)
@@ -76,7 +72,7 @@ def main(kind, Worker):
         sock.sendall(frame(READY, pairs(b'pid', str(os.getpid()).encode(), *accepts, *own_modules(root))))
     except OSError:
         _exit(0)
-    board = app_board(opts, listener)
+    board = app_board(opts, listener, opts['lanes'])
     worker = Worker(ch, app, root, entry, listener, board, **({'lanes': lanes} if lanes else {}))
     threading.Thread(target=watch_hangup, args=(WORKER_FD, worker.on_hangup), name='lodge-hangup',
                      daemon=True).start()
@@ -103,19 +99,21 @@ def lane_sockets(kind, n):
     return socks
 
 
-def app_board(opts, listener):
+def app_board(opts, listener, lanes=1):
     """This worker's slot of the app's scoreboard (BOARD_FD), where the requests it takes
-    straight from Apache are counted for lodged; None without the app's own socket."""
+    straight from Apache are counted for lodged (a list of one per lane for a worker with
+    several); None without the app's own socket."""
     if listener is None or 'slot' not in opts:
         return None
     try:
-        slot = Scoreboard.open(BOARD_FD, int(opts['slot']))
+        slots = Scoreboard.open_block(BOARD_FD, int(opts['slot']), lanes)
     except (OSError, ValueError, ScoreboardError) as e:
         log('no scoreboard (%s): requests from the app\'s socket go uncounted' % e)
         return None
-    slot.claim(os.getpid(), 0)
-    slot.set_state(IDLE)
-    return slot
+    for slot in slots:
+        slot.claim(os.getpid(), 0)
+        slot.set_state(IDLE)
+    return slots[0] if lanes == 1 else slots
 
 
 def app_socket():

@@ -83,20 +83,30 @@ class Scoreboard:
         """This worker's slot `index` of the board at `fd_or_path`: an inherited
         descriptor, or a path (opened, mapped, closed). An inherited descriptor is made
         close-on-exec: a program the app runs gets neither it nor the map."""
-        if isinstance(fd_or_path, int):
-            fd, mine = fd_or_path, False
-            os.set_inheritable(fd, False)
-        else:
-            fd, mine = os.open(fd_or_path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC), True
-        try:
-            size = os.fstat(fd).st_size
-            if size < HEADER_SIZE:
-                raise ScoreboardError('the board is %d bytes, shorter than its header' % size)
-            m = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        finally:
-            if mine:
-                os.close(fd)
-        return Slot(m, index)
+        return Slot(_map(fd_or_path), index)
+
+    @staticmethod
+    def open_block(fd_or_path, first, count):
+        """Slots first..first+count-1 on one map: a worker with several lanes has one
+        per lane (lodged reads the leave word of the first)."""
+        m = _map(fd_or_path)
+        return [Slot(m, first + i) for i in range(count)]
+
+
+def _map(fd_or_path):
+    if isinstance(fd_or_path, int):
+        fd, mine = fd_or_path, False
+        os.set_inheritable(fd, False)
+    else:
+        fd, mine = os.open(fd_or_path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC), True
+    try:
+        size = os.fstat(fd).st_size
+        if size < HEADER_SIZE:
+            raise ScoreboardError('the board is %d bytes, shorter than its header' % size)
+        return mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        if mine:
+            os.close(fd)
 
 
 def _u32(m, at):

@@ -172,9 +172,7 @@ export class Pool implements ShareMember {
    * by the web server's user `peerUid` alone. Workers started from now on accept on it.
    */
   ensureRoute(dir: string, peerUid: number, peerGid: number): void {
-    // The ASGI runtime takes requests on the app's socket with one lane only: an app of
-    // more stays on lodged's path.
-    if (this.route || this.retired || (this.spec.kind === 'asgi' && this.lanes > 1)) return;
+    if (this.route || this.retired) return;
     const name = createHash('sha256').update(declarationKey(this.spec)).digest('hex').slice(0, 32);
     const file = path.join(dir, `${name}.sock`);
     fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
