@@ -89,6 +89,22 @@ export class AppConnection {
   }
 }
 
+/**
+ * The worker's connections to the app's server not carrying a request now. A request
+ * takes the one given back last (the warmest: one after another, requests meet the same
+ * connection whether lodged's lane or the app's socket brought them), or a new one; as
+ * many exist as the most requests the worker has held at once.
+ */
+const idle: AppConnection[] = [];
+
+export function takeConnection(): AppConnection {
+  return idle.pop() ?? new AppConnection();
+}
+
+export function giveConnection(c: AppConnection): void {
+  idle.push(c);
+}
+
 // Neither end closed nor ended its output: an end's EOF is its writable side's end, seen
 // at once there, while the other end's reader sees it only when it reads.
 function open(k: Kept): boolean {

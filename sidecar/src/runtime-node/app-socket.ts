@@ -2,7 +2,6 @@ import * as fs from 'node:fs';
 import { FrameType, encodeFrame } from '../protocol/frames';
 import { BOARD_FD, LISTEN_FD } from '../protocol/constants';
 import { BoardWriter, STATE, SlotWriter } from '../scoreboard/writer';
-import { AppConnection } from './app-connection';
 import { Lane, LaneHost } from './lane';
 import { log } from './process-io';
 import { ReadWatch, workerNative } from './worker-native';
@@ -24,15 +23,13 @@ export interface AppSocketHost {
  * listen queue for another worker, or for this one to finish one.
  *
  * Each seat (one per lane) has its scoreboard slot, where the requests taken here are
- * counted for lodged (scoreboard/writer.ts), and its kept-alive connection to the app's
- * server (app-connection.ts).
+ * counted for lodged (scoreboard/writer.ts).
  */
 export class AppSocket {
   private readonly native = workerNative();
   private readonly board: BoardWriter;
   private readonly slots: SlotWriter[] = [];
   private readonly seats: Array<Lane | undefined>;
-  private readonly connections: AppConnection[] = [];
   private readonly watch: ReadWatch;
   private readonly accepted: Buffer;
   private watching = false;
@@ -53,7 +50,6 @@ export class AppSocket {
       const slot = this.board.slot(i);
       slot.claim(process.pid, 0);
       this.slots.push(slot);
-      this.connections.push(new AppConnection());
     }
     this.seats = new Array<Lane | undefined>(lanes).fill(undefined);
     const pid = Buffer.alloc(4);
@@ -140,7 +136,7 @@ export class AppSocket {
         this.host.closed();
       },
     };
-    const lane = new Lane(seat, fd, host, { connection: this.connections[seat] });
+    const lane = new Lane(seat, fd, host, true);
     this.seats[seat] = lane;
     lane.greet(this.accepted);
   }

@@ -2,7 +2,7 @@ import * as net from 'node:net';
 import { FrameError, FrameReader } from '../protocol/frame-reader';
 import { FrameType, encodeError, frameName } from '../protocol/frames';
 import { FRAME_MAX, START_MAX } from '../protocol/constants';
-import { AppConnection } from './app-connection';
+import { giveConnection, takeConnection } from './app-connection';
 import { Exchange, FrameOut } from './exchange';
 import { servingServer } from './listen-catch';
 import { log } from './process-io';
@@ -32,17 +32,16 @@ export interface LaneHost {
 
 /**
  * One lane (PROTOCOL.md, "Lanes"): a socket from lodged that carries one request at a time,
- * exactly as fd 3 does for a worker with one lane. Each lane has its own connection to the
- * app's server (a kept-alive connection carries one request at a time, so lanes sharing one
- * would wait for each other), its own batching and its own back-pressure: a slow request on
- * one lane never holds another's.
+ * exactly as fd 3 does for a worker with one lane. Each request in hand has a connection to
+ * the app's server of its own (app-connection.ts: a kept-alive connection carries one
+ * request at a time, so requests sharing one would wait for each other), each lane its own
+ * batching and its own back-pressure: a slow request on one lane never holds another's.
  *
  * A connection mod_lodge made to the app's own socket is a lane too, of one request
  * (`once`, app-socket.ts): its end of file is the client gone, and it closes once answered.
  */
 export class Lane {
   private readonly sock: net.Socket;
-  private readonly connection: AppConnection;
   private current?: Exchange;
   /** Takes no request again: closes once the one in hand is answered. */
   private leaving = false;
@@ -50,6 +49,8 @@ export class Lane {
   private closing = false;
   /** A lane of one request has had it. */
   private served = false;
+  /** BODY_END or ABORT came: nothing more of the request's is on its way. */
+  private inputEnded = false;
   /** The socket's 'close' came: nothing more goes out. */
   private gone = false;
   /** main.ts was told the lane is closed (once). */
@@ -62,14 +63,13 @@ export class Lane {
     fd: number,
     private readonly host: LaneHost,
     /** One request, then the lane closes (a connection from the app's socket). */
-    private readonly once?: { connection: AppConnection },
+    private readonly once = false,
   ) {
     // Half-open allowed: EOF does not end the lane's own output, so the request in hand
     // goes on until it is answered or a write fails (nobody holds the other end); the
     // lane closes its end itself, after its last frame.
     this.sock = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
-    this.connection = once?.connection ?? new AppConnection();
-    this.leaving = once !== undefined;
+    this.leaving = once;
     const reader = new FrameReader((type, frame) => this.onFrame(type, frame), (type) => this.limit(type));
     this.sock.on('data', (chunk: Buffer) => {
       try {
@@ -168,9 +168,11 @@ export class Lane {
       case FrameType.BODY:
         return this.current?.body(payload);
       case FrameType.BODY_END:
-        return this.current?.bodyEnd();
+        this.inputEnded = true;
+        return this.current ? this.current.bodyEnd() : this.closeOnce();
       case FrameType.ABORT:
-        return this.current?.abort();
+        this.inputEnded = true;
+        return this.current ? this.current.abort() : this.closeOnce();
       default:
         return this.protocolError(`${frameName(type)} frame is not expected`);
     }
@@ -193,23 +195,37 @@ export class Lane {
       this.send(encodeError(502, 0, `${this.host.entry()}: the app closed the server it listened on`));
       return this.answered(502);
     }
+    const connection = takeConnection();
+    let ex: Exchange;
     try {
-      // The whole exchange may happen inside the constructor (the app answered at once):
-      // then it is over before it would be in hand.
-      const ex = new Exchange(head, server, this.connection, this.out, (status) => this.answered(status));
-      if (!ex.isFinished) this.current = ex;
+      ex = new Exchange(head, server, connection, this.out, (status) => {
+        giveConnection(connection);
+        this.answered(status);
+      });
     } catch (err) {
+      giveConnection(connection);
       // The client's request line or a header is one that cannot be written as HTTP/1.1 (request-bytes.ts).
       log(`${head.line}: cannot be given to the app: ${(err as Error).message}`);
       this.send(encodeError(400, 0, `${head.line}: ${(err as Error).message}`));
-      this.answered(400);
+      return this.answered(400);
     }
+    // The whole exchange may happen inside the constructor (the app answered at once):
+    // then it is over before it would be in hand.
+    if (!ex.isFinished) this.current = ex;
   }
 
   private answered(status: number): void {
     this.current = undefined;
     this.host.ended?.(this, status);
-    if (this.leaving) this.close();
+    // A connection from the app's socket is read to its body's end before it closes: bytes
+    // left unread would reset it under mod_lodge, still sending the body of a request the
+    // app answered early, and mod_lodge would take that for a worker gone.
+    if (this.leaving && (!this.once || this.inputEnded)) this.close();
+  }
+
+  // The rest of the body of a request answered early has come.
+  private closeOnce(): void {
+    if (this.once && this.served) this.close();
   }
 
   // EOF: every copy of lodged's end is closed. An idle lane closes; a busy one finishes
