@@ -312,10 +312,14 @@ export class Worker implements LaneOwner {
       this.directStalled = false;
       if (this.dead) return;
       this.events.lastLook?.(this);
+      const held = [...this.direct.values()];
       const now = Date.now();
-      if (![...this.direct.values()].some((d) => now - d.since >= secs * 1000)) return;
+      if (!held.some((d) => now - d.since >= secs * 1000)) return;
+      // A blocked loop begins no request after the one that blocked it: the youngest the
+      // board shows is the one to name (an older one only waits behind it).
+      const culprit = held.reduce((a, b) => (b.since > a.since ? b : a));
       this.log.warn(`worker ${this.pid} (${this.app}): its event loop did not answer within ${ABORT_GRACE_MS / 1000} s of a request stopped at LodgeTimeout; killed`);
-      this.tellTenant(`worker ${this.pid}: its event loop was blocked (${line} ran past LodgeTimeout ${secs} s and did not stop); killed`);
+      this.tellTenant(`worker ${this.pid}: its event loop was blocked (${culprit.method} ${culprit.path} ran past LodgeTimeout ${secs} s and did not stop); killed`);
       this.kill('timeout');
     }, ABORT_GRACE_MS).unref();
   }
