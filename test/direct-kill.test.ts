@@ -10,7 +10,8 @@ import { CLOSED_IDLE, ClientKind, Outcome, clientLoop, descendsFrom, gracefulRes
 
 // lodged.json `direct: true` with LodgeDaemon on: Apache's processes reach the app's
 // workers on the app's own socket, so lodged is out of the byte path, and neither its
-// crash (Apache starts another) nor a graceful restart of Apache fails a request.
+// crash (Apache starts another) nor a graceful restart of Apache fails a request; a
+// Node app's neither.
 
 const APP = `
 import time
@@ -21,6 +22,15 @@ def application(environ, start_response):
     body = environ["wsgi.input"].read()
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [body if environ["REQUEST_METHOD"] == "POST" else b"ok"]
+`;
+
+// The same for a Node app, whose workers take several requests at once from the socket.
+const NODE_APP = `
+require('node:http').createServer((req, res) => {
+  const parts = [];
+  req.on('data', (c) => parts.push(c));
+  req.on('end', () => setTimeout(() => res.end(req.method === 'POST' ? Buffer.concat(parts) : 'ok'), 20));
+}).listen(process.env.PORT || 3000);
 `;
 
 /** A few clients, kept-alive and not, GET and a POST with a small body. */
@@ -44,7 +54,10 @@ forEachApache((apache) => {
   const routeDir = () => path.join(path.dirname(site.sb.socket), 'apps');
 
   before(async () => {
-    site = await startSite({ app: { '.htaccess': 'LodgeApp wsgi app.py\nLodgeProcesses 4\n', 'app.py': APP } }, { direct: true }, apache);
+    site = await startSite({
+      app: { '.htaccess': 'LodgeApp wsgi app.py\nLodgeProcesses 4\n', 'app.py': APP },
+      node: { '.htaccess': 'LodgeApp node server.js\nLodgeProcesses 2\n', 'server.js': NODE_APP },
+    }, { direct: true }, apache);
   });
   after(async () => site?.stop());
 
@@ -111,5 +124,28 @@ forEachApache((apache) => {
     assert.deepEqual(failures(answered), [], `no failure among ${answered.length} requests answered`);
     assert.doesNotMatch(site.errorLog(), /Segmentation fault|exit signal|core dumped|\bAborted\b/, 'no Apache process died');
     assert.equal(lodgedPid(), pid, 'the same lodged');
+  });
+
+  test('kill -9 of lodged under load on a Node app fails no request either', async (t) => {
+    const loop = clientLoop(site, 'node', KINDS);
+    await eventually(() => loop.outcomes.filter((o) => o.status === 200).length >= 50, 'the Node app answers under load');
+    assert.equal(fs.readdirSync(routeDir()).filter((f) => f.endsWith('.sock')).length, 2, 'the Node app has its own socket too');
+    const nodeUid = site.users.node.uid;
+    const old = lodgedPid();
+    const oldWorkers = processesOf(nodeUid);
+    assert.ok(oldWorkers.length > 0, 'lodged has Node workers');
+    const killedAt = Date.now();
+    process.kill(old, 'SIGKILL');
+    await eventually(() => {
+      const now = site.sb.lodged.pid;
+      if (now === undefined || now === old || !isAlive(now)) return false;
+      const fresh = processesOf(nodeUid).filter((p) => !oldWorkers.includes(p) && descendsFrom(p, now));
+      return fresh.length > 0 && loop.outcomes.some((o) => o.start > killedAt && o.status === 200);
+    }, 'the next lodged has a Node worker', 20_000);
+    await sleep(2000);
+    const outcomes = await loop.stop();
+    t.diagnostic(`Apache ${apache}: ${outcomes.length} requests to the Node app around kill -9 of lodged (${tally(outcomes)})`);
+    assert.deepEqual(failures(outcomes), [], `no failure among ${outcomes.length} requests`);
+    await eventually(() => oldWorkers.every((p) => !isAlive(p)), 'the old Node workers leave once their lodged is gone');
   });
 });
