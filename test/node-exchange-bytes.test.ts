@@ -3,23 +3,13 @@ import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
 import { FrameType, decodeError } from '../sidecar/src/protocol/frames';
 import { AppConnection } from '../sidecar/src/runtime-node/app-connection';
-import { Exchange, FrameOut } from '../sidecar/src/runtime-node/exchange';
+import { Exchange } from '../sidecar/src/runtime-node/exchange';
 import { requestHead } from '../sidecar/src/runtime-node/request-head';
+import { fakeFrameOut } from './helpers/fake-frame-out';
 
 // The Node worker's exchange in process, with a real http server and FakeFrameOut in
 // lodged's place (frames kept, never full): the request the app's server reads, and the
 // frames its answers become, now that the runtime writes and reads the bytes itself.
-
-const fakeFrameOut = (): FrameOut & { frames: Array<{ type: number; payload: Buffer }> } => {
-  const out = {
-    frames: [] as Array<{ type: number; payload: Buffer }>,
-    send: (f: Buffer) => (out.frames.push({ type: f[0], payload: Buffer.from(f.subarray(8)) }), true),
-    onDrain() {},
-    pauseInput() {},
-    resumeInput() {},
-  };
-  return out;
-};
 
 const pairs = (method: string, url: string, extra: Array<[string, string]> = []): Array<[string, string]> => [
   ['REQUEST_METHOD', method],

@@ -1,9 +1,8 @@
 import type * as net from 'node:net';
-import { FRAME_CHUNK_MAX, MESSAGE_TEXT_MAX } from '../protocol/constants';
-import { END_FRAME, FrameType, encodeError, encodeFrame } from '../protocol/frames';
+import { FRAME_CHUNK_MAX } from '../protocol/constants';
+import { END_FRAME, FrameType, encodeFrame } from '../protocol/frames';
 import { AppConnection, ConnectionUser } from './app-connection';
-import { headFrame } from './head-frame';
-import { log } from './process-io';
+import { appFailed, headFrame, isConnectionHeader } from './head-frame';
 import { LAST_CHUNK, chunk, requestHeadText } from './request-bytes';
 import { RequestHead } from './request-head';
 import { ResponseParser, ResponseSink } from './response-parser';
@@ -187,7 +186,7 @@ export class Exchange implements ConnectionUser, ResponseSink {
     this.status = status;
     let headers = raw;
     if (status === 101) this.tunnel = true;
-    else if (raw.some(isConnectionHeader)) headers = raw.filter((h) => !isConnectionHeader(h));
+    else if (raw.some(([name]) => isConnectionHeader(name))) headers = raw.filter(([name]) => !isConnectionHeader(name));
     this.headSent = true;
     this.out.send(headFrame(status, headers));
   }
@@ -219,10 +218,8 @@ export class Exchange implements ConnectionUser, ResponseSink {
   // it end short, never a complete wrong one.
   private cut(why: string): void {
     if (this.finished) return;
-    log(`${this.head.line}: ${why}`);
-    const msg = Buffer.from(`${this.head.line}: ${why}`).subarray(0, MESSAGE_TEXT_MAX).toString();
     this.status = this.headSent ? this.status : 502;
-    this.finish(encodeError(502, 0, msg));
+    this.finish(appFailed(this.head.line, why));
   }
 
   private finish(last: Buffer): void {
@@ -234,13 +231,4 @@ export class Exchange implements ConnectionUser, ResponseSink {
     this.holding = false;
     this.done(this.status);
   }
-}
-
-// Headers of the in-process connection, not of the response (mod_lodge drops the
-// hop-by-hop ones too; these are ours alone): the body goes out de-chunked in DATA frames.
-function isConnectionHeader([name]: [string, string]): boolean {
-  const n = name.length;
-  if (n !== 10 && n !== 17) return false;
-  const l = name.toLowerCase();
-  return l === 'connection' || l === 'keep-alive' || l === 'transfer-encoding';
 }

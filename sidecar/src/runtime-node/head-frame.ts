@@ -1,4 +1,6 @@
-import { FRAME_HEADER_SIZE, FrameType } from '../protocol/constants';
+import { FRAME_HEADER_SIZE, FrameType, MESSAGE_TEXT_MAX } from '../protocol/constants';
+import { encodeError } from '../protocol/frames';
+import { log } from './process-io';
 
 /**
  * The HEAD frame of a response (frames.ts encodeHead's bytes) in one allocation: every
@@ -22,4 +24,22 @@ export function headFrame(status: number, headers: Array<[string, string]>): Buf
     at += 4 + out.write(value, at + 4, 'latin1');
   }
   return out;
+}
+
+/**
+ * Headers of the connection between the runtime and the app's server, not of the
+ * response (mod_lodge drops the hop-by-hop ones too; these are ours alone): the body goes
+ * out de-chunked in DATA frames.
+ */
+export function isConnectionHeader(name: string): boolean {
+  const n = name.length;
+  if (n !== 10 && n !== 17) return false;
+  const l = name.toLowerCase();
+  return l === 'connection' || l === 'keep-alive' || l === 'transfer-encoding';
+}
+
+/** The app failed the request (`line`: "GET /path"): said in the tenant's log, and an ERROR 502 frame saying it to mod_lodge. */
+export function appFailed(line: string, why: string): Buffer {
+  log(`${line}: ${why}`);
+  return encodeError(502, 0, Buffer.from(`${line}: ${why}`).subarray(0, MESSAGE_TEXT_MAX).toString());
 }

@@ -4,9 +4,11 @@ import { FrameType, encodeError, frameName } from '../protocol/frames';
 import { FRAME_MAX, START_MAX } from '../protocol/constants';
 import { giveConnection, takeConnection } from './app-connection';
 import { Exchange, FrameOut } from './exchange';
+import { HandedExchange, handable } from './handed-exchange';
 import { servingServer } from './listen-catch';
 import { log } from './process-io';
 import { reqPairs } from './req-pairs';
+import { checkRequestHead } from './request-bytes';
 import { RequestHead, requestHead } from './request-head';
 
 export type Phase = 'start' | 'loading' | 'serving';
@@ -32,17 +34,17 @@ export interface LaneHost {
 
 /**
  * One lane (PROTOCOL.md, "Lanes"): a socket from lodged that carries one request at a time,
- * exactly as fd 3 does for a worker with one lane. Each request in hand has a connection to
- * the app's server of its own (app-connection.ts: a kept-alive connection carries one
- * request at a time, so requests sharing one would wait for each other), each lane its own
- * batching and its own back-pressure: a slow request on one lane never holds another's.
+ * exactly as fd 3 does for a worker with one lane. Each request in hand is handed to the
+ * app's server by itself (handed-exchange.ts; or on an in-process connection of its own,
+ * exchange.ts and app-connection.ts), each lane its own batching and its own
+ * back-pressure: a slow request on one lane never holds another's.
  *
  * A connection mod_lodge made to the app's own socket is a lane too, of one request
  * (`once`, app-socket.ts): its end of file is the client gone, and it closes once answered.
  */
 export class Lane {
   private readonly sock: net.Socket;
-  private current?: Exchange;
+  private current?: Exchange | HandedExchange;
   /** Takes no request again: closes once the one in hand is answered. */
   private leaving = false;
   /** Its end is being closed: frames still coming are dropped. */
@@ -195,23 +197,28 @@ export class Lane {
       this.send(encodeError(502, 0, `${this.host.entry()}: the app closed the server it listened on`));
       return this.answered(502);
     }
-    const connection = takeConnection();
-    let ex: Exchange;
     try {
-      ex = new Exchange(head, server, connection, this.out, (status) => {
-        giveConnection(connection);
-        this.answered(status);
-      });
+      checkRequestHead(head);
     } catch (err) {
-      giveConnection(connection);
       // The client's request line or a header is one that cannot be written as HTTP/1.1 (request-bytes.ts).
       log(`${head.line}: cannot be given to the app: ${(err as Error).message}`);
       this.send(encodeError(400, 0, `${head.line}: ${(err as Error).message}`));
       return this.answered(400);
     }
+    const ex = handable(server, head) ? new HandedExchange(head, server, this.out, (status) => this.answered(status)) : this.overConnection(head, server);
     // The whole exchange may happen inside the constructor (the app answered at once):
     // then it is over before it would be in hand.
     if (!ex.isFinished) this.current = ex;
+  }
+
+  // A request for a server that is no http one, or a WebSocket handshake: written to the
+  // app's server on an in-process connection (exchange.ts).
+  private overConnection(head: RequestHead, server: net.Server): Exchange {
+    const connection = takeConnection();
+    return new Exchange(head, server, connection, this.out, (status) => {
+      giveConnection(connection);
+      this.answered(status);
+    });
   }
 
   private answered(status: number): void {

@@ -10,8 +10,9 @@
  * WSGI worker does: refuses root, applies LodgeEnv, changes to the app's directory, opens
  * the tenant's log, loads the entry (app-loader.ts) with listen() caught (listen-catch.ts),
  * and sends READY once the app has listened (FAIL if it throws first, or never listens);
- * each REQ then becomes a request on its lane's connection to the app's server
- * (exchange.ts, app-connection.ts). This file holds what is the process's: its phase,
+ * each REQ then becomes a request handed to the app's http server as Node's own request
+ * and response objects (handed-exchange.ts), or, for a net server or a WebSocket
+ * handshake, one written on an in-process connection (exchange.ts, app-connection.ts). This file holds what is the process's: its phase,
  * START, READY and FAIL (on fd 3), and when it exits.
  *
  * Node built-ins and the protocol's own modules only: nothing here may come from the

@@ -16,21 +16,30 @@ const BAD_PATH = /[^\u0021-\u00ff]/;
 // one); any other method, with neither length nor chunks, says Content-Length: 0.
 const BODYLESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
 
-/** The request's head as latin-1 text; throws a TypeError saying what cannot be written. */
-export function requestHeadText(head: RequestHead): string {
+/** Throws a TypeError saying what of the request cannot be written as HTTP/1.1 (the app's server would refuse it). */
+export function checkRequestHead(head: RequestHead): void {
   if (!TOKEN.test(head.method)) throw new TypeError(`Method must be a valid HTTP token ["${head.method}"]`);
   if (BAD_PATH.test(head.url)) throw new TypeError('Request path contains unescaped characters');
-  let text = `${head.method} ${head.url} HTTP/1.1\r\n`;
   const headers = head.headers;
   for (const name in headers) {
-    const value = headers[name];
     if (!TOKEN.test(name)) throw new TypeError(`Header name must be a valid HTTP token ["${name}"]`);
-    if (BAD_VALUE.test(value)) throw new TypeError(`Invalid character in header content ["${name}"]`);
-    text += `${name}: ${value}\r\n`;
+    if (BAD_VALUE.test(headers[name])) throw new TypeError(`Invalid character in header content ["${name}"]`);
   }
-  if (headers['Content-Length'] === undefined && headers['Transfer-Encoding'] === undefined && !head.tunnel && !BODYLESS.has(head.method)) {
-    text += 'Content-Length: 0\r\n';
-  }
+}
+
+/** A request with a body-taking method and neither length nor chunks says `Content-Length: 0`, as Node's client writes it. */
+export function saysZeroLength(head: RequestHead): boolean {
+  const headers = head.headers;
+  return headers['Content-Length'] === undefined && headers['Transfer-Encoding'] === undefined && !head.tunnel && !BODYLESS.has(head.method);
+}
+
+/** The request's head as latin-1 text; throws a TypeError saying what cannot be written. */
+export function requestHeadText(head: RequestHead): string {
+  checkRequestHead(head);
+  let text = `${head.method} ${head.url} HTTP/1.1\r\n`;
+  const headers = head.headers;
+  for (const name in headers) text += `${name}: ${headers[name]}\r\n`;
+  if (saysZeroLength(head)) text += 'Content-Length: 0\r\n';
   return `${text}\r\n`;
 }
 
