@@ -216,3 +216,15 @@ test("the app's 101 to a request that asked for no upgrade is refused", async ()
   assert.equal(d.status, 502);
   assert.equal(d.last, FrameType.ERROR);
 });
+
+test("an app's response head past 16 KiB is refused with a clear 502, as over a connection", async () => {
+  const server = http.createServer((_req, res) => {
+    res.setHeader('X-Big', 'x'.repeat(20 * 1024));
+    res.end('never');
+  });
+  const d = await handed(server, pairs('GET', '/big'));
+  assert.equal(d.status, 502);
+  assert.equal(d.head, undefined, 'no HEAD went out');
+  assert.equal(d.body, '', 'nor any of the body');
+  assert.match(decodeError(d.out.frames[d.out.frames.length - 1].payload).message, /GET \/big: the response head is larger than 16384 bytes/);
+});

@@ -298,9 +298,10 @@ export class HandedExchange implements SocketOwner {
         res.emit('close');
       }
     });
-    if (this.finished) return;
-    if (!this.headSent) return this.cut('the app ended its response without a head');
-    this.finish(END_FRAME);
+    if (!this.finished) {
+      if (this.headSent) this.finish(END_FRAME);
+      else this.cut('the app ended its response without a head');
+    }
     socket.gone();
   }
 

@@ -49,6 +49,7 @@ export class HandedSocket extends EventEmitter {
   readable = true;
   writable = true;
   bytesWritten = 0;
+  private closeSaid = false;
   private idleMs = 0;
   private idleTimer?: NodeJS.Timeout;
 
@@ -137,6 +138,8 @@ export class HandedSocket extends EventEmitter {
 
   /** The exchange is over (answered or the client left): 'close' as a connection's, once. */
   gone(err?: Error): void {
+    if (this.closeSaid) return;
+    this.closeSaid = true;
     this.destroyed = true;
     this.readable = this.writable = false;
     this.stopTimer();
