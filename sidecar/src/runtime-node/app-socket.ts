@@ -4,7 +4,8 @@ import { BOARD_FD, LISTEN_FD } from '../protocol/constants';
 import { BoardWriter, STATE, SlotWriter } from '../scoreboard/writer';
 import { Lane, LaneHost } from './lane';
 import { log } from './process-io';
-import { ReadWatch, workerNative } from './worker-native';
+import { RawLink } from './raw-link';
+import { FdWatch, READABLE, workerNative } from './worker-native';
 
 /** What the app's socket needs of the process around it (main.ts). */
 export interface AppSocketHost {
@@ -30,7 +31,7 @@ export class AppSocket {
   private readonly board: BoardWriter;
   private readonly slots: SlotWriter[] = [];
   private readonly seats: Array<Lane | undefined>;
-  private readonly watch: ReadWatch;
+  private readonly watch: FdWatch;
   private readonly accepted: Buffer;
   private watching = false;
   private leaving = false;
@@ -56,7 +57,7 @@ export class AppSocket {
     pid.writeUInt32BE(process.pid);
     // First on every connection: mod_lodge learns from it that a worker has the request.
     this.accepted = encodeFrame(FrameType.ACCEPTED, pid);
-    this.watch = new native.ReadWatch(LISTEN_FD, (status) => this.onReadable(status));
+    this.watch = new native.FdWatch(LISTEN_FD, (status) => this.onReadable(status));
   }
 
   /** Connections from the app's socket in hand. */
@@ -85,7 +86,7 @@ export class AppSocket {
   resume(): void {
     if (this.leaving || this.watching || this.freeSeat() < 0) return;
     this.watching = true;
-    this.watch.start();
+    this.watch.start(READABLE);
   }
 
   private freeSeat(): number {
@@ -94,6 +95,7 @@ export class AppSocket {
   }
 
   private onReadable(status: number): void {
+    const taken: Lane[] = [];
     try {
       if (status < 0) {
         log(`the app's socket cannot be watched (libuv status ${status}); no more requests are taken from it`);
@@ -104,7 +106,7 @@ export class AppSocket {
       for (let seat = this.freeSeat(); seat >= 0; seat = this.freeSeat()) {
         const fd = this.native.accept(LISTEN_FD);
         if (fd < 0) return; // another worker took it
-        this.take(seat, fd);
+        taken.push(this.take(seat, fd));
       }
       // Every lane busy: the listen queue holds the rest until one is free.
       this.watching = false;
@@ -113,10 +115,27 @@ export class AppSocket {
       // Not the app's doing (EMFILE, say): the connections wait for another worker.
       log(`cannot accept on the app's socket: ${(err as Error).message}; no more requests are taken from it`);
       this.stop();
+    } finally {
+      this.greetAll(taken);
     }
   }
 
-  private take(seat: number, fd: number): void {
+  // Each request may run the app before greet() returns: an app's throw goes on as an
+  // uncaught exception, as from any event, and the other connections taken are still
+  // greeted (else they would wait, unread, for mod_lodge's timeout).
+  private greetAll(taken: Lane[]): void {
+    for (const lane of taken) {
+      try {
+        lane.greet(this.accepted);
+      } catch (err) {
+        process.nextTick(() => {
+          throw err;
+        });
+      }
+    }
+  }
+
+  private take(seat: number, fd: number): Lane {
     const slot = this.slots[seat];
     const host: LaneHost = {
       phase: () => 'serving',
@@ -136,8 +155,8 @@ export class AppSocket {
         this.host.closed();
       },
     };
-    const lane = new Lane(seat, fd, host, true);
+    const lane = new Lane(seat, new RawLink(fd, this.native), host, true);
     this.seats[seat] = lane;
-    lane.greet(this.accepted);
+    return lane;
   }
 }

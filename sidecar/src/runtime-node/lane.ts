@@ -13,6 +13,30 @@ import { RequestHead, requestHead } from './request-head';
 
 export type Phase = 'start' | 'loading' | 'serving';
 
+/**
+ * What a lane uses of its connection: a `net.Socket` on one of lodged's lanes, a
+ * RawLink (raw-link.ts) on a connection from the app's socket.
+ */
+export interface LaneSocket {
+  on(event: 'data', fn: (chunk: Buffer) => void): unknown;
+  on(event: 'end' | 'close', fn: () => void): unknown;
+  on(event: 'error', fn: (err: Error) => void): unknown;
+  once(event: 'drain', fn: () => void): unknown;
+  write(chunk: Buffer): boolean;
+  cork(): void;
+  uncork(): void;
+  pause(): unknown;
+  resume(): unknown;
+  end(cb: () => void): unknown;
+  destroy(): unknown;
+  ref(): unknown;
+  unref(): unknown;
+  /** Reading begins (a RawLink's; a net.Socket reads once it has a 'data' listener). */
+  start?(): void;
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+}
+
 /** What a lane needs of the process around it (main.ts). */
 export interface LaneHost {
   phase(): Phase;
@@ -43,7 +67,7 @@ export interface LaneHost {
  * (`once`, app-socket.ts): its end of file is the client gone, and it closes once answered.
  */
 export class Lane {
-  private readonly sock: net.Socket;
+  private readonly sock: LaneSocket;
   private current?: Exchange | HandedExchange;
   /** Takes no request again: closes once the one in hand is answered. */
   private leaving = false;
@@ -62,7 +86,8 @@ export class Lane {
 
   constructor(
     readonly index: number,
-    fd: number,
+    /** One of lodged's lanes (a descriptor), or a connection from the app's socket. */
+    fd: number | LaneSocket,
     private readonly host: LaneHost,
     /** One request, then the lane closes (a connection from the app's socket). */
     private readonly once = false,
@@ -70,7 +95,7 @@ export class Lane {
     // Half-open allowed: EOF does not end the lane's own output, so the request in hand
     // goes on until it is answered or a write fails (nobody holds the other end); the
     // lane closes its end itself, after its last frame.
-    this.sock = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+    this.sock = typeof fd === 'number' ? new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true }) : fd;
     this.leaving = once;
     const reader = new FrameReader((type, frame) => this.onFrame(type, frame), (type) => this.limit(type));
     this.sock.on('data', (chunk: Buffer) => {
@@ -115,9 +140,15 @@ export class Lane {
     if (!this.current) this.close();
   }
 
-  /** A frame of the runtime's own ahead of any request (ACCEPTED, on a connection from the app's socket). */
+  /**
+   * A frame of the runtime's own ahead of any request (ACCEPTED, on a connection from the
+   * app's socket), written now, before the request is read: mod_lodge learns that a worker
+   * has it before the app runs. Then reading begins, and the request may be in hand (and
+   * answered) before this returns.
+   */
   greet(frame: Buffer): void {
-    this.send(frame);
+    if (!this.sock.destroyed) this.sock.write(frame);
+    this.sock.start?.();
   }
 
   // The frames of one turn of the loop (a small response's HEAD, DATA and END) go out in
