@@ -78,8 +78,9 @@ Napi::Value Accept(const Napi::CallbackInfo& info) {
   }
 }
 
-// recv(fd, buffer) -> bytes read into the buffer's start, 0 at end of file, or -errno
-// (-EAGAIN: nothing there yet). Never throws for the peer's doing.
+// recv(fd, buffer, peek) -> bytes read into the buffer's start (left in the socket too
+// when peek), 0 at end of file, or -errno (-EAGAIN: nothing there yet). Never throws
+// for the peer's doing.
 Napi::Value Recv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber() || !info[1].IsBuffer()) {
@@ -89,7 +90,8 @@ Napi::Value Recv(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   Napi::Buffer<unsigned char> buf = info[1].As<Napi::Buffer<unsigned char>>();
   for (;;) {
-    ssize_t n = recv(fd, buf.Data(), buf.Length(), MSG_DONTWAIT);
+    int flags = MSG_DONTWAIT | (info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value() ? MSG_PEEK : 0);
+    ssize_t n = recv(fd, buf.Data(), buf.Length(), flags);
     if (n >= 0) return Napi::Number::New(env, static_cast<double>(n));
     if (errno == EINTR) continue;
     return Napi::Number::New(env, -errno);

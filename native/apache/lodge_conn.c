@@ -276,20 +276,27 @@ int lodge_conn_open_within(const char *path, int seconds, lodge_conn **out)
     return rv;
 }
 
-/* A connection to an app's own socket (ROUTE): polled, as a lent worker's. */
+/*
+ * A connection to an app's own socket (ROUTE): polled, as a lent worker's; named
+ * for its path, so that one kept for the next request goes back on the free list
+ * under it.
+ */
 int lodge_conn_open_app(const char *path, lodge_conn **out)
 {
-    int fd = connect_to(path, 1), rv;
+    int fd = connect_to(path, 1);
+    lodge_conn *c;
 
     if (fd < 0) {
         return fd;
     }
-    rv = lodge_conn_adopt(fd, 1, out);
-    if (rv != 0) {
+    c = wrap(fd, path, strlen(path));
+    if (c == NULL) {
         close(fd);
-        return rv;
+        return -ENOMEM;
     }
-    (*out)->no_fds = 1;
+    c->polled = 1;
+    c->no_fds = 1;
+    *out = c;
     return 0;
 }
 
@@ -305,28 +312,38 @@ int lodge_conn_adopt(int fd, int polled, lodge_conn **out)
     return 0;
 }
 
-/* An idle connection to path if this child has one, else a new one. */
-int lodge_conn_take(const char *path, lodge_conn **out)
+lodge_conn *lodge_conn_take_idle(const char *path)
 {
     lodge_conn *c = NULL, **link;
 
-    if (keeping) {
-        lodge_mutex_lock(free_lock);
-        for (link = &free_list; *link != NULL; link = &(*link)->next) {
-            if (strcmp((*link)->path, path) == 0) {
-                c = *link;
-                *link = c->next;
-                free_count--;
-                break;
-            }
-        }
-        lodge_mutex_unlock(free_lock);
+    if (!keeping) {
+        return NULL;
     }
+    lodge_mutex_lock(free_lock);
+    for (link = &free_list; *link != NULL; link = &(*link)->next) {
+        if (strcmp((*link)->path, path) == 0) {
+            c = *link;
+            *link = c->next;
+            free_count--;
+            break;
+        }
+    }
+    lodge_mutex_unlock(free_lock);
+    if (c != NULL) {
+        c->next = NULL;
+        c->reused = 1;
+    }
+    return c;
+}
+
+/* An idle connection to path if this child has one, else a new one. */
+int lodge_conn_take(const char *path, lodge_conn **out)
+{
+    lodge_conn *c = lodge_conn_take_idle(path);
+
     if (c == NULL) {
         return lodge_conn_open(path, out);
     }
-    c->next = NULL;
-    c->reused = 1;
     *out = c;
     return 0;
 }
@@ -345,6 +362,8 @@ void lodge_conn_give_back(lodge_conn *c)
 {
     c->pos = 0;
     c->end = 0;
+    c->awaiting = 0;
+    c->deadline = 0;
     if (c->passed_fd >= 0) {
         close(c->passed_fd);
         c->passed_fd = -1;

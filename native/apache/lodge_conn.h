@@ -50,6 +50,8 @@ int lodge_conn_open(const char *path, lodge_conn **out);
 int lodge_conn_open_within(const char *path, int seconds, lodge_conn **out);
 int lodge_conn_adopt(int fd, int polled, lodge_conn **out);
 int lodge_conn_open_app(const char *path, lodge_conn **out);
+/* An idle connection to path from this child's free list, or NULL. */
+lodge_conn *lodge_conn_take_idle(const char *path);
 void lodge_conn_give_back(lodge_conn *c);
 void lodge_conn_close(lodge_conn *c);
 

@@ -93,6 +93,7 @@ typedef struct {
     int worker_timeout;         /* seconds without progress (GRANT) */
     const char *worker_pid;     /* for the log */
     unsigned long direct_pid;   /* the worker that took it on the app's socket, or 0 */
+    int worker_keep;            /* its connection may carry the next request (ROUTE keep) */
     int worker_done;            /* its END or ERROR has been read */
     int worker_broken;          /* a send to it failed */
     unsigned long frame_left;   /* unread payload of the frame being read */

@@ -129,7 +129,14 @@ int lodge_lease_end(lodge_exchange *x, int verdict)
     if (x->worker == NULL) {
         return 0;
     }
-    lodge_conn_close(x->worker);
+    /* A worker that answered in step, on a connection it keeps, takes the next one. */
+    if (verdict == LODGE_RELEASE_DONE && x->worker_keep
+        && x->worker->pos == x->worker->end) {
+        lodge_conn_give_back(x->worker);
+    }
+    else {
+        lodge_conn_close(x->worker);
+    }
     x->worker = NULL;
     /* The answer's status rides along: lodged's counts by status class
      * see the requests whose response it never carried. */

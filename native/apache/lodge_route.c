@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 /*
@@ -35,6 +36,7 @@ typedef struct {
     char path[LODGE_ROUTE_PATH];
     int timeout;                /* seconds without progress (the app's LodgeTimeout) */
     int queue;                  /* seconds a request may wait for a worker to take it */
+    int keep;                   /* its workers take request after request on a connection */
     unsigned long used;
 } lodge_route;
 
@@ -66,7 +68,7 @@ static lodge_route *find(const unsigned char *key, size_t len)
 }
 
 static int lookup(const unsigned char *key, size_t len, char *path, int *timeout,
-                  int *queue)
+                  int *queue, int *keep)
 {
     lodge_route *e;
 
@@ -77,13 +79,14 @@ static int lookup(const unsigned char *key, size_t len, char *path, int *timeout
         memcpy(path, e->path, LODGE_ROUTE_PATH);
         *timeout = e->timeout;
         *queue = e->queue;
+        *keep = e->keep;
     }
     lodge_mutex_unlock(route_lock);
     return e != NULL;
 }
 
 static void learn(const unsigned char *key, size_t len, const char *path,
-                  int timeout, int queue)
+                  int timeout, int queue, int keep)
 {
     lodge_route *e;
     unsigned char *copy;
@@ -116,6 +119,7 @@ static void learn(const unsigned char *key, size_t len, const char *path,
     memcpy(e->path, path, strlen(path) + 1);  /* shorter than the field: checked */
     e->timeout = timeout;
     e->queue = queue;
+    e->keep = keep;
     e->used = ++route_clock;
     lodge_mutex_unlock(route_lock);
 }
@@ -191,9 +195,16 @@ static int await_accept(lodge_exchange *x, lodge_conn *w)
             return LODGE_AGAIN;
         }
         if (n == -ETIMEDOUT && w->deadline != 0) {
-            /* Nobody took it yet: every worker busy, or a socket left behind. */
+            /*
+             * Nobody took it yet: every worker busy, or a socket left behind.
+             * On a kept connection it is a worker whose loop is stuck (one
+             * with a lane free answers at once, one with none closes): the
+             * request goes on a new connection, to another worker. If this
+             * one comes back, it finds the connection closed before it takes
+             * the request, and drops it (lane.ts).
+             */
             w->deadline = 0;
-            if (maker_gone(w)) {
+            if (w->reused || maker_gone(w)) {
                 return LODGE_AGAIN;
             }
             continue;
@@ -232,14 +243,16 @@ static int await_accept(lodge_exchange *x, lodge_conn *w)
 /*
  * REQ [BODY_END] to the app's socket; once a worker took it, the exchange
  * holds the worker as a lent one's. Before that the connection is this
- * file's: closed on anything but OK.
+ * file's: closed on anything but OK. A kept connection that fails before
+ * ACCEPTED (its worker left, or had no lane free and refused it) forgets
+ * nothing: the caller tries a new one.
  */
 static int send_to_app(lodge_exchange *x, lodge_conn *w, int timeout,
-                       int queue)
+                       int queue, int keep)
 {
     const unsigned char *key;
     size_t key_len, skip = app_frame(x, &key, &key_len);
-    int rv;
+    int rv, reused = w->reused;
 
     /* Until a worker takes it, the request waits as in lodged's queue. */
     (void)lodge_conn_set_timeout(w, queue);
@@ -252,15 +265,31 @@ static int send_to_app(lodge_exchange *x, lodge_conn *w, int timeout,
     }
     if (rv != OK) {
         lodge_conn_close(w);
-        if (rv == LODGE_AGAIN) {
+        if (rv == LODGE_AGAIN && !reused) {
             forget(key, key_len);
         }
         return rv;
     }
     x->worker = w;
     x->worker_timeout = timeout;
+    x->worker_keep = keep;
     (void)lodge_conn_set_timeout(w, timeout);
     return OK;
+}
+
+/*
+ * A connection this process kept to the app's socket, while the socket is
+ * there: lodged moves it aside while the tenant holds its share (PROTOCOL.md),
+ * and a kept connection must not get round that. NULL when there is none.
+ */
+static lodge_conn *kept(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0) {
+        return NULL;
+    }
+    return lodge_conn_take_idle(path);
 }
 
 int lodge_route_try(lodge_exchange *x)
@@ -268,15 +297,19 @@ int lodge_route_try(lodge_exchange *x)
     const unsigned char *key;
     size_t key_len;
     char path[LODGE_ROUTE_PATH];
-    int timeout, queue, rv;
+    int timeout, queue, keep = 0, rv;
     lodge_conn *w;
 
     if (!routing || x->status || x->dashboard || x->tunnel) {
         return LODGE_AGAIN;
     }
     (void)app_frame(x, &key, &key_len);
-    if (!lookup(key, key_len, path, &timeout, &queue)) {
+    if (!lookup(key, key_len, path, &timeout, &queue, &keep)) {
         return LODGE_AGAIN;
+    }
+    if (keep && (w = kept(path)) != NULL
+        && (rv = send_to_app(x, w, timeout, queue, keep)) != LODGE_AGAIN) {
+        return rv;
     }
     rv = lodge_conn_open_app(path, &w);
     if (rv == -EAGAIN) {
@@ -293,7 +326,7 @@ int lodge_route_try(lodge_exchange *x)
         forget(key, key_len);
         return LODGE_AGAIN;
     }
-    return send_to_app(x, w, timeout, queue);
+    return send_to_app(x, w, timeout, queue, keep);
 }
 
 int lodge_route_take(lodge_exchange *x, const unsigned char *payload,
@@ -306,7 +339,7 @@ int lodge_route_take(lodge_exchange *x, const unsigned char *payload,
     lodge_pair p;
     const char *path = NULL;
     long timeout = 0, queue = 0;
-    int rv;
+    int keep = 0, rv;
 
     lodge_pairs_init(&it, payload, len);
     while ((rv = lodge_pairs_next(&it, &p)) == 1) {
@@ -320,6 +353,9 @@ int lodge_route_take(lodge_exchange *x, const unsigned char *payload,
         else if (p.name_len == 5 && memcmp(p.name, "queue", 5) == 0) {
             queue = strtol(apr_pstrmemdup(x->r->pool, p.value, p.value_len),
                            NULL, 10);
+        }
+        else if (p.name_len == 4 && memcmp(p.name, "keep", 4) == 0) {
+            keep = p.value_len == 1 && p.value[0] == '1';
         }
     }
     if (rv < 0 || path == NULL || path[0] != '/'
@@ -335,7 +371,7 @@ int lodge_route_take(lodge_exchange *x, const unsigned char *payload,
     lodge_in_step(x);
     if (routing) {
         (void)app_frame(x, &key, &key_len);
-        learn(key, key_len, path, (int)timeout, (int)queue);
+        learn(key, key_len, path, (int)timeout, (int)queue, keep);
     }
     return LODGE_ROUTED;
 }

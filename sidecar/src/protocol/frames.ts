@@ -50,9 +50,15 @@ export function encodeGrant(timeoutSecs: number, pid: number): Buffer {
   return encodeFrame(FrameType.GRANT, encodePairs([['timeout', String(timeoutSecs)], ['pid', String(pid)]]));
 }
 
-/** ROUTE: the app's listening socket, which mod_lodge connects to itself from now on. */
-export function encodeRoute(socketPath: string, timeoutSecs: number, queueSecs: number): Buffer {
-  return encodeFrame(FrameType.ROUTE, encodePairs([['socket', socketPath], ['timeout', String(timeoutSecs)], ['queue', String(queueSecs)]]));
+/**
+ * ROUTE: the app's listening socket, which mod_lodge connects to itself from now on;
+ * `keep`: its workers take request after request on a connection, which mod_lodge may
+ * keep for the next (PROTOCOL.md, "Kept connections").
+ */
+export function encodeRoute(socketPath: string, timeoutSecs: number, queueSecs: number, keep = false): Buffer {
+  const pairs: Array<[string, string]> = [['socket', socketPath], ['timeout', String(timeoutSecs)], ['queue', String(queueSecs)]];
+  if (keep) pairs.push(['keep', '1']);
+  return encodeFrame(FrameType.ROUTE, encodePairs(pairs));
 }
 
 export function encodePairs(pairs: Iterable<[string, string]>): Buffer {

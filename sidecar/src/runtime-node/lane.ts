@@ -33,6 +33,8 @@ export interface LaneSocket {
   unref(): unknown;
   /** Reading begins (a RawLink's; a net.Socket reads once it has a 'data' listener). */
   start?(): void;
+  /** The peer has closed its end (a RawLink's). */
+  peerGone?(): boolean;
   readonly destroyed: boolean;
   readonly writableEnded: boolean;
 }
@@ -46,6 +48,12 @@ export interface LaneHost {
   start(payload: Buffer): void;
   /** A frame the lane cannot take: lodged's lanes end the worker; a connection from the app's socket is closed. */
   protocolError(msg: string, lane: Lane): void;
+  /**
+   * A request came on a connection from the app's socket: may the worker take it (a lane
+   * of its LodgeConcurrency free)? If not, the connection is closed unanswered, and
+   * mod_lodge sends the request again on a new one, to the kernel's queue.
+   */
+  admit?(lane: Lane): boolean;
   /** A request begins on the lane (the board counts those from the app's socket). */
   began?(lane: Lane, head: RequestHead): void;
   /** The lane's request ended with `status` (0: none was sent). */
@@ -63,8 +71,10 @@ export interface LaneHost {
  * exchange.ts and app-connection.ts), each lane its own batching and its own
  * back-pressure: a slow request on one lane never holds another's.
  *
- * A connection mod_lodge made to the app's own socket is a lane too, of one request
- * (`once`, app-socket.ts): its end of file is the client gone, and it closes once answered.
+ * A connection mod_lodge made to the app's own socket is a lane too (`kept`,
+ * app-socket.ts): it carries requests one after another, as long as mod_lodge keeps it,
+ * each opened with ACCEPTED; its end of file is mod_lodge gone (its client left, or it
+ * closed the connection), which ends the request in hand.
  */
 export class Lane {
   private readonly sock: LaneSocket;
@@ -73,9 +83,9 @@ export class Lane {
   private leaving = false;
   /** Its end is being closed: frames still coming are dropped. */
   private closing = false;
-  /** A lane of one request has had it. */
+  /** A request has come on the lane. */
   private served = false;
-  /** BODY_END or ABORT came: nothing more of the request's is on its way. */
+  /** BODY_END or ABORT came: nothing more of the last request's is on its way. */
   private inputEnded = false;
   /** The socket's 'close' came: nothing more goes out. */
   private gone = false;
@@ -89,14 +99,13 @@ export class Lane {
     /** One of lodged's lanes (a descriptor), or a connection from the app's socket. */
     fd: number | LaneSocket,
     private readonly host: LaneHost,
-    /** One request, then the lane closes (a connection from the app's socket). */
-    private readonly once = false,
+    /** A connection from the app's socket; each request on it opens with this ACCEPTED frame. */
+    private readonly accepted?: Buffer,
   ) {
     // Half-open allowed: EOF does not end the lane's own output, so the request in hand
     // goes on until it is answered or a write fails (nobody holds the other end); the
     // lane closes its end itself, after its last frame.
     this.sock = typeof fd === 'number' ? new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true }) : fd;
-    this.leaving = once;
     const reader = new FrameReader((type, frame) => this.onFrame(type, frame), (type) => this.limit(type));
     this.sock.on('data', (chunk: Buffer) => {
       try {
@@ -134,20 +143,23 @@ export class Lane {
     else this.sock.unref();
   }
 
-  /** SIGTERM: no new request on this lane; close when the one in hand is answered. */
-  leave(): void {
-    this.leaving = true;
-    if (!this.current) this.close();
+  /** A connection from the app's socket that carries requests (ACCEPTED given). */
+  private get kept(): boolean {
+    return this.accepted !== undefined;
   }
 
   /**
-   * A frame of the runtime's own ahead of any request (ACCEPTED, on a connection from the
-   * app's socket), written now, before the request is read: mod_lodge learns that a worker
-   * has it before the app runs. Then reading begins, and the request may be in hand (and
-   * answered) before this returns.
+   * SIGTERM, or the worker stops taking requests: no new request on this lane; close when
+   * the one in hand is answered (on a connection from the app's socket, once the rest of
+   * its body is read too).
    */
-  greet(frame: Buffer): void {
-    if (!this.sock.destroyed) this.sock.write(frame);
+  leave(): void {
+    this.leaving = true;
+    if (!this.current && (!this.kept || this.inputEnded || !this.served)) this.close();
+  }
+
+  /** Reading begins (a connection from the app's socket): a request may be in hand, and answered, before this returns. */
+  open(): void {
     this.sock.start?.();
   }
 
@@ -178,10 +190,10 @@ export class Lane {
   /** The bytes that come later are not read: the lane (or the worker) is ending. */
   private protocolError(msg: string): void {
     this.sock.pause();
-    this.host.protocolError(this.index === 0 || this.once ? msg : `lane ${this.index}: ${msg}`, this);
+    this.host.protocolError(this.index === 0 || this.kept ? msg : `lane ${this.index}: ${msg}`, this);
   }
 
-  /** Cuts a connection from the app's socket (its peer broke the protocol): the request in hand ends. */
+  /** Cuts a connection from the app's socket (its peer broke the protocol, or its request is refused): the request in hand ends. */
   drop(): void {
     this.closing = true;
     this.current?.abort();
@@ -202,10 +214,10 @@ export class Lane {
         return this.current?.body(payload);
       case FrameType.BODY_END:
         this.inputEnded = true;
-        return this.current ? this.current.bodyEnd() : this.closeOnce();
+        return this.current ? this.current.bodyEnd() : this.atRest();
       case FrameType.ABORT:
         this.inputEnded = true;
-        return this.current ? this.current.abort() : this.closeOnce();
+        return this.current ? this.current.abort() : this.atRest();
       default:
         return this.protocolError(`${frameName(type)} frame is not expected`);
     }
@@ -213,14 +225,21 @@ export class Lane {
 
   private request(frame: Buffer): void {
     if (this.current) return this.protocolError('REQ while a request is in hand');
-    if (this.once && this.served) return this.protocolError('a second REQ on a connection of one request');
-    this.served = true;
+    if (this.kept && this.served && !this.inputEnded) return this.protocolError('REQ before the last request\'s body ended');
     let head: ReturnType<typeof requestHead>;
     try {
       head = requestHead(reqPairs(frame, 8));
     } catch (err) {
       return this.protocolError(`REQ: ${(err as Error).message}`);
     }
+    // mod_lodge gives a kept connection up when no ACCEPTED came within a second (this
+    // worker's loop was stuck) and sends the request elsewhere: it must not run here too.
+    if (this.kept && this.served && this.sock.peerGone?.()) return this.drop();
+    if (this.host.admit && !this.host.admit(this)) return this.drop();
+    this.served = true;
+    this.inputEnded = false;
+    // Before the app runs: from here on mod_lodge knows a worker has the request.
+    if (this.accepted && !this.sock.destroyed) this.sock.write(this.accepted);
     this.host.began?.(this, head);
     const server = servingServer();
     if (!server) {
@@ -254,23 +273,30 @@ export class Lane {
 
   private answered(status: number): void {
     this.current = undefined;
+    // The answer is whole: out now, in one write, rather than at the end of the turn (a
+    // worker told to leave in between must not exit with it still held back).
+    if (this.corked) {
+      this.corked = false;
+      this.sock.uncork();
+    }
     this.host.ended?.(this, status);
     // A connection from the app's socket is read to its body's end before it closes: bytes
     // left unread would reset it under mod_lodge, still sending the body of a request the
     // app answered early, and mod_lodge would take that for a worker gone.
-    if (this.leaving && (!this.once || this.inputEnded)) this.close();
+    if (this.leaving && (!this.kept || this.inputEnded)) this.close();
   }
 
-  // The rest of the body of a request answered early has come.
-  private closeOnce(): void {
-    if (this.once && this.served) this.close();
+  // The rest of the body of a request answered early has come: a lane that is leaving goes.
+  private atRest(): void {
+    if (this.kept && this.leaving) this.close();
   }
 
   // EOF: every copy of lodged's end is closed. An idle lane closes; a busy one finishes
   // its request first (a write that fails ends it: broken()). On a connection from the
-  // app's socket it is mod_lodge gone mid-request (its client left): the request ends.
+  // app's socket it is mod_lodge gone (its client left, or it let the connection go): the
+  // request in hand ends.
   private hangUp(): void {
-    if (this.once) return this.broken();
+    if (this.kept) return this.broken();
     this.leaving = true;
     this.host.hungUp(this);
     if (!this.current) this.close();

@@ -65,6 +65,13 @@ export class RawLink extends EventEmitter {
     });
   }
 
+  /** The peer has closed its end (looked at now, nothing read). */
+  peerGone(): boolean {
+    if (this.readEnded || this.destroyed) return true;
+    const n = this.native.recv(this.fd, scratch.subarray(0, 1), true);
+    return n === 0 || (n < 0 && n !== -EAGAIN);
+  }
+
   write(chunk: Buffer): boolean {
     if (this.destroyed || this.writableEnded) return false;
     this.queue.push(chunk);

@@ -21,8 +21,8 @@ export interface WorkerAddon {
   mapShared(fd: number, length: number): ArrayBuffer;
   accept(fd: number): number;
   closeOnExec(fd: number): void;
-  /** Bytes read into the buffer's start, 0 at end of file, or -errno (-EAGAIN: none yet). */
-  recv(fd: number, into: Buffer): number;
+  /** Bytes read into the buffer's start (`peek`: left in the socket too), 0 at end of file, or -errno (-EAGAIN: none yet). */
+  recv(fd: number, into: Buffer, peek?: boolean): number;
   /** Bytes written of the buffers in order (maybe fewer), or -errno; never raises SIGPIPE. */
   send(fd: number, buffers: Buffer[]): number;
   close(fd: number): void;

@@ -211,7 +211,8 @@ export class ApacheConn implements Exchange {
     const where = pool.routeReady();
     if (!where) return false;
     pool.lastUsed = Date.now();
-    this.socket.write(encodeRoute(where, pool.spec.limits.timeout, pool.queueSeconds));
+    // A Node worker takes request after request on one connection (runtime-node/app-socket.ts).
+    this.socket.write(encodeRoute(where, pool.spec.limits.timeout, pool.queueSeconds, pool.spec.kind === 'node'));
     this.held = [];
     this.heldBytes = 0;
     this.state = 'idle';
