@@ -160,7 +160,7 @@ export class AppSocket {
       closed: (lane) => {
         this.links.delete(lane);
         this.fresh.delete(lane);
-        if (this.slotOf.has(lane)) this.release(lane, 0);
+        this.release(lane, 0); // a request still held when its connection went
         this.resume();
         this.host.closed();
       },

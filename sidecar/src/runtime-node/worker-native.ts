@@ -29,8 +29,6 @@ export interface WorkerAddon {
   FdWatch: new (fd: number, onReady: (status: number, events: number) => void) => FdWatch;
 }
 
-export const EAGAIN = 11;
-
 // dist/sidecar/src/runtime-node/worker-native.js -> <root>/build/Release
 export function workerNative(): WorkerAddon {
   return require(path.join(__dirname, '..', '..', '..', '..', 'build', 'Release', 'lodge_worker.node')) as WorkerAddon;
