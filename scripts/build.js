@@ -17,8 +17,9 @@ const say = (msg) => { if (!quiet) console.log(msg); };
 // clang and libclang-rt-14-dev: the native fuzz targets (libFuzzer, ASan, UBSan runtimes);
 // chromium: the status page's browser tests; prometheus: promtool checks the metrics text;
 // libapache2-mod-wsgi-py3: the reference the environ parity test compares with; openssl:
-// the HTTP/2 test's throw-away certificate; python3-fastapi, python3-starlette: the ASGI tenants.
-const APT_PACKAGES = ['apache2', 'apache2-dev', 'python3', 'python3-flask', 'python3-fastapi', 'python3-starlette', 'curl', 'procps', 'clang', 'libclang-rt-14-dev', 'chromium', 'prometheus', 'libapache2-mod-wsgi-py3', 'openssl'];
+// the HTTP/2 test's throw-away certificate; python3-fastapi, python3-starlette: the ASGI tenants;
+// python3-dev: Python.h, for the worker's C part (native/python).
+const APT_PACKAGES = ['apache2', 'apache2-dev', 'python3', 'python3-dev', 'python3-flask', 'python3-fastapi', 'python3-starlette', 'curl', 'procps', 'clang', 'libclang-rt-14-dev', 'chromium', 'prometheus', 'libapache2-mod-wsgi-py3', 'openssl'];
 // What `npm run bench` adds: the load generator and the peers Lodge is measured against.
 const BENCH_PACKAGES = ['wrk', 'libapache2-mod-passenger', 'passenger', 'uwsgi', 'uwsgi-plugin-python3', 'libapache2-mod-proxy-uwsgi', 'python3-uvicorn', 'nghttp2-client'];
 
@@ -129,6 +130,22 @@ function runtimeBytecode() {
   fs.writeFileSync(stamp, new Date().toISOString() + '\n');
 }
 
+// The Python worker's C part (native/python/lodge_speedups.c), for the interpreter lodged
+// runs by default. Its name carries that interpreter's extension suffix, so a host's other
+// Python (LodgeRuntimes) never imports it and runs the same code in Python instead.
+function pythonSpeedups() {
+  const python = '/usr/bin/python3';
+  if (!fs.existsSync(python)) return;
+  const asked = spawnSync(python, ['-c', "import sysconfig as s; print(s.get_paths()['include']); print(s.get_config_var('EXT_SUFFIX'))"], { encoding: 'utf8' });
+  if (asked.status !== 0) throw new Error(`build step failed: ${python} could not say its include directory`);
+  const [include, suffix] = asked.stdout.trim().split('\n');
+  const out = path.join(root, 'build', 'python', `_lodge_speedups${suffix}`);
+  if (!stale(out, ['native/python'])) return;
+  say('lodge: building the Python worker\'s C part');
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  run('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', `-I${include}`, '-o', out, path.join(root, 'native', 'python', 'lodge_speedups.c')]);
+}
+
 function apacheModule(apxs, outDir) {
   const out = path.join(root, outDir, 'mod_lodge.so');
   if (!stale(out, ['native/apache'])) return;
@@ -147,6 +164,7 @@ function main() {
   addon();
   typescript();
   runtimeBytecode();
+  pythonSpeedups();
   apacheModule(process.env.APXS || 'apxs', 'build/apache24');
   if (process.env.APXS13) apacheModule(process.env.APXS13, 'build/apache13');
 }

@@ -23,8 +23,10 @@ ASGI = __name__ == '__lodge_asgi__'
 # the tenant's sys.path stays what it was. Every module of ours is imported here, before
 # the app's directory is on sys.path, so the app can neither shadow nor replace one.
 # No bytecode cache: a tenant is not to write into the install tree (nor could it).
+# build/python holds the C part (_lodge_speedups), for the one interpreter it was built for.
 _here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, _here)
+_built = os.path.join(os.path.dirname(os.path.dirname(_here)), 'build', 'python')
+sys.path[:0] = [_here, _built]
 _dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, True
 try:
     from _lodge_runtime import serve
@@ -35,6 +37,7 @@ try:
 finally:
     sys.dont_write_bytecode = _dont_write
     sys.path.remove(_here)
+    sys.path.remove(_built)
 
 
 if __name__ == '__main__':

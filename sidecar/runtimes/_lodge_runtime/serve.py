@@ -16,6 +16,13 @@ from .loader import describe, print_exception
 from .process import leave, log, protocol_error
 from .response import ContractError, Exchange
 
+try:
+    # The pairs parsed in C (native/python/lodge_speedups.c), where it was built for this
+    # interpreter; environ() below does the same in Python otherwise.
+    from _lodge_speedups import environ as pairs_environ
+except ImportError:
+    pairs_environ = None
+
 # Connections taken from the app's socket in a row before lodged's socket is looked at.
 LODGED_EVERY = 16
 
@@ -173,8 +180,25 @@ class Worker:
         return True
 
     def environ(self, p, n, ch=None):
-        env = self.base.copy()
         raw = (ch or self.ch).mv[p:p + n]
+        if pairs_environ is not None:
+            try:
+                env = pairs_environ(self.base, raw)
+            except ValueError:
+                env = None
+            raw.release()
+            if env is None:
+                protocol_error('REQ pairs overrun the frame (%d bytes)' % n)
+        else:
+            env = self.python_environ(raw, n)
+        https = env.get('HTTPS')
+        if https and https.lower() in ('on', '1'):
+            env['wsgi.url_scheme'] = 'https'
+        return env
+
+    def python_environ(self, raw, n):
+        """environ's pairs in Python: a copy of the base with each pair set in it."""
+        env = self.base.copy()
         # latin-1 maps byte i to code point i, so the byte offsets of the pairs are
         # string offsets too: one decode for the whole payload, then slices.
         s = str(raw, 'latin-1')
@@ -196,9 +220,6 @@ class Worker:
         raw.release()
         if i != n:
             protocol_error('REQ pairs overrun the frame (%d bytes)' % n)
-        https = env.get('HTTPS')
-        if https and https.lower() in ('on', '1'):
-            env['wsgi.url_scheme'] = 'https'
         return env
 
     def handle(self, env):

@@ -1,0 +1,109 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { WSGI_RUNTIME } from '../sidecar/src/pool/worker-process';
+
+// The WSGI worker's C part (native/python/lodge_speedups.c, built into build/python) against
+// the same parsing in Python (serve.py's environ where the C part is missing), in /usr/bin/python3 as a worker
+// runs: the environ from REQ pairs, on real-looking requests and on random and cut-short
+// payloads. No Apache, no root.
+
+const RUNTIMES = path.dirname(WSGI_RUNTIME);
+const BUILT = path.resolve(RUNTIMES, '..', '..', 'build', 'python');
+
+function py(body: string): unknown {
+  const script = `
+import json, random, sys
+sys.path[:0] = [${JSON.stringify(RUNTIMES)}, ${JSON.stringify(BUILT)}]
+sys.dont_write_bytecode = True
+from _lodge_runtime import serve
+from _lodge_runtime.frames import pairs
+
+class FakeChannel:
+    """What environ() reads of a channel: its buffer's view."""
+    def __init__(self, payload):
+        self.mv = memoryview(bytearray(payload))
+
+def worker(payload):
+    w = serve.Worker.__new__(serve.Worker)
+    w.base = {'SCRIPT_NAME': '', 'wsgi.url_scheme': 'http'}
+    w.ch = FakeChannel(payload)
+    return w
+
+class Refused(Exception):
+    pass
+
+def refuse(msg):
+    raise Refused(msg)
+
+serve.protocol_error = refuse
+
+def c_env(payload):
+    try:
+        return worker(payload).environ(0, len(payload))
+    except Refused as e:
+        return 'refused: ' + str(e)
+
+def py_env(payload):
+    c, serve.pairs_environ = serve.pairs_environ, None   # as where the C part is missing
+    try:
+        return worker(payload).environ(0, len(payload))
+    except Refused as e:
+        return 'refused: ' + str(e)
+    finally:
+        serve.pairs_environ = c
+
+${body}
+`;
+  return JSON.parse(execFileSync('/usr/bin/python3', ['-I', '-c', script], { encoding: 'utf8' }));
+}
+
+test('the worker loads the C part, and its environ is the Python one\'s', () => {
+  const out = py(`
+req = pairs(b'REQUEST_METHOD', b'GET', b'REQUEST_URI', b'/a%20b?x=\\xe9', b'HTTP_HOST', b'h.example',
+            b'HTTPS', b'on', b'HTTP_X_EMPTY', b'', b'REQUEST_METHOD', b'POST')
+print(json.dumps({'loaded': serve.pairs_environ is not None, 'c': c_env(req), 'py': py_env(req)}))
+`) as { loaded: boolean; c: Record<string, string>; py: Record<string, string> };
+  assert.equal(out.loaded, true, 'build/python has _lodge_speedups for /usr/bin/python3');
+  assert.deepEqual(out.c, out.py);
+  assert.equal(out.c.REQUEST_METHOD, 'POST', 'a later pair of a name replaces an earlier one');
+  assert.equal(out.c.REQUEST_URI, '/a%20b?x=\u00e9', 'values are latin-1');
+  assert.equal(out.c.HTTP_X_EMPTY, '');
+  assert.equal(out.c['wsgi.url_scheme'], 'https', 'HTTPS=on is still seen');
+});
+
+test('random and cut-short REQ payloads: C and Python agree, and a bad one is refused by both', () => {
+  const out = py(`
+rnd = random.Random(1203)
+agree = refused = 0
+for case in range(3000):
+    kv = []
+    for _ in range(rnd.randrange(0, 12)):
+        kv += [bytes(rnd.randrange(256) for _ in range(rnd.randrange(0, 20))),
+               bytes(rnd.randrange(256) for _ in range(rnd.randrange(0, 300)))]
+    payload = bytearray(pairs(*kv))
+    how = rnd.randrange(4)
+    if how == 1 and payload:
+        del payload[rnd.randrange(len(payload)):]          # cut short anywhere
+    elif how == 2 and payload:
+        payload[rnd.randrange(len(payload))] = rnd.randrange(256)   # a length may now lie
+    elif how == 3:
+        payload += bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 7)))   # trailing bytes
+    c, p = c_env(bytes(payload)), py_env(bytes(payload))
+    if c != p:
+        print(json.dumps({'case': case, 'payload': payload.hex(), 'c': repr(c), 'py': repr(p)}))
+        sys.exit(0)
+    agree += 1
+    refused += isinstance(c, str)
+# A length that claims the most a u32 can say, and one a byte short of its value.
+huge = b'\\x00\\x01K\\xff\\xff\\xff\\xffv'
+short = pairs(b'K', b'value')[:-1]
+print(json.dumps({'agree': agree, 'refused': refused, 'huge': c_env(huge), 'short': c_env(short)}))
+`) as { agree?: number; refused?: number; huge?: string; short?: string; case?: number };
+  assert.equal(out.case, undefined, `C and Python differ: ${JSON.stringify(out)}`);
+  assert.equal(out.agree, 3000);
+  assert.ok(out.refused! > 500 && out.refused! < 2500, `both kinds were tried: ${out.refused} refused`);
+  assert.match(out.huge!, /^refused: REQ pairs overrun the frame \(8 bytes\)/);
+  assert.match(out.short!, /^refused: REQ pairs overrun the frame/);
+});
