@@ -18,8 +18,9 @@ const say = (msg) => { if (!quiet) console.log(msg); };
 // chromium: the status page's browser tests; prometheus: promtool checks the metrics text;
 // libapache2-mod-wsgi-py3: the reference the environ parity test compares with; openssl:
 // the HTTP/2 test's throw-away certificate; python3-fastapi, python3-starlette: the ASGI tenants;
-// python3-dev: Python.h, for the worker's C part (native/python).
-const APT_PACKAGES = ['apache2', 'apache2-dev', 'python3', 'python3-dev', 'python3-flask', 'python3-fastapi', 'python3-starlette', 'curl', 'procps', 'clang', 'libclang-rt-14-dev', 'chromium', 'prometheus', 'libapache2-mod-wsgi-py3', 'openssl'];
+// python3-dev: Python.h, for the worker's C part (native/python); strace: what Apache asks
+// the kernel, for the walk cache's test.
+const APT_PACKAGES = ['apache2', 'apache2-dev', 'python3', 'python3-dev', 'strace', 'python3-flask', 'python3-fastapi', 'python3-starlette', 'curl', 'procps', 'clang', 'libclang-rt-14-dev', 'chromium', 'prometheus', 'libapache2-mod-wsgi-py3', 'openssl'];
 // What `npm run bench` adds: the load generator and the peers Lodge is measured against.
 const BENCH_PACKAGES = ['wrk', 'libapache2-mod-passenger', 'passenger', 'uwsgi', 'uwsgi-plugin-python3', 'libapache2-mod-proxy-uwsgi', 'python3-uvicorn', 'nghttp2-client'];
 

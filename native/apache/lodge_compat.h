@@ -479,6 +479,11 @@ typedef apr_status_t lodge_cleanup_rv;
     ((cmd)->directive && (cmd)->directive->filename \
         ? (cmd)->directive->filename : "")
 
+/* The directory walk asks modules for its stat()s (httpd 2.4.5 and later). */
+#if AP_MODULE_MAGIC_AT_LEAST(20120211, 20)
+#define LODGE_HAS_DIRWALK_STAT 1
+#endif
+
 /* Whether the nearest <Directory...> around a line is a regex one. */
 static LODGE_INLINE int lodge_cmd_in_regex_section(cmd_parms *cmd)
 {

@@ -66,6 +66,7 @@ typedef struct {
 typedef struct {
     const char *socket;     /* LodgeSocket; NULL: LODGE_DEFAULT_SOCKET */
     int daemon;             /* LodgeDaemon: LODGE_UNSET, 0 or 1 */
+    int walk_cache;         /* LodgeWalkCache: LODGE_UNSET (on), 0 or 1 */
     /* LodgeDaemonCommand: the program, then its arguments; NULL: the default */
     apr_array_header_t *daemon_command;
     /* LodgeRuntimes python|node PATH: the interpreter of that kind's apps, given
@@ -109,6 +110,7 @@ const char *lodge_set_socket(cmd_parms *cmd, void *conf, const char *arg);
 const char *lodge_set_limit(cmd_parms *cmd, void *conf, const char *what,
                             const char *max);
 const char *lodge_set_daemon(cmd_parms *cmd, void *conf, int on);
+const char *lodge_set_walk_cache(cmd_parms *cmd, void *conf, int on);
 const char *lodge_set_daemon_command(cmd_parms *cmd, void *conf,
                                      const char *args);
 const char *lodge_set_runtimes(cmd_parms *cmd, void *conf, const char *kind,

@@ -99,16 +99,28 @@ const char *lodge_set_limit(cmd_parms *cmd, void *conf, const char *what,
     return NULL;
 }
 
-const char *lodge_set_daemon(cmd_parms *cmd, void *conf, int on)
+/* An on/off directive of the main server's alone (not a virtual host's). */
+static const char *global_flag(cmd_parms *cmd, int *field, int on)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
 
-    (void)conf;
     if (err != NULL) {
         return err;
     }
-    server_conf(cmd)->daemon = on ? 1 : 0;
+    *field = on ? 1 : 0;
     return NULL;
+}
+
+const char *lodge_set_daemon(cmd_parms *cmd, void *conf, int on)
+{
+    (void)conf;
+    return global_flag(cmd, &server_conf(cmd)->daemon, on);
+}
+
+const char *lodge_set_walk_cache(cmd_parms *cmd, void *conf, int on)
+{
+    (void)conf;
+    return global_flag(cmd, &server_conf(cmd)->walk_cache, on);
 }
 
 const char *lodge_set_daemon_command(cmd_parms *cmd, void *conf,
@@ -198,6 +210,7 @@ void *lodge_create_server_conf(apr_pool_t *p, server_rec *s)
 
     (void)s;
     c->daemon = LODGE_UNSET;
+    c->walk_cache = LODGE_UNSET;
     c->limit_timeout = LODGE_UNSET;
     c->limit_processes = LODGE_UNSET;
     c->limit_cpu = LODGE_UNSET;
@@ -224,6 +237,7 @@ void *lodge_merge_server_conf(apr_pool_t *p, void *basev, void *overv)
     m->daemon_command = over->daemon_command ? over->daemon_command
                                              : base->daemon_command;
     LODGE_MERGE(daemon);
+    LODGE_MERGE(walk_cache);
     LODGE_MERGE(limit_timeout);
     LODGE_MERGE(limit_processes);
     LODGE_MERGE(limit_cpu);

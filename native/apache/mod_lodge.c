@@ -18,6 +18,7 @@
 #include "lodge_request.h"
 #include "lodge_route.h"
 #include "lodge_status.h"
+#include "lodge_walk.h"
 
 static const command_rec lodge_cmds[] = {
     /* Tenant: .htaccess (AllowOverride FileInfo) or <Directory>. */
@@ -65,6 +66,10 @@ static const command_rec lodge_cmds[] = {
     LODGE_RAW_ARGS("LodgeDaemonCommand", lodge_set_daemon_command, RSRC_CONF,
                    "the program that runs lodged, then its arguments "
                    "(--socket LodgeSocket is added)"),
+    LODGE_FLAG("LodgeWalkCache", lodge_set_walk_cache, RSRC_CONF,
+               "on (the default): the directory walk's lstat of a directory "
+               "only root can change is remembered for a second (Apache "
+               "2.4.5 and later); off: asked every time"),
     LODGE_TAKE2("LodgeRuntimes", lodge_set_runtimes, RSRC_CONF,
                 "python or node, then the interpreter that runs that kind's "
                 "apps (the host's choice: lodged gets it as --python/--node)"),
@@ -195,6 +200,7 @@ static void lodge_register_hooks(apr_pool_t *p)
     ap_hook_fixups(lodge_restore_directory, mod_dir, NULL, APR_HOOK_LAST);
     ap_hook_handler(lodge_handle, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(lodge_status_handle, NULL, NULL, APR_HOOK_MIDDLE);
+    lodge_walk_register();
 }
 
 module LODGE_MODULE_DATA lodge_module = {
