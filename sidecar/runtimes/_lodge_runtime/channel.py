@@ -1,6 +1,7 @@
 """A frame stream: lodged's socket, or a connection of mod_lodge's to the app's own
 socket. The input buffer, frame parsing, ABORT polling, and sending."""
 
+import os
 import select
 import socket
 
@@ -11,6 +12,40 @@ from .process import leave, protocol_error
 
 class Gone(OSError):
     """mod_lodge's connection closed in the middle of its request: the client is gone."""
+
+
+class Conn:
+    """A connection taken from the app's socket, by its descriptor: what Channel uses of
+    a socket, on os calls. A socket object made on an accepted descriptor would cost a
+    getsockname a request (Python checks that the descriptor is a socket)."""
+
+    __slots__ = ('fd',)
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def fileno(self):
+        return self.fd
+
+    def recv_into(self, mv, nbytes=0, flags=0):
+        # flags: MSG_DONTWAIT only comes after poll() saw input, so a read cannot block.
+        return os.readv(self.fd, (mv,))
+
+    def sendall(self, data):
+        fd = self.fd
+        n = os.write(fd, data)
+        if n < len(data):
+            view = memoryview(data)
+            while n < len(view):
+                n += os.write(fd, view[n:])
+
+    def sendmsg(self, parts):
+        return os.writev(self.fd, parts)
+
+    def close(self):
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
 
 
 class Channel:

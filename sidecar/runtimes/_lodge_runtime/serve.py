@@ -5,11 +5,10 @@ when the worker was one file."""
 import os
 import select
 import struct
-from socket import AF_UNIX, SOCK_STREAM, socket as Socket
 
 from . import process
 from .body import FileWrapper, Input
-from .channel import Channel, Gone
+from .channel import Channel, Conn, Gone
 from .constants import ABORT, ACCEPTED, BODY, BODY_END, ERROR, FRAME_CHUNK_MAX as CHUNK, MESSAGE_TEXT_MAX, REQ
 from .frames import END_FRAME, ERR, HDR, U16, U32
 from .loader import describe, print_exception
@@ -146,13 +145,12 @@ class Worker:
         """One request from mod_lodge on a connection of its own to the app's socket;
         False when none was waiting (another worker took it)."""
         try:
-            # The raw accept: accept4 gives a blocking descriptor already, and a socket
-            # made on it with its family and type named costs one getsockname (Python's
-            # check of the descriptor); socket.accept() would then also set it blocking.
+            # The raw accept: accept4 gives a blocking descriptor already (socket.accept()
+            # would make a socket object of it and set it blocking again).
             fd, _ = self.listener._accept()
         except (BlockingIOError, InterruptedError):
             return False
-        conn = Socket(AF_UNIX, SOCK_STREAM, 0, fd)
+        conn = Conn(fd)
         self.lodged.idle = False
         dch = self.direct
         try:
