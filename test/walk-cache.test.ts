@@ -1,11 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Site, eventually, startSite } from './helpers/site';
+import { apacheCallsDuring, callsOn } from './helpers/strace';
 
 // LodgeWalkCache (lodge_walk.c, Apache 2.4): the directory walk's lstat()s of the
 // directories only root can change are remembered for a second, those of the tenants'
@@ -24,42 +25,12 @@ const tenants = {
   two: { 'theirs.txt': 'the neighbour\'s\n' },
 };
 
-/** Apache's children: the processes whose parent is the sandbox's Apache. */
-function childrenOf(parent: number): number[] {
-  return fs
-    .readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .filter((d) => {
-      try {
-        const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent && fs.readlinkSync(`/proc/${d}/exe`).includes('apache2');
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
-
 /** The paths Apache's children lstat() while `work` runs, one line per call. */
 async function lstatsDuring(site: Site, work: () => Promise<void>): Promise<string[]> {
-  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lodge-walk-')), 'strace.txt');
-  const pids = childrenOf(site.sb.apache.pid!);
-  assert.ok(pids.length > 0, 'Apache has children');
-  const tracer: ChildProcess = spawn('strace', ['-f', '-qq', '-e', 'trace=newfstatat,lstat', '-o', out, ...pids.flatMap((p) => ['-p', String(p)])], { stdio: 'ignore' });
-  try {
-    // strace is attached once it has written the first thread's line, or after a moment.
-    await new Promise((r) => setTimeout(r, 500));
-    await work();
-  } finally {
-    tracer.kill('SIGINT');
-    await new Promise((r) => tracer.once('exit', r));
-  }
-  const lines = fs.readFileSync(out, 'utf8').split('\n').filter((l) => l.includes('AT_SYMLINK_NOFOLLOW'));
-  fs.rmSync(path.dirname(out), { recursive: true, force: true });
-  return lines;
+  return (await apacheCallsDuring(site, 'newfstatat,lstat', work)).filter((l) => l.includes('AT_SYMLINK_NOFOLLOW'));
 }
 
-const count = (lines: string[], p: string) => lines.filter((l) => l.includes(`"${p}",`)).length;
+const count = callsOn;
 
 // One after another on one kept-alive connection, as a browser's: Apache's event MPM gives
 // each to an idle thread, the one idle last first, so they mostly meet the same few.

@@ -27,7 +27,7 @@ incdir=$("$apxs" -q INCLUDEDIR 2>/dev/null) || {
 if [ -f "$incdir/ap_release.h" ]; then series=24; else series=13; fi
 out=${2:-$repo/build/apache$series}
 
-sources="mod_lodge.c lodge_config.c lodge_host_config.c lodge_directive.c lodge_conn.c lodge_daemon.c lodge_daemon_exec.c lodge_environ.c lodge_exchange.c lodge_frame.c lodge_head.c lodge_lease.c lodge_request.c lodge_response.c lodge_run.c lodge_send.c lodge_status.c lodge_dashboard.c lodge_tunnel.c lodge_route.c lodge_walk.c"
+sources="mod_lodge.c lodge_config.c lodge_host_config.c lodge_directive.c lodge_conn.c lodge_daemon.c lodge_daemon_exec.c lodge_environ.c lodge_exchange.c lodge_frame.c lodge_head.c lodge_lease.c lodge_request.c lodge_response.c lodge_run.c lodge_send.c lodge_status.c lodge_dashboard.c lodge_tunnel.c lodge_route.c lodge_walk.c lodge_htaccess.c"
 
 # apxs leaves its objects next to the sources; build in a scratch copy so
 # the source tree stays clean.

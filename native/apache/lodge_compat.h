@@ -484,6 +484,11 @@ typedef apr_status_t lodge_cleanup_rv;
 #define LODGE_HAS_DIRWALK_STAT 1
 #endif
 
+/* The walk asks modules to open its .htaccess files (httpd 2.4.7 and later). */
+#if AP_MODULE_MAGIC_AT_LEAST(20120211, 24)
+#define LODGE_HAS_OPEN_HTACCESS 1
+#endif
+
 /* Whether the nearest <Directory...> around a line is a regex one. */
 static LODGE_INLINE int lodge_cmd_in_regex_section(cmd_parms *cmd)
 {

@@ -118,4 +118,31 @@ const char *lodge_set_runtimes(cmd_parms *cmd, void *conf, const char *kind,
 
 const char *lodge_socket_path(const lodge_server_conf *s);
 
+/* How many of the folders a request's walk lstat()ed itself it remembers. */
+#define LODGE_WALKED 4
+
+/*
+ * What mod_lodge keeps on one request, in its request_config: made on first
+ * use, gone with the request.
+ */
+typedef struct {
+    int hid_directory;      /* lodge_hide_directory took a directory's type */
+    int walked_count;       /* the last LODGE_WALKED folders the walk saw: */
+    const char *walked[LODGE_WALKED];     /* ...their paths, */
+    long long walked_uid[LODGE_WALKED];   /* ...owners */
+    long long walked_gid[LODGE_WALKED];   /* ...and groups */
+} lodge_request_note;
+
+static LODGE_INLINE lodge_request_note *lodge_note(request_rec *r, int make)
+{
+    lodge_request_note *n = ap_get_module_config(r->request_config,
+                                                 &lodge_module);
+
+    if (n == NULL && make) {
+        n = apr_pcalloc(r->pool, sizeof(*n));
+        ap_set_module_config(r->request_config, &lodge_module, n);
+    }
+    return n;
+}
+
 #endif /* LODGE_CONFIG_H */

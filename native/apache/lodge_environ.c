@@ -7,6 +7,7 @@
  *   REQ   the CGI variables of PEP 3333, and the headers as HTTP_*
  */
 #include "lodge_environ.h"
+#include "lodge_walk.h"
 
 /*
  * SCRIPT_NAME is the request's URI minus the part that names a place
@@ -106,24 +107,30 @@ int lodge_add_app(lodge_exchange *x)
 {
     const lodge_dir_conf *d = x->dir;
     lodge_buf *b = &x->first;
-    struct stat st;
+    long long uid, gid;
     size_t at;
     int i;
 
-    if (stat(d->root, &st) != 0) {
-        int e = errno;
+    if (!lodge_walk_owner(x->r, d->root, &uid, &gid)) {
+        struct stat st;
 
-        return lodge_fail(x->r, HTTP_INTERNAL_SERVER_ERROR, LODGE_LOGNO(00003)
-                          "cannot stat app root %s: %s", d->root,
-                          lodge_errstr(x->r->pool, e));
+        if (stat(d->root, &st) != 0) {
+            int e = errno;
+
+            return lodge_fail(x->r, HTTP_INTERNAL_SERVER_ERROR,
+                              LODGE_LOGNO(00003) "cannot stat app root %s: %s",
+                              d->root, lodge_errstr(x->r->pool, e));
+        }
+        uid = (long long)st.st_uid;
+        gid = (long long)st.st_gid;
     }
     at = lodge_frame_open(b, LODGE_FRAME_APP);
     lodge_pair_add_str(b, "root", d->root);
     lodge_pair_add_str(b, "kind", d->kind);
     lodge_pair_add_str(b, "entry", d->entry);
     lodge_pair_add_str(b, "callable", d->callable);
-    lodge_pair_add_num(b, "uid", (long long)st.st_uid);
-    lodge_pair_add_num(b, "gid", (long long)st.st_gid);
+    lodge_pair_add_num(b, "uid", uid);
+    lodge_pair_add_num(b, "gid", gid);
     lodge_pair_add_num(b, "timeout", or_zero(d->timeout));
     lodge_pair_add_num(b, "memory", or_zero(d->memory));
     lodge_pair_add_num(b, "processes", or_zero(d->processes));

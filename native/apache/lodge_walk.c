@@ -131,6 +131,41 @@ static int root_only(const char *path, size_t len, apr_int32_t wanted,
     return parent != NULL && root_only_entries(&parent->info);
 }
 
+/*
+ * A folder this request's walk lstat()ed itself and found a directory, not a
+ * symlink: its lstat() is its stat(), which the APP frame would otherwise ask
+ * again for its owner (lodge_walk_owner).
+ */
+static void note_walked(request_rec *r, const char *path, size_t len,
+                        const apr_finfo_t *info)
+{
+    lodge_request_note *n = lodge_note(r, 1);
+    int i = n->walked_count++ % LODGE_WALKED;
+
+    n->walked[i] = apr_pstrmemdup(r->pool, path, len);
+    n->walked_uid[i] = (long long)info->user;
+    n->walked_gid[i] = (long long)info->group;
+}
+
+int lodge_walk_owner(request_rec *r, const char *dir, long long *uid,
+                     long long *gid)
+{
+    const lodge_request_note *n = lodge_note(r, 0);
+    int i;
+
+    if (n == NULL) {
+        return 0;
+    }
+    for (i = 0; i < LODGE_WALKED && i < n->walked_count; i++) {
+        if (strcmp(n->walked[i], dir) == 0) {
+            *uid = n->walked_uid[i];
+            *gid = n->walked_gid[i];
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static apr_status_t walk_stat(apr_finfo_t *finfo, request_rec *r,
                               apr_int32_t wanted)
 {
@@ -161,6 +196,12 @@ static apr_status_t walk_stat(apr_finfo_t *finfo, request_rec *r,
     pthread_mutex_unlock(&walk_lock);
     /* What the core would do (its dirwalk_stat), seen on its way back. */
     rv = apr_stat(finfo, path, wanted, r->pool);
+    if ((rv == APR_SUCCESS || rv == APR_INCOMPLETE)
+        && finfo->filetype == APR_DIR
+        && (finfo->valid & (APR_FINFO_USER | APR_FINFO_GROUP))
+           == (APR_FINFO_USER | APR_FINFO_GROUP)) {
+        note_walked(r, path, len, finfo);
+    }
     if (pthread_mutex_lock(&walk_lock) != 0) {
         return rv;
     }
@@ -187,6 +228,16 @@ void lodge_walk_register(void)
 }
 
 #else
+
+int lodge_walk_owner(request_rec *r, const char *dir, long long *uid,
+                     long long *gid)
+{
+    (void)r;
+    (void)dir;
+    (void)uid;
+    (void)gid;
+    return 0;
+}
 
 void lodge_walk_register(void)
 {

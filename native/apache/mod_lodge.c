@@ -18,6 +18,7 @@
 #include "lodge_request.h"
 #include "lodge_route.h"
 #include "lodge_status.h"
+#include "lodge_htaccess.h"
 #include "lodge_walk.h"
 
 static const command_rec lodge_cmds[] = {
@@ -68,8 +69,9 @@ static const command_rec lodge_cmds[] = {
                    "(--socket LodgeSocket is added)"),
     LODGE_FLAG("LodgeWalkCache", lodge_set_walk_cache, RSRC_CONF,
                "on (the default): the directory walk's lstat of a directory "
-               "only root can change is remembered for a second (Apache "
-               "2.4.5 and later); off: asked every time"),
+               "only root can change is remembered for a second, and a "
+               ".htaccess file's text for as long as its stat() is the same "
+               "(Apache 2.4.7 and later); off: asked and read every time"),
     LODGE_TAKE2("LodgeRuntimes", lodge_set_runtimes, RSRC_CONF,
                 "python or node, then the interpreter that runs that kind's "
                 "apps (the host's choice: lodged gets it as --python/--node)"),
@@ -164,25 +166,23 @@ static void lodge_child_init(apr_pool_t *p, server_rec *s)
  * so mod_dir is shown no directory while it runs (as Passenger does), and
  * the file type is put back right after.
  */
-static char lodge_hid_directory;
-
 static int lodge_hide_directory(request_rec *r)
 {
     if (r->handler != NULL && strcmp(r->handler, LODGE_HANDLER) == 0
         && r->finfo.filetype == APR_DIR) {
         r->finfo.filetype = APR_NOFILE;
-        ap_set_module_config(r->request_config, &lodge_module,
-                             &lodge_hid_directory);
+        lodge_note(r, 1)->hid_directory = 1;
     }
     return DECLINED;
 }
 
 static int lodge_restore_directory(request_rec *r)
 {
-    if (ap_get_module_config(r->request_config, &lodge_module)
-        == &lodge_hid_directory) {
+    lodge_request_note *n = lodge_note(r, 0);
+
+    if (n != NULL && n->hid_directory) {
         r->finfo.filetype = APR_DIR;
-        ap_set_module_config(r->request_config, &lodge_module, NULL);
+        n->hid_directory = 0;
     }
     return DECLINED;
 }
@@ -201,6 +201,7 @@ static void lodge_register_hooks(apr_pool_t *p)
     ap_hook_handler(lodge_handle, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(lodge_status_handle, NULL, NULL, APR_HOOK_MIDDLE);
     lodge_walk_register();
+    lodge_htaccess_register();
 }
 
 module LODGE_MODULE_DATA lodge_module = {
