@@ -11,7 +11,7 @@ import { CLOSED_IDLE, ClientKind, Outcome, clientLoop, descendsFrom, gracefulRes
 // lodged.json `direct: true` with LodgeDaemon on: Apache's processes reach the app's
 // workers on the app's own socket, so lodged is out of the byte path, and neither its
 // crash (Apache starts another) nor a graceful restart of Apache fails a request; a
-// Node app's neither.
+// Node app's and an ASGI app's neither.
 
 const APP = `
 import time
@@ -31,6 +31,23 @@ require('node:http').createServer((req, res) => {
   req.on('data', (c) => parts.push(c));
   req.on('end', () => setTimeout(() => res.end(req.method === 'POST' ? Buffer.concat(parts) : 'ok'), 20));
 }).listen(process.env.PORT || 3000);
+`;
+
+// And an ASGI app's, whose workers also take several at once, on an event loop.
+const ASGI_APP = `
+import asyncio
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        m = await receive()
+        body += m.get("body", b"")
+        if not m.get("more_body"):
+            break
+    await asyncio.sleep(0.02)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body if scope["method"] == "POST" else b"ok"})
 `;
 
 /** A few clients, kept-alive and not, GET and a POST with a small body. */
@@ -57,6 +74,7 @@ forEachApache((apache) => {
     site = await startSite({
       app: { '.htaccess': 'LodgeApp wsgi app.py\nLodgeProcesses 4\n', 'app.py': APP },
       node: { '.htaccess': 'LodgeApp node server.js\nLodgeProcesses 2\n', 'server.js': NODE_APP },
+      asgi: { '.htaccess': 'LodgeApp asgi main.py:app\nLodgeProcesses 2\n', 'main.py': ASGI_APP },
     }, { direct: true }, apache);
   });
   after(async () => site?.stop());
@@ -126,26 +144,35 @@ forEachApache((apache) => {
     assert.equal(lodgedPid(), pid, 'the same lodged');
   });
 
-  test('kill -9 of lodged under load on a Node app fails no request either', async (t) => {
-    const loop = clientLoop(site, 'node', KINDS);
-    await eventually(() => loop.outcomes.filter((o) => o.status === 200).length >= 50, 'the Node app answers under load');
-    assert.equal(fs.readdirSync(routeDir()).filter((f) => f.endsWith('.sock')).length, 2, 'the Node app has its own socket too');
-    const nodeUid = site.users.node.uid;
+  /** kill -9 of lodged under load on the tenant's app (an app with a lane per request in flight). */
+  async function killUnderLoad(t: { diagnostic(m: string): void }, tenant: string, what: string) {
+    const loop = clientLoop(site, tenant, KINDS);
+    await eventually(() => loop.outcomes.filter((o) => o.status === 200).length >= 50, `the ${what} app answers under load`);
+    const tenantUid = site.users[tenant].uid;
     const old = lodgedPid();
-    const oldWorkers = processesOf(nodeUid);
-    assert.ok(oldWorkers.length > 0, 'lodged has Node workers');
+    const oldWorkers = processesOf(tenantUid);
+    assert.ok(oldWorkers.length > 0, `lodged has ${what} workers`);
     const killedAt = Date.now();
     process.kill(old, 'SIGKILL');
     await eventually(() => {
       const now = site.sb.lodged.pid;
       if (now === undefined || now === old || !isAlive(now)) return false;
-      const fresh = processesOf(nodeUid).filter((p) => !oldWorkers.includes(p) && descendsFrom(p, now));
+      const fresh = processesOf(tenantUid).filter((p) => !oldWorkers.includes(p) && descendsFrom(p, now));
       return fresh.length > 0 && loop.outcomes.some((o) => o.start > killedAt && o.status === 200);
-    }, 'the next lodged has a Node worker', 20_000);
+    }, `the next lodged has a ${what} worker`, 20_000);
     await sleep(2000);
     const outcomes = await loop.stop();
-    t.diagnostic(`Apache ${apache}: ${outcomes.length} requests to the Node app around kill -9 of lodged (${tally(outcomes)})`);
+    t.diagnostic(`Apache ${apache}: ${outcomes.length} requests to the ${what} app around kill -9 of lodged (${tally(outcomes)})`);
     assert.deepEqual(failures(outcomes), [], `no failure among ${outcomes.length} requests`);
-    await eventually(() => oldWorkers.every((p) => !isAlive(p)), 'the old Node workers leave once their lodged is gone');
+    await eventually(() => oldWorkers.every((p) => !isAlive(p)), `the old ${what} workers leave once their lodged is gone`);
+  }
+
+  test('kill -9 of lodged under load on a Node app fails no request either', async (t) => {
+    await killUnderLoad(t, 'node', 'Node');
+    assert.ok(fs.readdirSync(routeDir()).filter((f) => f.endsWith('.sock')).length >= 2, 'the Node app had its own socket too');
+  });
+
+  test('kill -9 of lodged under load on an ASGI app fails no request either', async (t) => {
+    await killUnderLoad(t, 'asgi', 'ASGI');
   });
 });
