@@ -14,6 +14,7 @@ READY."""
 
 import asyncio
 import signal
+import socket
 
 from . import serve
 from .asgi_input import ClientGone, read_piece
@@ -44,6 +45,11 @@ class AsgiWorker(serve.Worker):
         cls._loop = loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         cls._lifespan = Lifespan(app, loop).start(sock, root, entry)
+
+    @staticmethod
+    def connection(fd):
+        # A lane sends with MSG_DONTWAIT and shuts its socket down: a socket object.
+        return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fd)
 
     @classmethod
     def channel(cls, sock, direct=False):

@@ -50,6 +50,10 @@ class Worker:
     # What the hang-up watcher does when lodged closes fd 3 (process.watch_hangup).
     on_hangup = staticmethod(on_term)
 
+    # What a connection taken from the app's socket is read and written through: its
+    # descriptor alone (channel.Conn; a socket object costs a getsockname to make).
+    connection = Conn
+
     def __init__(self, ch, app, root, label, listener=None, board=None):
         self.ch = self.lodged = ch
         # Where the requests from the app's socket are counted (scoreboard.py): lodged
@@ -150,7 +154,7 @@ class Worker:
             fd, _ = self.listener._accept()
         except (BlockingIOError, InterruptedError):
             return False
-        conn = Conn(fd)
+        conn = self.connection(fd)
         self.lodged.idle = False
         dch = self.direct
         try:
