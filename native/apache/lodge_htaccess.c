@@ -27,6 +27,7 @@
 #include "lodge_compat.h"
 #include "lodge_config.h"
 #include "lodge_htaccess.h"
+#include "lodge_walk.h"
 
 #ifdef LODGE_HAS_OPEN_HTACCESS
 
@@ -84,13 +85,7 @@ static int same_stamp(const ht_stamp *a, const ht_stamp *b)
 
 static unsigned ht_hash(const char *path, size_t len)
 {
-    unsigned h = 2166136261u;
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        h = (h ^ (unsigned char)path[i]) * 16777619u;
-    }
-    return h % HT_SLOTS;
+    return lodge_path_hash(path, len, 0) % HT_SLOTS;
 }
 
 /* The text read from one file, handed to Apache's parser line by line. */

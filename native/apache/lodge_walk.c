@@ -56,13 +56,7 @@ static pthread_mutex_t walk_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static unsigned walk_hash(const char *path, size_t len, apr_int32_t wanted)
 {
-    unsigned h = 2166136261u ^ (unsigned)wanted;
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        h = (h ^ (unsigned char)path[i]) * 16777619u;
-    }
-    return h % WALK_SLOTS;
+    return lodge_path_hash(path, len, (unsigned)wanted) % WALK_SLOTS;
 }
 
 /* Each path has two places (its hash's and the next): a walk's few paths

@@ -11,6 +11,19 @@
 
 void lodge_walk_register(void);
 
+/* FNV-1a of a path, from `seed`: where a path goes in the walk's tables. */
+static LODGE_INLINE unsigned lodge_path_hash(const char *path, size_t len,
+                                             unsigned seed)
+{
+    unsigned h = 2166136261u ^ seed;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)path[i]) * 16777619u;
+    }
+    return h;
+}
+
 /*
  * The owner of folder `dir` when this request's directory walk lstat()ed it
  * itself and found a directory, no symlink: 1, with *uid and *gid; else 0,
