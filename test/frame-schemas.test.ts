@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import { ProtocolError } from '../sidecar/src/errors';
 import { FrameType, Release, encodeFrame, encodePairs } from '../sidecar/src/protocol/frames';
 import { FAIL_MAX } from '../sidecar/src/protocol/constants';
-import { parseAppPairs, parseFail, parseReady, parseRelease } from '../sidecar/src/protocol/schemas';
+import { parseAppPairs, parseFail, parseReady, parseRelease, parseVerdict } from '../sidecar/src/protocol/schemas';
 import { pairObject } from '../sidecar/src/protocol/pair-object';
 import { parseAppSpec } from '../sidecar/src/pool/app-spec';
 import { checkConfig } from '../sidecar/src/config/load';
@@ -118,4 +118,28 @@ test('pairs become an object: families gather, repeated names make arrays, other
   const o = pairObject([['a', '1'], ['env.X', '2'], ['env.X', '3'], ['file', 'p'], ['file', 'q']], { families: ['env.'], repeated: ['file'] }, 'T');
   assert.deepEqual(o, { file: ['p', 'q'], a: '1', env: { X: '3' } });
   assert.throws(() => pairObject([['a', '1'], ['a', '2']], {}, 'T'), /T: pair 'a' given twice; expected once/);
+});
+
+test('VERDICT: a pid, or a pid of 0 with the REQ\'s ticket and the app\'s socket; anything else is refused', () => {
+  const verdict = (pid: number, rest: Buffer = Buffer.alloc(0)) => {
+    const p = Buffer.alloc(7);
+    p[0] = Release.LOST;
+    p.writeUInt16BE(502, 1);
+    p.writeUInt32BE(pid, 3);
+    return encodeFrame(FrameType.VERDICT, Buffer.concat([p, rest]));
+  };
+  const ticket = (t: number, socket: string) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(t);
+    return Buffer.concat([b, Buffer.from(socket, 'latin1')]);
+  };
+  assert.deepEqual(parseVerdict(verdict(4242)), { verdict: Release.LOST, status: 502, pid: 4242, ticket: 0, socket: '' });
+  assert.deepEqual(parseVerdict(verdict(0, ticket(0xabcdef, '/run/lodge/apps/x.sock'))), { verdict: Release.LOST, status: 502, pid: 0, ticket: 0xabcdef, socket: '/run/lodge/apps/x.sock' });
+  refused(() => parseVerdict(verdict(4242, ticket(1, '/a'))), /expected a payload of 7 bytes, got 13/);
+  refused(() => parseVerdict(verdict(0)), /with a pid of 0, expected 13-118 bytes/);
+  refused(() => parseVerdict(verdict(0, ticket(0, '/a'))), /ticket of 1-16777215, got 0/);
+  refused(() => parseVerdict(verdict(0, ticket(0x1000000, '/a'))), /ticket of 1-16777215/);
+  refused(() => parseVerdict(verdict(0, ticket(7, 'relative/x.sock'))), /not an absolute path/);
+  refused(() => parseVerdict(verdict(0, ticket(7, '/a\0b'))), /not an absolute path/);
+  refused(() => parseVerdict(verdict(0, ticket(7, '/' + 'x'.repeat(107)))), /expected 13-118 bytes/);
 });

@@ -18,6 +18,7 @@ function fakeSlot(index: number, pid: number, ended2xx: number, ended5xx = 0, ex
     generation: 1,
     state: 'idle',
     requestId: ended2xx + ended5xx,
+    ticket: 0,
     sinceNs: 1,
     method: 'GET',
     path: '/',

@@ -93,6 +93,8 @@ typedef struct {
     int worker_timeout;         /* seconds without progress (GRANT) */
     const char *worker_pid;     /* for the log */
     unsigned long direct_pid;   /* the worker that took it on the app's socket, or 0 */
+    unsigned long ticket;       /* its REQ's ticket (ACCEPTED with the answer), or 0 */
+    const char *route;          /* the app's socket, while ticket is set */
     int worker_keep;            /* its connection may carry the next request (ROUTE keep) */
     int worker_done;            /* its END or ERROR has been read */
     int worker_broken;          /* a send to it failed */

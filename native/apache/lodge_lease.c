@@ -89,12 +89,18 @@ static int read_verdict(lodge_exchange *x)
 /*
  * The frame that ends a lease (RELEASE), or that tells lodged of a request
  * sent straight to the app that failed (VERDICT, on a connection taken for
- * it; never for DONE). Its length, or 0 when nothing is to be sent.
+ * it; never for DONE): by the pid ACCEPTED gave, or, when none came, by the
+ * REQ's ticket and the app's socket. Its length, or 0 when nothing is to be
+ * sent. f has room for LODGE_VERDICT_MAX bytes.
  */
+#define LODGE_VERDICT_MAX (LODGE_FRAME_HEADER_SIZE + LODGE_VERDICT_PAYLOAD_SIZE \
+                           + LODGE_VERDICT_TICKET_SIZE + 108)
+
 static size_t outcome_frame(lodge_exchange *x, int verdict, unsigned char *f)
 {
     unsigned char *p = f + LODGE_FRAME_HEADER_SIZE;
     unsigned long pid = x->direct_pid;
+    size_t n = LODGE_VERDICT_PAYLOAD_SIZE, path;
 
     p[0] = (unsigned char)verdict;
     lodge_put_u16(p + 1, (unsigned)x->answered);
@@ -102,14 +108,22 @@ static size_t outcome_frame(lodge_exchange *x, int verdict, unsigned char *f)
         lodge_frame_put_header(f, LODGE_FRAME_RELEASE, LODGE_RELEASE_PAYLOAD_SIZE);
         return LODGE_FRAME_HEADER_SIZE + LODGE_RELEASE_PAYLOAD_SIZE;
     }
-    if (pid == 0 || verdict == LODGE_RELEASE_DONE
+    path = pid == 0 && x->ticket != 0 ? strlen(x->route) : 0;
+    if ((pid == 0 && path == 0) || path >= 108 || verdict == LODGE_RELEASE_DONE
         || lodge_conn_take(x->socket, &x->conn) != 0) {
         return 0;
     }
-    lodge_frame_put_header(f, LODGE_FRAME_VERDICT, LODGE_VERDICT_PAYLOAD_SIZE);
     lodge_put_u16(p + 3, (unsigned)(pid >> 16));
     lodge_put_u16(p + 5, (unsigned)(pid & 0xffff));
-    return LODGE_FRAME_HEADER_SIZE + LODGE_VERDICT_PAYLOAD_SIZE;
+    if (pid == 0) {
+        lodge_put_u16(p + n, (unsigned)(x->ticket >> 16));
+        lodge_put_u16(p + n + 2, (unsigned)(x->ticket & 0xffff));
+        n += LODGE_VERDICT_TICKET_SIZE;
+        memcpy(p + n, x->route, path);
+        n += path;
+    }
+    lodge_frame_put_header(f, LODGE_FRAME_VERDICT, (unsigned long)n);
+    return LODGE_FRAME_HEADER_SIZE + n;
 }
 
 /* lodged's connection, out of step: closed (lodged stops a worker it lent). */
@@ -121,7 +135,7 @@ static void close_lodged(lodge_exchange *x)
 
 int lodge_lease_end(lodge_exchange *x, int verdict)
 {
-    unsigned char f[LODGE_FRAME_HEADER_SIZE + LODGE_VERDICT_PAYLOAD_SIZE];
+    unsigned char f[LODGE_VERDICT_MAX];
     lodge_conn *c;
     size_t n;
     int status = 0;

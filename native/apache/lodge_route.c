@@ -6,6 +6,7 @@
 #define _GNU_SOURCE             /* struct ucred (SO_PEERCRED) */
 #endif
 #include "lodge_route.h"
+#include "lodge_lease.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -13,6 +14,19 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
+
+/*
+ * SIOCOUTQ tells a request a worker read from one still queued, which a
+ * REQ with a ticket needs (it gets no ACCEPTED until the answer).
+ */
+#ifdef __linux__
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
+#ifdef SIOCOUTQ
+#define LODGE_LATE_ACCEPT 1
+#endif
+#endif
 
 /*
  * A connection to an app's socket that no worker took within this many
@@ -175,15 +189,60 @@ static int maker_gone(const lodge_conn *w)
 }
 
 /*
- * The worker that accepts the connection says so first (ACCEPTED, its
- * pid): until then nobody has seen the request, so a connection closed
- * before it (the app's last worker left with it still queued) may go to
- * lodged instead, and a request body is held back until it comes. OK, or
- * LODGE_AGAIN, or the status to answer.
+ * A REQ ticket, 1 to 0xFFFFFF: this process's pid spread over the range
+ * and a count, so two Apache processes' tickets seldom meet. lodged looks a
+ * ticket up among one app's workers only, those holding a request.
  */
-static int await_accept(lodge_exchange *x, lodge_conn *w)
+static unsigned long next_ticket(void)
+{
+    static unsigned long count;
+    unsigned long t = (__sync_add_and_fetch(&count, 1)
+                       + (unsigned long)getpid() * 2654435761UL) & 0xffffffUL;
+
+    return t != 0 ? t : 1;
+}
+
+/*
+ * Whether a worker has read all of the request sent on w: SIOCOUTQ counts
+ * the bytes sent that the other end has not read, and a connection still
+ * in the listen queue has read none. 0 when it cannot tell.
+ */
+static int request_read(const lodge_conn *w)
+{
+#ifdef LODGE_LATE_ACCEPT
+    int unread = 0;
+
+    return ioctl(w->fd, SIOCOUTQ, &unread) == 0 && unread == 0;
+#else
+    (void)w;
+    return 0;
+#endif
+}
+
+/* The worker took the request: the exchange holds it as a lent one's. */
+static void hold(lodge_exchange *x, lodge_conn *w, int timeout, int keep)
+{
+    x->worker = w;
+    x->worker_timeout = timeout;
+    x->worker_keep = keep;
+    (void)lodge_conn_set_timeout(w, timeout);
+}
+
+/*
+ * The worker that accepts the connection says so (ACCEPTED, its pid):
+ * first, or, for a REQ with a ticket, in front of its answer. Until a worker
+ * has read the request nobody has seen it, so a connection closed before
+ * then (the app's last worker left with it still queued: ECONNRESET) may go
+ * to lodged instead, and a request body is held back until ACCEPTED.
+ * With a ticket, end of file means a worker read the request and went
+ * without answering, and a request read (request_read) at the accept check
+ * is held: it failed, or is late, as a lent worker's. OK, or LODGE_AGAIN,
+ * or the status to answer; the exchange holds w once a worker took it.
+ */
+static int await_accept(lodge_exchange *x, lodge_conn *w, int timeout, int keep)
 {
     const size_t need = LODGE_FRAME_HEADER_SIZE + 4;
+    long long queue_end = lodge_now_ms() + w->timeout * 1000LL;
     lodge_frame_head f;
     unsigned long pid;
 
@@ -191,6 +250,12 @@ static int await_accept(lodge_exchange *x, lodge_conn *w)
     while (w->end - w->pos < need) {
         long n = lodge_conn_fill(w, 1);
 
+        if (x->worker == NULL && x->ticket != 0 && n == 0) {
+            hold(x, w, timeout, keep);
+        }
+        if (x->worker != NULL && n <= 0) {
+            return lodge_lease_failed(x, n);
+        }
         if (n == 0 || n == -ECONNRESET || n == -EPIPE) {
             return LODGE_AGAIN;
         }
@@ -203,11 +268,27 @@ static int await_accept(lodge_exchange *x, lodge_conn *w)
              * one comes back, it finds the connection closed before it takes
              * the request, and drops it (lane.ts).
              */
+            long long left;
+
             w->deadline = 0;
+            if (x->ticket != 0 && request_read(w)) {
+                hold(x, w, timeout, keep);
+                continue;
+            }
             if (w->reused || maker_gone(w)) {
                 return LODGE_AGAIN;
             }
-            continue;
+            /* A ticket's request is looked at each second until taken. */
+            left = queue_end - lodge_now_ms();
+            if (x->ticket != 0 && left > 0) {
+                w->deadline = lodge_now_ms()
+                              + (left < LODGE_ACCEPT_CHECK * 1000LL
+                                 ? left : LODGE_ACCEPT_CHECK * 1000LL);
+            }
+            if (left > 0 || x->ticket == 0) {
+                continue;
+            }
+            n = -ETIMEDOUT;
         }
         if (n == -ETIMEDOUT) {
             /* Every worker busy for as long as a request may take: as a full queue. */
@@ -221,6 +302,9 @@ static int await_accept(lodge_exchange *x, lodge_conn *w)
                                 "cannot read the app's socket: %s",
                                 lodge_errstr(x->r->pool, (int)-n));
         }
+    }
+    if (x->worker == NULL) {
+        hold(x, w, timeout, keep);
     }
     lodge_frame_get_header(w->buf + w->pos, &f);
     if (f.type != LODGE_FRAME_ACCEPTED || f.length != 4) {
@@ -241,40 +325,69 @@ static int await_accept(lodge_exchange *x, lodge_conn *w)
 }
 
 /*
- * REQ [BODY_END] to the app's socket; once a worker took it, the exchange
- * holds the worker as a lent one's. Before that the connection is this
- * file's: closed on anything but OK. A kept connection that fails before
- * ACCEPTED (its worker left, or had no lane free and refused it) forgets
- * nothing: the caller tries a new one.
+ * Whether this request's REQ gets a ticket: it has no body (a body waits for
+ * ACCEPTED), the connection is new (a kept one's worker may refuse a REQ it
+ * read, by closing), and this machine can tell a request read from one
+ * queued.
  */
-static int send_to_app(lodge_exchange *x, lodge_conn *w, int timeout,
-                       int queue, int keep)
+static int wants_ticket(const lodge_exchange *x, const lodge_conn *w, int keep)
+{
+#ifdef LODGE_LATE_ACCEPT
+    return !keep && !w->reused && (x->first.data[1] & LODGE_APP_MAY_BORROW) != 0;
+#else
+    (void)x;
+    (void)w;
+    (void)keep;
+    return 0;
+#endif
+}
+
+/* The ticket in a REQ's header bytes 1-3 (0: none). */
+static void put_ticket(unsigned char *req, unsigned long ticket)
+{
+    req[1] = (unsigned char)(ticket >> 16);
+    req[2] = (unsigned char)(ticket >> 8);
+    req[3] = (unsigned char)ticket;
+}
+
+/*
+ * REQ [BODY_END] to the app's socket; once a worker took it, the exchange
+ * holds the worker as a lent one's, whatever came. Before that the
+ * connection is this file's: closed on anything but OK. A kept connection
+ * that fails before ACCEPTED (its worker left, or had no lane free and
+ * refused it) forgets nothing: the caller tries a new one.
+ */
+static int send_to_app(lodge_exchange *x, lodge_conn *w, const char *path,
+                       int timeout, int queue, int keep)
 {
     const unsigned char *key;
     size_t key_len, skip = app_frame(x, &key, &key_len);
+    unsigned char *req = x->first.data + skip;
     int rv, reused = w->reused;
 
+    x->ticket = wants_ticket(x, w, keep) ? next_ticket() : 0;
+    x->route = x->ticket != 0 ? apr_pstrdup(x->r->pool, path) : NULL;
+    put_ticket(req, x->ticket);
     /* Until a worker takes it, the request waits as in lodged's queue. */
     (void)lodge_conn_set_timeout(w, queue);
-    rv = lodge_conn_send(w, x->first.data + skip, x->first.len - skip);
+    rv = lodge_conn_send(w, req, x->first.len - skip);
+    /* lodged never sees a ticket: the request may go there yet. */
+    put_ticket(req, 0);
     if (rv == 0) {
-        rv = await_accept(x, w);
+        rv = await_accept(x, w, timeout, keep);
     }
     else {
         rv = LODGE_AGAIN;  /* closed before it took anything: nobody saw it */
     }
-    if (rv != OK) {
-        lodge_conn_close(w);
-        if (rv == LODGE_AGAIN && !reused) {
-            forget(key, key_len);
-        }
+    if (x->worker == w) {
         return rv;
     }
-    x->worker = w;
-    x->worker_timeout = timeout;
-    x->worker_keep = keep;
-    (void)lodge_conn_set_timeout(w, timeout);
-    return OK;
+    x->ticket = 0;
+    lodge_conn_close(w);
+    if (rv == LODGE_AGAIN && !reused) {
+        forget(key, key_len);
+    }
+    return rv;
 }
 
 /*
@@ -308,7 +421,7 @@ int lodge_route_try(lodge_exchange *x)
         return LODGE_AGAIN;
     }
     if (keep && (w = kept(path)) != NULL
-        && (rv = send_to_app(x, w, timeout, queue, keep)) != LODGE_AGAIN) {
+        && (rv = send_to_app(x, w, path, timeout, queue, keep)) != LODGE_AGAIN) {
         return rv;
     }
     rv = lodge_conn_open_app(path, &w);
@@ -326,7 +439,7 @@ int lodge_route_try(lodge_exchange *x)
         forget(key, key_len);
         return LODGE_AGAIN;
     }
-    return send_to_app(x, w, timeout, queue, keep);
+    return send_to_app(x, w, path, timeout, queue, keep);
 }
 
 int lodge_route_take(lodge_exchange *x, const unsigned char *payload,

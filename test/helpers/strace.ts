@@ -5,8 +5,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Site } from './site';
 
-// What Apache's children ask of the kernel while requests are served, seen with strace:
-// the tests of what mod_lodge spares the directory walk (LodgeWalkCache).
+// What Apache's children (or an app's worker) ask of the kernel while requests are
+// served, seen with strace: the tests of what mod_lodge spares the directory walk
+// (LodgeWalkCache), and of the worker's writes (ACCEPTED with the answer).
 
 /** Apache's children: the processes whose parent is the sandbox's Apache. */
 export function apacheChildren(parent: number): number[] {
@@ -26,9 +27,14 @@ export function apacheChildren(parent: number): number[] {
 
 /** The calls named (strace's -e trace=) that Apache's children make while `work` runs, a line each. */
 export async function apacheCallsDuring(site: Site, calls: string, work: () => Promise<void>): Promise<string[]> {
-  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lodge-strace-')), 'strace.txt');
   const pids = apacheChildren(site.sb.apache.pid!);
   assert.ok(pids.length > 0, 'Apache has children');
+  return callsDuring(pids, calls, work);
+}
+
+/** The calls named that the processes `pids` (and their threads) make while `work` runs, a line each. */
+export async function callsDuring(pids: number[], calls: string, work: () => Promise<void>): Promise<string[]> {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lodge-strace-')), 'strace.txt');
   const tracer: ChildProcess = spawn('strace', ['-f', '-qq', '-e', `trace=${calls}`, '-o', out, ...pids.flatMap((p) => ['-p', String(p)])], { stdio: 'ignore' });
   try {
     // strace is attached once it has written the first thread's line, or after a moment.

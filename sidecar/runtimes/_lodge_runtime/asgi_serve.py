@@ -51,6 +51,10 @@ class AsgiWorker(serve.Worker):
         # A lane sends with MSG_DONTWAIT and shuts its socket down: a socket object.
         return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fd)
 
+    # A lane writes its socket itself, not through the channel's send: ACCEPTED goes
+    # first, whatever the REQ's ticket.
+    late_accept = False
+
     @classmethod
     def channel(cls, sock, direct=False):
         # fd 3 ends the worker when lodged closes it, as for WSGI, unless the lane server

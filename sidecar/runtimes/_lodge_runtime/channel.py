@@ -57,7 +57,7 @@ class Channel:
     """
 
     __slots__ = ('sock', 'buf', 'mv', 'pos', 'end', 'left', 'done', 'aborted', 'poll',
-                 'idle', 'filebuf', 'direct', 'gone')
+                 'idle', 'filebuf', 'direct', 'gone', 'owed')
 
     def __init__(self, sock, direct=False):
         # Room for a whole FRAME_CHUNK_MAX frame plus what follows it, so that the abort
@@ -73,6 +73,8 @@ class Channel:
     def attach(self, sock):
         """Reads and writes `sock` from now on (a direct channel, once per connection)."""
         self.sock = sock
+        # ACCEPTED, held back to go in the same write as the answer's first frame.
+        self.owed = None
         self.pos = self.end = 0
         self.left = 0
         self.done = True
@@ -227,6 +229,9 @@ class Channel:
     def send(self, data):
         if self.gone:
             return
+        if self.owed is not None:
+            data = self.owed + data
+            self.owed = None
         try:
             self.sock.sendall(data)
         except (BrokenPipeError, ConnectionResetError):
@@ -235,6 +240,10 @@ class Channel:
     def sendv(self, parts, total):
         if self.gone:
             return
+        if self.owed is not None:
+            parts = [self.owed] + parts
+            total += len(self.owed)
+            self.owed = None
         if total <= 4096:
             # Joining a small response costs less than sendmsg's iovec set-up.
             return self.send(b''.join(parts))

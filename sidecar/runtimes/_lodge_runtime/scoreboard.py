@@ -41,6 +41,7 @@ OFF = {
     'pid': 0, 'generation': 4, 'state': 8, 'methodLen': 9, 'pathLen': 10, 'flags': 12,
     'requestId': 16, 'sinceNs': 24, 'latencySumNs': 32, 'statusClass': 40,
     'method': 88, 'path': 96, 'prom': 216, 'fine': 272, 'end': 440, 'leave': 440,
+    'ticket': 444,
 }
 # Header field offsets.
 HDR = {
@@ -154,6 +155,7 @@ class Slot:
         meta_at = o + OFF['state']
         prom_i = (o + OFF['prom']) // 4
         fine_i = (o + OFF['fine']) // 4
+        ticket_i = (o + OFF['ticket']) // 4
         self._seq_q, self._meta_q, self._since_q = seq_q, meta_q, since_q
         # A worker before this one may have died mid-write: go on from an even number.
         seq = (q[seq_q] + 1) & ~1
@@ -181,8 +183,10 @@ class Slot:
                 w = methods[method] = (raw.ljust(METHOD_MAX, b'\0'), len(raw) << 8)
             return w
 
-        def begin(method, path):
-            """A request starts: `method`, `path` as bytes or str (str taken as latin-1)."""
+        def begin(method, path, ticket=0):
+            """A request starts: `method`, `path` as bytes or str (str taken as latin-1);
+            `ticket`, its REQ's (0: none), by which lodged finds the worker of a request
+            that failed before ACCEPTED."""
             nonlocal seq, rid, since, meta
             if path.__class__ is not bytes:
                 path = path.encode('latin-1', 'replace')
@@ -199,6 +203,7 @@ class Slot:
             q[seq_q] = seq + 1
             head(b, meta_at, meta, rid, since)
             b[method_at:method_at + 8 + n] = word + path
+            i[ticket_i] = ticket
             seq += 2
             q[seq_q] = seq
 
@@ -258,7 +263,8 @@ class Slot:
         self._reset()
         o, q, i = self._o, self._q, self._i
         fields = [(q, k, 0) for k in range(o // 8, (o + OFF['end']) // 8)]
-        fields += [(i, (o + OFF['pid']) // 4, pid & 0xFFFFFFFF), (i, (o + OFF['generation']) // 4, generation & 0xFFFFFFFF)]
+        fields += [(i, (o + OFF['pid']) // 4, pid & 0xFFFFFFFF), (i, (o + OFF['generation']) // 4, generation & 0xFFFFFFFF),
+                   (i, (o + OFF['ticket']) // 4, 0)]
         self._change(fields, STARTING)
 
     def set_state(self, state):

@@ -54,6 +54,10 @@ class Worker:
     # descriptor alone (channel.Conn; a socket object costs a getsockname to make).
     connection = Conn
 
+    # A bodyless REQ with a ticket gets ACCEPTED in front of the first output, which
+    # goes out through the channel's send (PROTOCOL.md, "ACCEPTED with the answer").
+    late_accept = True
+
     def __init__(self, ch, app, root, label, listener=None, board=None):
         self.ch = self.lodged = ch
         # Where the requests from the app's socket are counted (scoreboard.py): lodged
@@ -160,19 +164,27 @@ class Worker:
         try:
             dch.attach(conn)
             self.ch = dch
-            dch.send(self.accepted)
             t, n = dch.header()
             if t != REQ:
                 protocol_error('frame type 0x%02x (%d bytes) opens a connection' % (t, n))
+            b = dch.buf
+            at = dch.pos - 7
+            ticket = b[at] << 16 | b[at + 1] << 8 | b[at + 2]
             dch.need(n)
             env = self.environ(dch.pos, n)
             dch.pos += n
             dch.begin()
+            if ticket and dch.done and self.late_accept:
+                # A bodyless REQ with a ticket: ACCEPTED goes with the answer, one
+                # write and one wake-up of Apache less (PROTOCOL.md).
+                dch.owed = self.accepted
+            else:
+                dch.send(self.accepted)
             board = self.board
             if board is None:
                 self.handle(env)
             else:
-                board.begin(env.get('REQUEST_METHOD', ''), env.get('REQUEST_URI') or env.get('PATH_INFO', ''))
+                board.begin(env.get('REQUEST_METHOD', ''), env.get('REQUEST_URI') or env.get('PATH_INFO', ''), ticket)
                 board.end(self.handle(env))
         except Gone:
             pass   # mod_lodge left before the request began or ended: nothing to answer

@@ -14,6 +14,8 @@ export interface SlotSeen {
   requestId: number;
   /** Seconds the request in hand has run, while busy. */
   busyFor: number;
+  /** The ticket of the REQ in hand (0: none). */
+  ticket: number;
   /** The request's method and path, as the worker wrote them (escaped by the reader). */
   method: string;
   path: string;
@@ -82,11 +84,28 @@ export class AppBoard {
     fs.writeSync(this.file.fd, word, 0, 4, this.file.geometry.slotsOffset + slot * SLOT_SIZE + SLOT.leave);
   }
 
-  /** The worker of the block at `slot` is gone: what it counted last is read first. */
-  freed(slot: number): SlotDelta[] {
-    const { deltas } = this.read();
+  /**
+   * The worker of the block at `slot` is gone: what it counted last is read first, and
+   * the tickets of the requests it held when it went (`held`, with its pid).
+   */
+  freed(slot: number): { deltas: SlotDelta[]; held: Array<{ ticket: number; pid: number }> } {
+    const { deltas, seen } = this.read();
+    const held = seen.filter((s) => s.slot >= slot && s.slot < slot + this.lanes && s.busy && s.ticket !== 0).map((s) => ({ ticket: s.ticket, pid: s.pid }));
     for (let i = slot; i < slot + this.lanes; i++) this.pids[i] = undefined;
-    return deltas;
+    return { deltas, held };
+  }
+
+  /**
+   * The pid lodged started in the slot whose worker holds the request with this REQ
+   * ticket: a VERDICT for a request that failed before its worker's ACCEPTED names it
+   * so. The tenant can write any ticket on its board; it can only point lodged at
+   * another of its own workers.
+   */
+  pidByTicket(ticket: number): number | undefined {
+    if (ticket === 0) return undefined;
+    // The snapshot alone: the counts in it are the pool's clock's to take (read()).
+    for (const s of this.reader.read().slots) if (this.isWorkers(s) && s.state === 'busy' && s.ticket === ticket) return this.pids[s.index];
+    return undefined;
   }
 
   /** What the workers counted since the last read, and what each is doing now. */
@@ -97,7 +116,7 @@ export class AppBoard {
     for (const s of snap.slots) {
       if (!this.isWorkers(s)) continue;
       const busy = s.state === 'busy';
-      seen.push({ slot: s.index, pid: s.pid, busy, requestId: s.requestId, busyFor: busy ? (snap.nowNs - s.sinceNs) / 1e9 : 0, method: s.method, path: s.path });
+      seen.push({ slot: s.index, pid: s.pid, busy, requestId: s.requestId, busyFor: busy ? (snap.nowNs - s.sinceNs) / 1e9 : 0, ticket: s.ticket, method: s.method, path: s.path });
     }
     return { deltas, seen };
   }

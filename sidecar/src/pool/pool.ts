@@ -10,6 +10,7 @@ import { AppBoard, SlotSeen } from './app-board';
 import { CodeWatch } from './code-watch';
 import { declarationKey } from './declared-app';
 import { Exchange } from './exchange';
+import { noteTicket } from './recent-exits';
 import { HostRules, Identity, checkOwnership } from './ownership';
 import { StartBackoff } from './start-backoff';
 import { Worker } from './worker';
@@ -200,6 +201,14 @@ export class Pool implements ShareMember {
   /** Seconds a request may wait for a worker, here or in the app's listen queue. */
   get queueSeconds(): number {
     return Math.max(1, Math.ceil(this.opts.queueTimeoutMs / 1000));
+  }
+
+  /**
+   * The pid of the worker that holds the request with this REQ ticket, when `socket` is
+   * this app's: a VERDICT without a pid names it so (one that exited: recentTicketPid).
+   */
+  pidByTicket(socket: string, ticket: number): number | undefined {
+    return this.route?.path === socket ? this.route.board.pidByTicket(ticket) : undefined;
   }
 
   /** The socket mod_lodge may connect to for this app now: a worker of it is ready. */
@@ -575,7 +584,11 @@ export class Pool implements ShareMember {
   private exited(w: Worker): void {
     this.workers.delete(w);
     const slot = this.slotOf.get(w);
-    if (slot !== undefined && this.route) this.countOnBoard(this.route.board.freed(slot));
+    if (slot !== undefined && this.route) {
+      const { deltas, held } = this.route.board.freed(slot);
+      this.countOnBoard(deltas);
+      for (const h of held) noteTicket(this.route.path, h.ticket, h.pid);
+    }
     this.slotOf.delete(w);
     this.onSocket.delete(w);
     this.routedReady.delete(w);

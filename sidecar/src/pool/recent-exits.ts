@@ -15,6 +15,30 @@ export function recentExitError(pid: number): LodgeError | undefined {
   return e && Date.now() - e.at < RECENT_EXIT_MS ? e.err : undefined;
 }
 
+/**
+ * The tickets of the requests workers held when they exited, by app socket: a VERDICT
+ * for a request that failed before its worker's ACCEPTED names the worker so (its app's
+ * socket may be gone by then, with its last worker). Bounded as the exits are.
+ */
+const recentTickets = new Map<string, { pid: number; at: number }>();
+
+export function noteTicket(socket: string, ticket: number, pid: number): void {
+  const key = `${ticket} ${socket}`;
+  const now = Date.now();
+  for (const [old, e] of recentTickets) {
+    if (now - e.at < RECENT_EXIT_MS && recentTickets.size < RECENT_EXITS_MAX) break;
+    recentTickets.delete(old);
+  }
+  recentTickets.delete(key);
+  recentTickets.set(key, { pid, at: now });
+}
+
+/** The pid of the worker that held the request with this ticket when it exited, lately. */
+export function recentTicketPid(socket: string, ticket: number): number | undefined {
+  const e = recentTickets.get(`${ticket} ${socket}`);
+  return e && Date.now() - e.at < RECENT_EXIT_MS ? e.pid : undefined;
+}
+
 export function noteExit(pid: number, err: LodgeError): void {
   // Its stack made text now: a stack not yet read holds every frame's objects (the
   // worker, its child process, its socket and that socket's 64 KiB read buffer) for as

@@ -10,6 +10,7 @@ import { checkOwnership } from './ownership';
 import type { Worker } from './worker';
 import type { DashboardApp } from '../protocol/schemas';
 import { Pool } from './pool';
+import { recentTicketPid } from './recent-exits';
 import { ShareAsked, TenantShare, tenantCaps } from './tenant-share';
 
 /**
@@ -65,6 +66,19 @@ export class Registry {
   workerByPid(pid: number): Worker | undefined {
     for (const pool of new Set(this.pools.values())) for (const w of pool.workers) if (w.pid === pid) return w;
     return undefined;
+  }
+
+  /**
+   * The pid of the worker that took the request with this REQ ticket from the app
+   * socket `socket` (a VERDICT that came without a pid): on the app's board, or among
+   * the workers that exited holding it lately.
+   */
+  pidByTicket(socket: string, ticket: number): number | undefined {
+    for (const pool of new Set(this.pools.values())) {
+      const pid = pool.pidByTicket(socket, ticket);
+      if (pid !== undefined) return pid;
+    }
+    return recentTicketPid(socket, ticket);
   }
 
   /** The tenant whose dashboard an APP kind=dashboard opens; throws RefusedError. */

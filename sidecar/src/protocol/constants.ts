@@ -80,6 +80,11 @@ export const RELEASE_PAYLOAD_SIZE = 3;
  */
 export const VERDICT_PAYLOAD_SIZE = 7;
 /**
+ * mod_lodge → lodged: after a VERDICT pid of 0: the REQ's ticket (1 to 0xFFFFFF), by which
+ * lodged finds the worker on the app's scoreboard; the socket's path follows.
+ */
+export const VERDICT_TICKET_SIZE = 4;
+/**
  * mod_lodge, of a worker or lodged: a response's headers (status and pairs); a larger HEAD
  * is a 502, known from its length, none of it read. Far more than any ordinary response's;
  * 100 headers of 8190 bytes would not fit, and need not.

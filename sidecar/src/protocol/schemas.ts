@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ProtocolError } from '../errors';
-import { FAIL_MAX, FRAME_HEADER_SIZE, RELEASE_PAYLOAD_SIZE, Release, VERDICT_PAYLOAD_SIZE } from './constants';
+import { FAIL_MAX, FRAME_HEADER_SIZE, RELEASE_PAYLOAD_SIZE, Release, VERDICT_PAYLOAD_SIZE, VERDICT_TICKET_SIZE } from './constants';
 import { PairShape, check, intPair, parsePairs, pathPair } from './pair-object';
 
 // The schemas of the frames lodged takes from outside (PROTOCOL.md): APP from
@@ -177,12 +177,33 @@ export function parseRelease(frame: Buffer): { verdict: number; status: number }
   return parseOutcome(frame, 'RELEASE', RELEASE_PAYLOAD_SIZE);
 }
 
-/** VERDICT: RELEASE's verdict and status, then the pid of the worker they are about. */
-export function parseVerdict(frame: Buffer): { verdict: number; status: number; pid: number } {
-  const { verdict, status } = parseOutcome(frame, 'VERDICT', VERDICT_PAYLOAD_SIZE);
-  const pid = frame.readUInt32BE(FRAME_HEADER_SIZE + 3);
-  if (pid < 1 || pid > PID_MAX) throw new ProtocolError(`VERDICT: expected a pid of 1-${PID_MAX}, got ${pid}`);
-  return { verdict, status, pid };
+/** The longest path of an app's socket a VERDICT names (sockaddr_un's sun_path, less its NUL). */
+const SOCKET_PATH_MAX = 107;
+
+/**
+ * VERDICT: RELEASE's verdict and status, then the pid of the worker they are about; or,
+ * for a request that failed before its worker's ACCEPTED (pid 0), the REQ's ticket and
+ * the app's socket, by which lodged finds the worker (`pid` 0 then).
+ */
+export function parseVerdict(frame: Buffer): { verdict: number; status: number; pid: number; ticket: number; socket: string } {
+  const size = frame.length - FRAME_HEADER_SIZE;
+  const pid = size >= VERDICT_PAYLOAD_SIZE ? frame.readUInt32BE(FRAME_HEADER_SIZE + 3) : -1;
+  if (pid !== 0) {
+    const { verdict, status } = parseOutcome(frame, 'VERDICT', VERDICT_PAYLOAD_SIZE);
+    if (pid < 1 || pid > PID_MAX) throw new ProtocolError(`VERDICT: expected a pid of 1-${PID_MAX}, got ${pid}`);
+    return { verdict, status, pid, ticket: 0, socket: '' };
+  }
+  const fixed = VERDICT_PAYLOAD_SIZE + VERDICT_TICKET_SIZE;
+  const path = size - fixed;
+  if (path < 2 || path > SOCKET_PATH_MAX) {
+    throw new ProtocolError(`VERDICT: with a pid of 0, expected ${fixed + 2}-${fixed + SOCKET_PATH_MAX} bytes (a ticket and a socket path), got ${size}`);
+  }
+  const { verdict, status } = parseOutcome(frame, 'VERDICT', size);
+  const ticket = frame.readUInt32BE(FRAME_HEADER_SIZE + VERDICT_PAYLOAD_SIZE);
+  if (ticket < 1 || ticket > 0xffffff) throw new ProtocolError(`VERDICT: expected a ticket of 1-16777215, got ${ticket}`);
+  const socket = frame.toString('latin1', FRAME_HEADER_SIZE + fixed);
+  if (socket[0] !== '/' || socket.includes('\0')) throw new ProtocolError('VERDICT: the socket path is not an absolute path');
+  return { verdict, status, pid: 0, ticket, socket };
 }
 
 // A verdict byte and a u16 status (0, or 100-599) opening a payload of `size` bytes.

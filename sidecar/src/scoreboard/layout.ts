@@ -54,6 +54,7 @@ export const SLOT = {
   fine: 272, // FINE_BUCKETS × u32
   end: 440, // the end of the worker's fields (claim() zeroes up to here)
   leave: 440, // u32, lodged's to write: non-zero, take no more connections (after the request in hand, leave)
+  ticket: 444, // u32: the ticket of the REQ in hand (0: none), by which a VERDICT without a pid names the worker
 } as const;
 
 export const FLAG_PATH_CUT = 1;

@@ -39,6 +39,8 @@ export interface SlotView {
   generation: number;
   state: SlotState | 'invalid';
   requestId: number;
+  /** The ticket of the REQ in hand or last taken (0: none): a VERDICT without a pid names its worker so. */
+  ticket: number;
   /** CLOCK_MONOTONIC ns: busy, when the request in hand began; else when the state began. Never later than the read. */
   sinceNs: number;
   method: string;
@@ -161,6 +163,7 @@ const W = {
   statusClass: SLOT.statusClass / 4,
   prom: SLOT.prom / 4,
   fine: SLOT.fine / 4,
+  ticket: SLOT.ticket / 4,
 };
 const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
 
@@ -199,6 +202,7 @@ function decode(b: Buffer, w: Uint32Array, o: number, index: number, consistent:
     generation: w[k + W.generation],
     state,
     requestId: u64(w, k + W.requestId),
+    ticket: w[k + W.ticket],
     sinceNs: Math.min(u64(w, k + W.sinceNs), nowNs),
     method: token(b, o + SLOT.method, methodLen),
     path,

@@ -326,14 +326,16 @@ export class ApacheConn implements Exchange {
    * took it is stopped, or, for LOST, mod_lodge is told why it went (an ERROR).
    */
   private onVerdict(frame: Buffer): void {
-    let v: { verdict: number; status: number; pid: number };
+    let v: { verdict: number; status: number; pid: number; ticket: number; socket: string };
     try {
       v = parseVerdict(frame);
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
       return this.protocolFailure(err.message);
     }
-    const worker = this.registry.workerByPid(v.pid);
+    // No ACCEPTED came (it goes with the answer): the REQ's ticket names the worker.
+    if (v.pid === 0) v.pid = this.registry.pidByTicket(v.socket, v.ticket) ?? 0;
+    const worker = v.pid !== 0 ? this.registry.workerByPid(v.pid) : undefined;
     this.pool = undefined;
     if (v.verdict !== Release.LOST) {
       worker?.directVerdict(this, v.verdict, v.status);
@@ -342,7 +344,9 @@ export class ApacheConn implements Exchange {
     this.borrows = true; // nothing more comes for it: after the ERROR, idle
     this.state = 'verdict';
     if (worker) return worker.directVerdict(this, v.verdict, v.status);
-    this.fail(recentExitError(v.pid) ?? new WorkerDiedError(`worker ${v.pid} is not one of lodged's; it went away during a request`));
+    const gone = v.pid !== 0 ? recentExitError(v.pid) : undefined;
+    this.fail(gone ?? new WorkerDiedError(v.pid !== 0 ? `worker ${v.pid} is not one of lodged's; it went away during a request`
+      : `no worker of the app's socket ${v.socket} holds ticket ${v.ticket}: the worker that took the request went away before answering`));
   }
 
   private release(verdict: number, status: number): void {
