@@ -59,11 +59,14 @@ static int route_count;
 static unsigned long route_clock;
 static lodge_mutex_t *route_lock;
 static int routing;             /* 0 until child_init has a lock: lodged serves all */
+/* This child's part of the ticket space, set once: getpid() per request is a system call. */
+static unsigned long ticket_seed;
 
 int lodge_route_child_init(apr_pool_t *pchild)
 {
     int rv = lodge_mutex_create(&route_lock, pchild);
 
+    ticket_seed = (unsigned long)getpid() * 2654435761UL;
     routing = rv == 0;
     return rv;
 }
@@ -196,8 +199,7 @@ static int maker_gone(const lodge_conn *w)
 static unsigned long next_ticket(void)
 {
     static unsigned long count;
-    unsigned long t = (__sync_add_and_fetch(&count, 1)
-                       + (unsigned long)getpid() * 2654435761UL) & 0xffffffUL;
+    unsigned long t = (__sync_add_and_fetch(&count, 1) + ticket_seed) & 0xffffffUL;
 
     return t != 0 ? t : 1;
 }
@@ -278,14 +280,15 @@ static int await_accept(lodge_exchange *x, lodge_conn *w, int timeout, int keep)
             if (w->reused || maker_gone(w)) {
                 return LODGE_AGAIN;
             }
+            if (x->ticket == 0) {
+                continue;   /* ACCEPTED tells when it is taken: wait the rest of `queue` */
+            }
             /* A ticket's request is looked at each second until taken. */
             left = queue_end - lodge_now_ms();
-            if (x->ticket != 0 && left > 0) {
+            if (left > 0) {
                 w->deadline = lodge_now_ms()
                               + (left < LODGE_ACCEPT_CHECK * 1000LL
                                  ? left : LODGE_ACCEPT_CHECK * 1000LL);
-            }
-            if (left > 0 || x->ticket == 0) {
                 continue;
             }
             n = -ETIMEDOUT;
