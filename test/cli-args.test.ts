@@ -12,8 +12,9 @@ function usage(fn: () => unknown, pattern: RegExp): void {
 
 test('lodge sandbox: options are typed, defaults filled', () => {
   assert.deepEqual(sandbox(['--root', 'x', '--port', '8081', '--apache', '1.3', '--keep']), {
-    help: false, root: 'x', port: 8081, apache: '1.3', keep: true, demo: false, 'no-access-log': false, h2c: false,
+    help: false, root: 'x', port: 8081, apache: '1.3', keep: true, demo: false, 'no-access-log': false, h2c: false, bare: false,
   });
+  assert.equal(sandbox(['--bare']).bare, true);
   assert.equal(sandbox(['--h2c']).h2c, true);
   assert.equal(sandbox([]).port, 8080);
   assert.equal(sandbox(['--no-access-log'])['no-access-log'], true);
@@ -49,4 +50,15 @@ test('lodge sandbox --no-access-log: the generated Apache configuration has no C
     assert.match(conf(o), /^CustomLog /m, 'an access log by default');
     assert.doesNotMatch(conf({ ...o, accessLog: false }), /CustomLog/);
   }
+});
+
+test('lodge sandbox --bare: Apache 2.4 loads mpm_event, authz_core and mod_lodge only, follows links as 2.4 does by default', () => {
+  const o = { runDir: '/run/x', port: 8080, modulePath: '/m.so', socket: '/run/x/s', tenants: [{ name: 't', dir: '/srv/t' }], indexDir: '/run/x/i' };
+  const modules = (conf: string) => [...conf.matchAll(/^LoadModule (\S+)/gm)].map((m) => m[1]);
+  assert.deepEqual(modules(apache24Conf({ ...o, bare: true })), ['mpm_event_module', 'authz_core_module', 'lodge_module']);
+  assert.doesNotMatch(apache24Conf({ ...o, bare: true }), /TypesConfig|DirectoryIndex|SymLinksIfOwnerMatch/);
+  assert.match(apache24Conf({ ...o, bare: true }), /^\s+Options FollowSymLinks$/m);
+  const full = apache24Conf(o);
+  assert.ok(modules(full).includes('mime_module') && modules(full).includes('headers_module'), 'the full set by default');
+  assert.match(full, /^\s+Options -Indexes \+SymLinksIfOwnerMatch$/m, 'a host serving others checks links\' owners');
 });

@@ -6,7 +6,7 @@
 #                              -> lodged (node) -> Lodge's Python workers
 source "$BENCH/systems/lodge.sh"
 
-lodgeasgi_desc() { echo "Apache mpm_event + mod_lodge + lodged (lodge sandbox), LodgeApp asgi hello_asgi.py:app, LodgeProcesses 2, LodgeConcurrency 10 (the default: requests each worker holds at once)"; }
+lodgeasgi_desc() { echo "Apache mpm_event + mod_lodge + lodged (lodge sandbox --bare), LodgeApp asgi hello_asgi.py:app, LodgeProcesses 2, LodgeConcurrency 10 (the default: requests each worker holds at once)"; }
 lodgeasgi_version() { lodge_version; }
 lodgeasgi_apps() { echo asgi-hello; }
 lodgeasgi_setup() { lodge_setup; }

@@ -7,7 +7,7 @@
 #                              -> lodged (node) -> Lodge's node workers
 source "$BENCH/systems/lodge.sh"
 
-lodgenode_desc() { echo "Apache mpm_event + mod_lodge + lodged (lodge sandbox), LodgeApp node server.js, LodgeProcesses 2, LodgeConcurrency 10 (the default: requests each worker holds at once)"; }
+lodgenode_desc() { echo "Apache mpm_event + mod_lodge + lodged (lodge sandbox --bare), LodgeApp node server.js, LodgeProcesses 2, LodgeConcurrency 10 (the default: requests each worker holds at once)"; }
 lodgenode_version() { lodge_version | sed 's/; Python [^;]*$//'; }
 lodgenode_apps() { echo node-hello; }
 lodgenode_setup() { lodge_setup; }

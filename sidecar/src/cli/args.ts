@@ -62,6 +62,7 @@ export const SANDBOX_OPTIONS: OptionKinds = {
   demo: { type: 'boolean' },
   'no-access-log': { type: 'boolean' },
   h2c: { type: 'boolean' },
+  bare: { type: 'boolean' },
 };
 
 const port = z
@@ -81,5 +82,6 @@ export const sandboxArgs = z
     demo: z.boolean().default(false),
     'no-access-log': z.boolean().default(false),
     h2c: z.boolean().default(false),
+    bare: z.boolean().default(false),
   })
   .strict();

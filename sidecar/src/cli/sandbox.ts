@@ -6,7 +6,7 @@ import { H2C_DIRECTIVES } from '../sandbox/apache-conf';
 import { SANDBOX_OPTIONS, UsageError, readArgs, sandboxArgs } from './args';
 import { findTenants, makeTenantUsers } from '../sandbox/tenants';
 
-const HELP = `usage: lodge sandbox --root DIR [--port N] [--apache 2.4|1.3] [--config FILE] [--keep] [--no-access-log] [--h2c]
+const HELP = `usage: lodge sandbox --root DIR [--port N] [--apache 2.4|1.3] [--config FILE] [--keep] [--no-access-log] [--h2c] [--bare]
        lodge sandbox --demo [--apache 2.4|1.3]
 
 Runs a complete private host: a private Apache with mod_lodge and lodged, one
@@ -22,6 +22,9 @@ tenant per sub-folder of DIR at http://<folder>.localhost:N/, each folder's own
   --no-access-log Apache writes no access log (as the bench's other systems)
   --h2c           Apache 2.4 speaks HTTP/2 in the clear too (mod_http2, Protocols h2c
                   http/1.1), as the bench's h2 point has it
+  --bare          Apache 2.4 loads only the modules Lodge needs (mpm_event,
+                  authz_core) and follows symbolic links without an owner check,
+                  as the bench's other systems run: for measuring, not hosting
   --demo          serve a copy of the bundled examples (as root: each tenant as a
                   Unix user of its own, created now and removed at the end)
 `;
@@ -44,6 +47,10 @@ export async function sandboxMain(argv: string[]): Promise<number> {
   const accessLog = !args['no-access-log'];
   if (args.h2c && apache !== '2.4') {
     process.stderr.write('lodge sandbox: --h2c is for Apache 2.4 (1.3 has no HTTP/2)\n');
+    return 2;
+  }
+  if (args.bare && apache !== '2.4') {
+    process.stderr.write('lodge sandbox: --bare is for Apache 2.4 (1.3 builds its modules in)\n');
     return 2;
   }
   const hostDirectives = args.h2c ? H2C_DIRECTIVES : undefined;
@@ -74,7 +81,7 @@ export async function sandboxMain(argv: string[]): Promise<number> {
   const lodged = configFile ? JSON.parse(fs.readFileSync(configFile, 'utf8')) : undefined;
   let sb;
   try {
-    sb = await startSandbox({ root, port, lodged, keep, apache, accessLog, hostDirectives });
+    sb = await startSandbox({ root, port, lodged, keep, apache, accessLog, hostDirectives, bare: args.bare });
   } catch (err) {
     cleanup();
     throw err;

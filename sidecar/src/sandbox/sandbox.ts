@@ -102,6 +102,8 @@ export interface SandboxOptions {
   hostDirectives?: string[];
   /** Apache writes an access log in the run directory (default true). */
   accessLog?: boolean;
+  /** Apache 2.4 loads only the modules Lodge needs (apache-conf.ts: bare). */
+  bare?: boolean;
 }
 
 /** lodged as the sandbox knows it. */
@@ -169,6 +171,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     daemonCommand: daemon === 'apache' ? lodgedCommand : undefined,
     hostDirectives: opts.hostDirectives,
     accessLog: opts.accessLog ?? true,
+    bare: opts.bare,
   }));
 
   // What Apache and lodged print goes to a file of the run, not to our own output: a
