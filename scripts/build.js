@@ -131,7 +131,7 @@ function runtimeBytecode() {
   fs.writeFileSync(stamp, new Date().toISOString() + '\n');
 }
 
-// The Python worker's C part (native/python/lodge_speedups.c), for the interpreter lodged
+// The Python worker's C part (native/python: REQ pairs, the scoreboard slot), for the interpreter lodged
 // runs by default. Its name carries that interpreter's extension suffix, so a host's other
 // Python (LodgeRuntimes) never imports it and runs the same code in Python instead.
 function pythonSpeedups() {
@@ -144,7 +144,8 @@ function pythonSpeedups() {
   if (!stale(out, ['native/python'])) return;
   say('lodge: building the Python worker\'s C part');
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  run('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', `-I${include}`, '-o', out, path.join(root, 'native', 'python', 'lodge_speedups.c')]);
+  const sources = ['lodge_speedups.c', 'lodge_board.c'].map((f) => path.join(root, 'native', 'python', f));
+  run('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', `-I${include}`, '-o', out, ...sources]);
 }
 
 function apacheModule(apxs, outDir) {

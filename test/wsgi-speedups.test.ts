@@ -107,3 +107,66 @@ print(json.dumps({'agree': agree, 'refused': refused, 'huge': c_env(huge), 'shor
   assert.match(out.huge!, /^refused: REQ pairs overrun the frame \(8 bytes\)/);
   assert.match(out.short!, /^refused: REQ pairs overrun the frame/);
 });
+
+test('the scoreboard slot written from C (SlotWriter) is byte for byte the Python closures\' slot', () => {
+  const out = py(`
+import mmap, random
+from _lodge_runtime import scoreboard as sb
+
+def board():
+    b = bytearray(sb.HEADER_SIZE + 2 * sb.SEQ_SIZE + 48 + 2 * sb.SLOT_SIZE)
+    for name, v in (('version', 1), ('headerSize', 64), ('slotCount', 2), ('slotSize', sb.SLOT_SIZE),
+                    ('seqOffset', 64), ('slotsOffset', 128), ('pathMax', sb.PATH_MAX),
+                    ('promBuckets', sb.PROM_BUCKETS), ('fineBuckets', sb.FINE_BUCKETS)):
+        b[sb.HDR[name]:sb.HDR[name] + 4] = v.to_bytes(4, 'little')
+    b[0:8] = sb.MAGIC
+    m = mmap.mmap(-1, len(b))
+    m[:] = bytes(b)
+    m[64:72] = (7).to_bytes(8, 'little')   # a worker before died mid-write: odd
+    return m
+
+def fake_clock():
+    """Time as a list of steps, the same for both writers (ns)."""
+    rnd = random.Random(77)
+    state = {'t': 10**12}
+    def clock():
+        state['t'] += rnd.choice((1, 900, 150_000, 3_000_000, 2 * 10**9, 70 * 10**9))
+        return state['t']
+    return clock
+
+def run(writer):
+    m = board()
+    s = sb.Slot(m, 1, clock=fake_clock(), writer=writer)
+    s.claim(4242, 3)
+    s.set_state(sb.IDLE)
+    rnd = random.Random(5)
+    snaps = []
+    methods = ('GET', b'POST', 'PROPFIND-LONGER', 'DELETE', '')
+    paths = ('/', b'/hello?x=1', '/' + 'p' * 300, '/caf\\u00e9', '/\\u263a/x', b'\\xff\\x00/raw')
+    for k in range(400):
+        s.begin(rnd.choice(methods), rnd.choice(paths), rnd.randrange(0, 1 << 24))
+        if k % 7 == 0:
+            snaps.append(bytes(m))   # busy, mid-request
+        s.end(rnd.choice((200, 204, 301, 404, 500, 503, 0, 99, 600, 199)))
+        if k % 50 == 49:
+            s.set_state(sb.LEAVING if k % 100 == 99 else sb.IDLE)
+        if k == 222:
+            s.claim(4343, 4)   # a new worker in the slot: counters from zero
+        snaps.append(bytes(m))
+    return snaps, s.told_to_leave()
+
+c, c_leave = run(sb.SlotWriter)
+p, p_leave = run(None)
+first = next((i for i, (a, b) in enumerate(zip(c, p)) if a != b), None)
+diff = None
+if first is not None:
+    diff = [i for i in range(len(c[first])) if c[first][i] != p[first][i]][:8]
+print(json.dumps({'loaded': sb.SlotWriter is not None, 'snaps': len(c), 'first': first, 'at': diff,
+                  'leave': [c_leave, p_leave], 'requests': int.from_bytes(c[-1][128 + 512 + 16:128 + 512 + 24], 'little')}))
+`) as { loaded: boolean; snaps: number; first: number | null; at: number[] | null; leave: boolean[]; requests: number };
+  assert.equal(out.loaded, true, 'build/python has SlotWriter for /usr/bin/python3');
+  assert.equal(out.first, null, `the boards differ at snapshot ${out.first}, bytes ${JSON.stringify(out.at)}`);
+  assert.equal(out.snaps, 458);
+  assert.deepEqual(out.leave, [false, false]);
+  assert.equal(out.requests, 400 - 223, 'the slot\'s request id counts from the last claim');
+});

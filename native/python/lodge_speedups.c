@@ -14,6 +14,10 @@
  *
  * Why C: the Python loop over some two dozen pairs was 11 us of a hello
  * request's ~60 in the worker (docs/hot-path.md).
+ *
+ *   SlotWriter(...)
+ *
+ * The worker's scoreboard slot, written from C: lodge_board.c.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -99,11 +103,18 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_lodge_speedups",
-    "The Lodge worker's per-request parsing in C.", -1, methods,
+    "The Lodge worker's per-request parsing and scoreboard writes in C.", -1, methods,
     NULL, NULL, NULL, NULL
 };
 
+int lodge_board_add_type(PyObject *module);   /* lodge_board.c */
+
 PyMODINIT_FUNC PyInit__lodge_speedups(void)
 {
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+
+    if (m != NULL && lodge_board_add_type(m) != 0) {
+        Py_CLEAR(m);
+    }
+    return m;
 }

@@ -21,6 +21,13 @@ import sys
 from bisect import bisect_left
 from time import monotonic_ns
 
+try:
+    # The slot written from C (native/python/lodge_board.c), where it was built for this
+    # interpreter; Slot's closures below do the same in Python otherwise.
+    from _lodge_speedups import SlotWriter
+except ImportError:
+    SlotWriter = None
+
 # Keep in step with sidecar/src/scoreboard/layout.ts (test/scoreboard.test.ts compares them).
 MAGIC = b'LODGEBRD'
 VERSION = 1
@@ -133,18 +140,22 @@ def _check(m, index):
 
 
 class Slot:
-    """One worker's slot. begin() and end() are closures over the field positions and
-    the counters (cell variables are the cheapest names Python looks up), storing one
-    memoryview item per field that changed, eight stores each: LAYOUT.md says what a
-    pair costs."""
+    """One worker's slot. begin() and end() are SlotWriter's where the C part is built,
+    else closures over the field positions and the counters (cell variables are the
+    cheapest names Python looks up), storing one memoryview item per field that changed,
+    eight stores each: LAYOUT.md says what a pair costs. `clock` (monotonic_ns by
+    default) and `writer` (SlotWriter, or None for the closures) are for tests."""
 
-    def __init__(self, m, index):
+    def __init__(self, m, index, clock=None, writer=SlotWriter):
         o, seq_at = _check(m, index)
         self._m = m
         b = memoryview(m)
         q = b.cast('Q')
         i = b.cast('I')
         self._b, self._q, self._i, self._o = b, q, i, o
+        if writer is not None:
+            self._wire(writer(m, o, seq_at, _UNION, _FINE_AT, _PROM_AT, clock))
+            return
         seq_q = seq_at // 8
         meta_q = (o + OFF['state']) // 8   # state, method and path lengths, flags: one u64
         rid_q = (o + OFF['requestId']) // 8
@@ -168,7 +179,7 @@ class Slot:
         fine = [0] * FINE_BUCKETS
         methods = {}
         union, fine_at, prom_at, class_at = _UNION, _FINE_AT, _PROM_AT, _CLASS_AT
-        clock = monotonic_ns
+        clock = clock or monotonic_ns
         # meta, requestId, sinceNs (and latencySumNs) lie side by side: one pack for them.
         head = struct.Struct('<3Q').pack_into
         tail = struct.Struct('<4Q').pack_into
@@ -251,6 +262,19 @@ class Slot:
             fine[:] = [0] * FINE_BUCKETS
 
         self.begin, self.end, self._change, self._reset = begin, end, change, reset
+
+    def _wire(self, w):
+        """begin, end, the bracket of other changes and the leave word, through w."""
+        opened, closed = w.open, w.close
+
+        def change(fields, state):
+            opened()
+            for view, k, v in fields:
+                view[k] = v
+            closed(state)
+
+        self.begin, self.end, self._change, self._reset = w.begin, w.end, change, w.reset
+        self.told_to_leave = w.leaving
 
     def told_to_leave(self):
         """lodged wants this worker gone (a sibling app's turn, old code): true once it
