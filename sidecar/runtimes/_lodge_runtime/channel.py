@@ -79,8 +79,8 @@ class Channel:
         self.left = 0
         self.done = True
         self.aborted = self.gone = False
-        self.poll = select.poll()
-        self.poll.register(sock.fileno(), select.POLLIN)
+        # Made when first asked (poll_abort): most requests never are.
+        self.poll = None
 
     def fresh_buffer(self):
         return bytearray(READ_AHEAD)
@@ -195,7 +195,11 @@ class Channel:
         application may still read: it looks ahead only as far as the buffer reaches."""
         if self.aborted:
             return True
-        if not self.poll.poll(0):
+        p = self.poll
+        if p is None:
+            p = self.poll = select.poll()
+            p.register(self.sock.fileno(), select.POLLIN)
+        if not p.poll(0):
             return False
         if self.end == len(self.buf):
             if not self.pos:
