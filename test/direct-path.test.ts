@@ -1,6 +1,7 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Site, eventually, forEachApache, startSite } from './helpers/site';
@@ -29,6 +30,10 @@ def application(environ, start_response):
         time.sleep(1.5)  # under the suite's LodgeTimeout 2
     if environ["PATH_INFO"] == "/die":
         os.kill(os.getpid(), signal.SIGKILL)
+    if environ["PATH_INFO"] == "/big":
+        n = sum(len(v) for k, v in environ.items() if k.startswith("HTTP_X_BIG_"))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [("%d %s" % (n, environ.get("HTTP_X_BIG_89", "")[:3])).encode()]
     body = environ["wsgi.input"].read()
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [("%d %d %s" % (os.getpid(), len(body), os.environ.get("LODGE_MARK", "-"))).encode()]
@@ -168,6 +173,30 @@ forEachApache((apache) => {
       const again = await c.send('/');
       assert.match(again.text, / two$/);
       assert.equal(fs.readdirSync(routeDir()).filter((f) => f.endsWith('.sock')).length, 1, 'the old app\'s socket is gone');
+    } finally {
+      c.close();
+    }
+  });
+
+  test('headers that make a REQ larger than the worker\'s read-ahead (90 of 8,000 bytes) reach the app whole, read in pieces, request after request', async () => {
+    const headers: Record<string, string> = { Host: 'alpha.localhost' };
+    for (let i = 0; i < 90; i++) headers[`X-Big-${i}`] = String.fromCharCode(65 + (i % 26)).repeat(8000);
+    for (let k = 0; k < 3; k++) {
+      const r = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: site.sb.port, path: '/big', headers, agent: false, timeout: 10_000 }, (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (d: Buffer) => parts.push(d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString() }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.text, '720000 LLL', 'every header, the last one too');
+    }
+    const c = oneConnection(site, 'alpha');
+    try {
+      assert.equal((await c.send('/')).status, 200, 'a small request after them');
     } finally {
       c.close();
     }
