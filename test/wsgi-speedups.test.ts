@@ -108,6 +108,30 @@ print(json.dumps({'agree': agree, 'refused': refused, 'huge': c_env(huge), 'shor
   assert.match(out.short!, /^refused: REQ pairs overrun the frame/);
 });
 
+test('the C environ keeps the last REQ\'s strings by place: the same name or value is the same str again, a changed one is decoded anew', () => {
+  const out = py(`
+a = pairs(b'REQUEST_METHOD', b'GET', b'PATH_INFO', b'/a', b'HTTP_HOST', b'h.example', b'HTTP_X_LONG', b'x' * 100, b'HTTP_X_LATIN', b'caf\\xe9')
+b = pairs(b'REQUEST_METHOD', b'POST', b'PATH_INFO', b'/a', b'HTTP_HOSTS', b'h.example', b'HTTP_X_LONG', b'x' * 100, b'HTTP_X_LATIN', b'caf\\xe9')
+ea, eb, ea2, ea3 = c_env(a), c_env(b), c_env(a), c_env(a)
+same = lambda d1, d2, k: d1[k] is d2[k]
+names = lambda d1, d2: [k1 is k2 for k1, k2 in zip([k for k in d1 if k.isupper()], [k for k in d2 if k.isupper()])]
+print(json.dumps({
+    'agree': [ea == py_env(a), eb == py_env(b), ea2 == py_env(a)],
+    'b': {k: eb[k] for k in ('REQUEST_METHOD', 'PATH_INFO', 'HTTP_HOSTS', 'HTTP_X_LATIN')},
+    'path_kept': same(ea, eb, 'PATH_INFO'), 'latin_kept': same(ea, eb, 'HTTP_X_LATIN'),
+    'long_kept': same(ea, eb, 'HTTP_X_LONG'), 'names_kept': names(ea2, ea3),
+    'host_renewed': [k for k in ea if k == 'HTTP_HOST'][0] is [k for k in ea2 if k == 'HTTP_HOST'][0],
+}))
+`) as { agree: boolean[]; b: Record<string, string>; path_kept: boolean; latin_kept: boolean; long_kept: boolean; names_kept: boolean[]; host_renewed: boolean };
+  assert.deepEqual(out.agree, [true, true, true], 'each environ is the Python one\'s');
+  assert.deepEqual(out.b, { REQUEST_METHOD: 'POST', PATH_INFO: '/a', HTTP_HOSTS: 'h.example', HTTP_X_LATIN: 'caf\u00e9' });
+  assert.equal(out.path_kept, true, 'a value the same as at its place last time is that str');
+  assert.equal(out.latin_kept, true, 'latin-1 past ASCII too');
+  assert.equal(out.long_kept, false, 'a value past 64 bytes is not kept');
+  assert.ok(out.names_kept.length >= 5 && out.names_kept.every((x) => x), `names kept by place: ${JSON.stringify(out.names_kept)}`);
+  assert.equal(out.host_renewed, false, 'HTTP_HOSTS took HTTP_HOST\'s place in between: decoded anew');
+});
+
 test('the scoreboard slot written from C (SlotWriter) is byte for byte the Python closures\' slot', () => {
   const out = py(`
 import mmap, random

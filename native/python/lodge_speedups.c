@@ -13,7 +13,9 @@
  * every length is checked against what is there all the same.
  *
  * Why C: the Python loop over some two dozen pairs was 11 us of a hello
- * request's ~60 in the worker (docs/hot-path.md).
+ * request's ~60 in the worker (docs/hot-path.md). Keeping the last REQ's
+ * strings by place (below) took 3-4 us more off the loop's ~25
+ * (bench/lib/worker-loop.py).
  *
  *   SlotWriter(...)
  *
@@ -33,14 +35,44 @@ static Py_ssize_t get_u32(const unsigned char *p)
                         | ((size_t)p[2] << 8) | (size_t)p[3]);
 }
 
+/*
+ * The strings of the last REQ, by the pair's place in it: mod_lodge sends the
+ * same names in the same order every time, and many values too (the server's
+ * name, the protocol, the method). One the same as last time's at its place
+ * is that str again, its hash already known to the dict, with no decoding
+ * and no allocation. A worker serves one REQ at a time, under the GIL.
+ */
+#define RECENT_PAIRS 48
+#define RECENT_MAX_LEN 64
+
+static PyObject *recent[2 * RECENT_PAIRS];
+
+/* s[0..len) as latin-1: the one kept at slot when it is the same, else a new one kept there. */
+static PyObject *latin1_at(PyObject **slot, const unsigned char *s, Py_ssize_t len)
+{
+    PyObject *o = slot != NULL ? *slot : NULL;
+
+    if (o != NULL && PyUnicode_GET_LENGTH(o) == len
+        && memcmp(PyUnicode_1BYTE_DATA(o), s, (size_t)len) == 0) {
+        Py_INCREF(o);
+        return o;
+    }
+    o = PyUnicode_DecodeLatin1((const char *)s, len, NULL);
+    if (o != NULL && slot != NULL && len <= RECENT_MAX_LEN) {
+        Py_INCREF(o);
+        Py_XSETREF(*slot, o);
+    }
+    return o;
+}
+
 /* Sets each pair of p[0..n) in env; 0, or -1 with an exception set. */
 static int put_pairs(PyObject *env, const unsigned char *p, Py_ssize_t n)
 {
-    Py_ssize_t i = 0;
+    Py_ssize_t i = 0, at = 0;
 
     while (i < n) {
         Py_ssize_t k, v;
-        PyObject *name, *value;
+        PyObject *name, *value, **slot = at < RECENT_PAIRS ? recent + 2 * at : NULL;
         int rc;
 
         if (n - i < 2 || (k = get_u16(p + i)) > n - i - 2) {
@@ -54,11 +86,11 @@ static int put_pairs(PyObject *env, const unsigned char *p, Py_ssize_t n)
         if (v > n - i - k - 4) {
             goto overrun;
         }
-        name = PyUnicode_DecodeLatin1((const char *)p + i, k, NULL);
+        name = latin1_at(slot, p + i, k);
         if (name == NULL) {
             return -1;
         }
-        value = PyUnicode_DecodeLatin1((const char *)p + i + k + 4, v, NULL);
+        value = latin1_at(slot != NULL ? slot + 1 : NULL, p + i + k + 4, v);
         if (value == NULL) {
             Py_DECREF(name);
             return -1;
@@ -70,6 +102,7 @@ static int put_pairs(PyObject *env, const unsigned char *p, Py_ssize_t n)
             return -1;
         }
         i += k + 4 + v;
+        at++;
     }
     return 0;
 
