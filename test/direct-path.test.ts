@@ -84,6 +84,35 @@ forEachApache((apache) => {
     }
   });
 
+  // Second, so that the tests after it use the Apache children's connections to lodged
+  // that these requests went through: lodged paused one that held a REQ over 256 KiB and
+  // its BODY_END, and left it paused when it answered ROUTE; the verdict of the next
+  // test's stuck request was never read there (its worker ran on 12 s), and the requests
+  // after it hung.
+  test('headers that make a REQ larger than the worker\'s read-ahead (90 of 8,000 bytes) reach the app whole, read in pieces, request after request; lodged reads on after routing such a REQ', async () => {
+    const headers: Record<string, string> = { Host: 'alpha.localhost' };
+    for (let i = 0; i < 90; i++) headers[`X-Big-${i}`] = String.fromCharCode(65 + (i % 26)).repeat(8000);
+    for (let k = 0; k < 3; k++) {
+      const r = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: site.sb.port, path: '/big', headers, agent: false, timeout: 10_000 }, (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (d: Buffer) => parts.push(d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString() }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.text, '720000 LLL', 'every header, the last one too');
+    }
+    const c = oneConnection(site, 'alpha');
+    try {
+      assert.equal((await c.send('/')).status, 200, 'a small request after them');
+    } finally {
+      c.close();
+    }
+  });
+
   test('a request that goes straight and fails still gets lodged\'s verdict: a loop past LodgeTimeout is 504 and its worker killed, a worker that dies is 502 with why', async () => {
     const c = oneConnection(site, 'alpha');
     try {
@@ -173,30 +202,6 @@ forEachApache((apache) => {
       const again = await c.send('/');
       assert.match(again.text, / two$/);
       assert.equal(fs.readdirSync(routeDir()).filter((f) => f.endsWith('.sock')).length, 1, 'the old app\'s socket is gone');
-    } finally {
-      c.close();
-    }
-  });
-
-  test('headers that make a REQ larger than the worker\'s read-ahead (90 of 8,000 bytes) reach the app whole, read in pieces, request after request', async () => {
-    const headers: Record<string, string> = { Host: 'alpha.localhost' };
-    for (let i = 0; i < 90; i++) headers[`X-Big-${i}`] = String.fromCharCode(65 + (i % 26)).repeat(8000);
-    for (let k = 0; k < 3; k++) {
-      const r = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-        const req = http.request({ host: '127.0.0.1', port: site.sb.port, path: '/big', headers, agent: false, timeout: 10_000 }, (res) => {
-          const parts: Buffer[] = [];
-          res.on('data', (d: Buffer) => parts.push(d));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString() }));
-        });
-        req.on('error', reject);
-        req.end();
-      });
-      assert.equal(r.status, 200, r.text);
-      assert.equal(r.text, '720000 LLL', 'every header, the last one too');
-    }
-    const c = oneConnection(site, 'alpha');
-    try {
-      assert.equal((await c.send('/')).status, 200, 'a small request after them');
     } finally {
       c.close();
     }

@@ -217,6 +217,9 @@ export class ApacheConn implements Exchange {
     this.heldBytes = 0;
     this.state = 'idle';
     this.appFrame = undefined;
+    // Held past HOLD_BYTES (a REQ of large headers and its BODY_END) it was paused: the
+    // peer keeps this connection for its next request or VERDICT, which must be read.
+    if (!this.closed) this.socket.resume();
     return true;
   }
 
