@@ -140,7 +140,7 @@ class Channel:
         t, n = HDR.unpack_from(self.buf, self.pos)
         self.pos += 8
         if n > FRAME_MAX:
-            protocol_error('frame type 0x%02x of %d bytes (limit %d)' % (t, n, FRAME_MAX))
+            too_large(t, n)
         return t, n
 
     def begin(self):
@@ -269,3 +269,7 @@ class Channel:
                     n = 0
         except (BrokenPipeError, ConnectionResetError):
             self.hang_up()
+
+
+def too_large(t, n):
+    protocol_error('frame type 0x%02x of %d bytes (limit %d)' % (t, n, FRAME_MAX))

@@ -8,9 +8,9 @@ import struct
 
 from . import process
 from .body import FileWrapper, Input
-from .channel import Channel, Conn, Gone
+from .channel import Channel, Conn, Gone, too_large
 from .constants import ABORT, ACCEPTED, BODY, BODY_END, ERROR, FRAME_CHUNK_MAX as CHUNK, FRAME_MAX, MESSAGE_TEXT_MAX, REQ
-from .frames import BODY_END_HDR, END_FRAME, ERR, HDR, U16, U32
+from .frames import END_FRAME, ERR, HDR, U16, U32
 from .loader import describe, print_exception
 from .process import leave, log, protocol_error
 from .response import ContractError, Exchange
@@ -174,7 +174,7 @@ class Worker:
             if t != REQ:
                 protocol_error('frame type 0x%02x (%d bytes) opens a connection' % (t, n))
             if n > FRAME_MAX:
-                protocol_error('frame type 0x%02x of %d bytes (limit %d)' % (t, n, FRAME_MAX))
+                too_large(t, n)
             b = dch.buf
             ticket = b[1] << 16 | b[2] << 8 | b[3]
             dch.pos = p = 8
@@ -182,13 +182,8 @@ class Worker:
                 dch.need(n)   # may move what is buffered
                 p = dch.pos
             env = self.environ(p, n, dch)
-            dch.pos = p = p + n
-            # attach() left done True, aborted False; BODY_END right behind keeps it so:
-            # a bodyless request needs no further read.
-            if dch.end - p >= 8 and HDR.unpack_from(dch.buf, p) == BODY_END_HDR:
-                dch.pos = p + 8
-            else:
-                dch.done = False
+            dch.pos = p + n
+            dch.begin()
             if ticket and dch.done and self.late_accept:
                 # A bodyless REQ with a ticket: ACCEPTED goes with the answer, one
                 # write and one wake-up of Apache less (PROTOCOL.md).

@@ -104,9 +104,18 @@ export class ApacheConn implements Exchange {
   attach(worker: WorkerHandle): void {
     this.worker = worker;
     this.state = this.borrows ? 'lending' : this.bodyDone ? 'response' : 'body';
+    this.dropHeld();
+  }
+
+  /**
+   * The held frames are done with (given to a worker, answered, or routed): reading
+   * resumes, as it was paused past HOLD_BYTES (a REQ of large headers and its BODY_END)
+   * and the peer keeps this connection for its next request or VERDICT.
+   */
+  private dropHeld(): void {
     this.held = [];
     this.heldBytes = 0;
-    this.socket.resume();
+    if (!this.closed) this.socket.resume();
   }
 
   fromWorker(data: Buffer, last: boolean): void {
@@ -151,10 +160,8 @@ export class ApacheConn implements Exchange {
     if (midFrame) return this.protocolFailure(`the response stopped inside a frame (${err.message})`);
     if (this.state === 'waiting') this.pool?.cancel(this);
     this.worker = undefined;
-    this.held = [];
-    this.heldBytes = 0;
     this.socket.write(encodeError(err.status, err.retryAfter, err.message));
-    this.socket.resume();
+    this.dropHeld();
     this.finishResponse();
   }
 
@@ -213,13 +220,9 @@ export class ApacheConn implements Exchange {
     pool.lastUsed = Date.now();
     // A Node worker takes request after request on one connection (runtime-node/app-socket.ts).
     this.socket.write(encodeRoute(where, pool.spec.limits.timeout, pool.queueSeconds, pool.spec.kind === 'node'));
-    this.held = [];
-    this.heldBytes = 0;
     this.state = 'idle';
     this.appFrame = undefined;
-    // Held past HOLD_BYTES (a REQ of large headers and its BODY_END) it was paused: the
-    // peer keeps this connection for its next request or VERDICT, which must be read.
-    if (!this.closed) this.socket.resume();
+    this.dropHeld();
     return true;
   }
 
